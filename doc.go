@@ -1,0 +1,42 @@
+// Package revkit is a library for revision-based (canary) upgrades of the
+// Istio control plane.
+//
+// The work is split into one package per noun of the domain:
+//
+//   - revision: control-plane revisions: List, InUse, Uninstall.
+//   - tag: revision tags: Set, Remove, List.
+//   - namespace: data-plane moves: Migrate, RolloutRestart.
+//   - verify: evidence that it worked: Pods, Proxies, Webhooks, Precheck.
+//   - upgrade: the Plan/Step executor that strings operations together.
+//
+// This root package holds only what every operation shares: the dry-run
+// mode, progress events, the shared error values and name validation.
+//
+// # Usage
+//
+//	res, err := namespace.Migrate(ctx, kube, namespace.MigrateOptions{
+//		Namespaces: []string{"shop"},
+//		Target:     "prod-canary",
+//	})
+//	if errors.Is(err, revkit.ErrNotFound) {
+//		// the target is neither a revision nor a tag
+//	}
+//
+// # Dry run
+//
+// Every write honours [DryRun]: [DryRunNone] writes, [DryRunClient] computes
+// and reports the changes without sending a single write request, and
+// [DryRunServer] sends the writes with dryRun=All so that the apiserver (and
+// its admission webhooks) validate them while nothing persists. Results and
+// events say which mode produced them.
+//
+// # Errors
+//
+// Bad input is refused before any request with an error that matches
+// [ErrInvalidInput] (and is an [*InvalidInputError]). Guards return errors that
+// match [ErrInUse], [ErrExists], [ErrNotFound] or [ErrOverlap] and carry the
+// details as typed values ([*InUseError], [*ExistsError], [*NotFoundError]).
+// Failed API calls are wrapped in an [*OpError] that names the operation, the
+// verb and the object and keeps the API status, so apierrors.IsForbidden and
+// friends still work.
+package revkit

@@ -1,0 +1,136 @@
+package revkit
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Every typed error below matches one of them with
+// errors.Is.
+var (
+	// ErrInvalidInput: an option or name is malformed; nothing was sent.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrNotFound: a named revision, tag or namespace does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInUse: a revision or tag still has users.
+	ErrInUse = errors.New("in use")
+	// ErrExists: the object exists already and may not be changed without
+	// an explicit overwrite.
+	ErrExists = errors.New("already exists")
+	// ErrOverlap: more than one injector would inject the same pod.
+	ErrOverlap = errors.New("overlapping sidecar injectors")
+	// ErrNotImplemented: the operation is not available yet.
+	ErrNotImplemented = errors.New("not implemented")
+	// ErrVerificationFailed: a verification found the cluster not in the
+	// expected state.
+	ErrVerificationFailed = errors.New("verification failed")
+)
+
+// InvalidInputError reports a malformed option.
+type InvalidInputError struct {
+	Field  string
+	Value  string
+	Reason string
+}
+
+func (e *InvalidInputError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
+	}
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+func (e *InvalidInputError) Is(target error) bool { return target == ErrInvalidInput }
+
+// NotFoundError reports that a named object of the mesh does not exist.
+type NotFoundError struct {
+	// Kind is "revision", "tag", "revision or tag", "namespace" and so on.
+	Kind string
+	Name string
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q not found", e.Kind, e.Name) }
+
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// ExistsError reports an object that exists and would be changed without an
+// explicit overwrite, or a name already taken by something else.
+type ExistsError struct {
+	Kind   string
+	Name   string
+	Detail string
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("%s %q already exists: %s", e.Kind, e.Name, e.Detail)
+}
+
+func (e *ExistsError) Is(target error) bool { return target == ErrExists }
+
+// Usage lists who uses a revision or a tag.
+type Usage struct {
+	// Namespaces whose new pods would be injected by it.
+	Namespaces []string
+	// Tags that point to it (revisions only).
+	Tags []string
+	// Pods ("namespace/name") running a sidecar of it (revisions only).
+	Pods []string
+}
+
+// InUse reports whether anything uses it.
+func (u Usage) InUse() bool { return len(u.Namespaces)+len(u.Tags)+len(u.Pods) > 0 }
+
+func (u Usage) String() string {
+	var parts []string
+	add := func(what string, list []string) {
+		if len(list) == 0 {
+			return
+		}
+		shown := list
+		if len(shown) > 5 {
+			shown = shown[:5]
+		}
+		s := fmt.Sprintf("%d %s (%s", len(list), what, strings.Join(shown, ", "))
+		if len(list) > len(shown) {
+			s += ", …"
+		}
+		parts = append(parts, s+")")
+	}
+	add("namespaces", u.Namespaces)
+	add("tags", u.Tags)
+	add("pods", u.Pods)
+	if len(parts) == 0 {
+		return "no users"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// InUseError refuses to remove a revision or tag that still has users.
+type InUseError struct {
+	Kind  string // "revision" or "tag"
+	Name  string
+	Usage Usage
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("%s %q is in use by %s", e.Kind, e.Name, e.Usage)
+}
+
+func (e *InUseError) Is(target error) bool { return target == ErrInUse }
+
+// OpError wraps a failed API call with what was being done.
+type OpError struct {
+	// Op is the operation, e.g. "tag.Set".
+	Op string
+	// Verb is the API verb: get, list, create, update, patch, delete.
+	Verb   string
+	Object ObjectRef
+	Err    error
+}
+
+func (e *OpError) Error() string {
+	return fmt.Sprintf("%s: %s %s: %v", e.Op, e.Verb, e.Object, e.Err)
+}
+
+func (e *OpError) Unwrap() error { return e.Err }

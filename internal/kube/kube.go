@@ -1,0 +1,91 @@
+// Package kube holds small helpers for talking to the apiserver that every
+// operation package shares: dry-run options, change recording and paging.
+package kube
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+)
+
+// Recorder collects the changes of one operation and reports each as an
+// event.
+type Recorder struct {
+	Op      string
+	Common  revkit.Common
+	Changes []revkit.Change
+}
+
+// NewRecorder starts recording for the operation op.
+func NewRecorder(op string, c revkit.Common) *Recorder {
+	return &Recorder{Op: op, Common: c}
+}
+
+// Record notes what happened to obj and emits an event.
+func (r *Recorder) Record(ctx context.Context, obj revkit.ObjectRef, action revkit.Action, reason string) {
+	ch := revkit.Change{Object: obj, Action: action, Reason: reason}
+	r.Changes = append(r.Changes, ch)
+	msg := ch.String()
+	if r.Common.DryRun != revkit.DryRunNone && action.Changed() {
+		msg += " (dry run: " + r.Common.DryRun.String() + ")"
+	}
+	r.Common.Emit(ctx, revkit.Event{Operation: r.Op, Object: obj, Action: action, Message: msg})
+}
+
+// Fail wraps an API error with the operation, verb and object.
+func (r *Recorder) Fail(verb string, obj revkit.ObjectRef, err error) error {
+	return &revkit.OpError{Op: r.Op, Verb: verb, Object: obj, Err: err}
+}
+
+// Sends reports whether writes should be sent to the apiserver.
+func (r *Recorder) Sends() bool { return r.Common.DryRun.SendsRequests() }
+
+// CreateOptions returns create options for the recorder's dry-run mode.
+func (r *Recorder) CreateOptions() metav1.CreateOptions {
+	return metav1.CreateOptions{DryRun: r.Common.DryRun.APIValue(), FieldManager: FieldManager}
+}
+
+// UpdateOptions returns update options for the recorder's dry-run mode.
+func (r *Recorder) UpdateOptions() metav1.UpdateOptions {
+	return metav1.UpdateOptions{DryRun: r.Common.DryRun.APIValue(), FieldManager: FieldManager}
+}
+
+// PatchOptions returns patch options for the recorder's dry-run mode.
+func (r *Recorder) PatchOptions() metav1.PatchOptions {
+	return metav1.PatchOptions{DryRun: r.Common.DryRun.APIValue(), FieldManager: FieldManager}
+}
+
+// DeleteOptions returns delete options for the recorder's dry-run mode.
+func (r *Recorder) DeleteOptions() metav1.DeleteOptions {
+	bg := metav1.DeletePropagationBackground
+	return metav1.DeleteOptions{DryRun: r.Common.DryRun.APIValue(), PropagationPolicy: &bg}
+}
+
+// FieldManager names revkit in managedFields.
+const FieldManager = "revkit"
+
+// pageSize bounds each list request so that large clusters are read in
+// pages rather than one huge response.
+const pageSize = 500
+
+// ListPods lists the pods of one namespace (all namespaces when ns is
+// empty) page by page.
+func ListPods(ctx context.Context, kube kubernetes.Interface, ns string, opts metav1.ListOptions) ([]corev1.Pod, error) {
+	var out []corev1.Pod
+	opts.Limit = pageSize
+	for {
+		list, err := kube.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list.Items...)
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
+}

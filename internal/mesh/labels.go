@@ -1,0 +1,92 @@
+// Package mesh reads the Istio control plane's footprint in a cluster:
+// injector webhooks, revisions, tags and injected pods. It decides which
+// injector a namespace or pod falls to the same way the apiserver does, by
+// evaluating the webhooks' selectors.
+package mesh
+
+import (
+	"encoding/json"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"istio.io/api/annotation"
+	"istio.io/api/label"
+)
+
+// Labels and annotations Istio uses to select and record injection.
+var (
+	LabelRev           = label.IoIstioRev.Name
+	LabelTag           = label.IoIstioTag.Name
+	LabelSidecarInject = label.SidecarInject.Name
+	AnnotationStatus   = annotation.SidecarStatus.Name
+)
+
+const (
+	// LabelInjection is the legacy namespace label istio-injection=enabled.
+	LabelInjection = "istio-injection"
+	// LabelDeactivated is the key of the never-matching selector istioctl
+	// writes into an injector it deactivates.
+	LabelDeactivated = "istio.io/deactivated"
+	// DeactivatedValue is that selector's value.
+	DeactivatedValue = "never-match"
+	// DefaultRevision is the revision name of a non-revisioned install.
+	DefaultRevision = "default"
+	// InjectorSuffix ends the name of every injection webhook.
+	InjectorSuffix = "sidecar-injector.istio.io"
+	// ValidatorSuffix ends the name of every Istio validation webhook.
+	ValidatorSuffix = "validation.istio.io"
+	// RestartedAtAnnotation is what kubectl rollout restart sets.
+	RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+)
+
+// TagWebhookName is the name of a tag's MutatingWebhookConfiguration.
+func TagWebhookName(tag string) string { return "istio-revision-tag-" + tag }
+
+// TagServiceName is the name of a tag's Service.
+func TagServiceName(tag string) string { return "istiod-revision-tag-" + tag }
+
+// IstiodName is the name of a revision's Deployment and Service.
+func IstiodName(rev string) string {
+	if rev == DefaultRevision || rev == "" {
+		return "istiod"
+	}
+	return "istiod-" + rev
+}
+
+// DefaultValidatorName is the validating webhook owned by the default tag.
+const DefaultValidatorName = "istiod-default-validator"
+
+// PodRevision returns the revision whose injector injected pod, and whether
+// the pod carries a sidecar at all.
+func PodRevision(pod *corev1.Pod) (rev string, injected bool) {
+	raw, ok := pod.Annotations[AnnotationStatus]
+	if !ok || raw == "" {
+		return "", false
+	}
+	var st struct {
+		Revision string `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Revision == "" {
+		// Old injectors wrote no revision: that is the default revision.
+		return DefaultRevision, true
+	}
+	return st.Revision, true
+}
+
+// PodActive reports whether pod counts as running: not finished and not
+// being deleted.
+func PodActive(pod *corev1.Pod) bool {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return false
+	}
+	return pod.DeletionTimestamp == nil
+}
+
+// InjectionDisabled reports whether a pod (or pod template) opts out of
+// injection.
+func InjectionDisabled(labels, annotations map[string]string) bool {
+	if v, ok := labels[LabelSidecarInject]; ok {
+		return v == "false"
+	}
+	return annotations[LabelSidecarInject] == "false"
+}

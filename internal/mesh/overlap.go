@@ -1,0 +1,50 @@
+package mesh
+
+// Overlap is a namespace/pod label combination that two injectors would both
+// inject.
+type Overlap struct {
+	// First and Second name the two MutatingWebhookConfigurations.
+	First, Second string
+	// FirstWebhook and SecondWebhook name the webhooks inside them.
+	FirstWebhook, SecondWebhook string
+	// NamespaceLabels and PodLabels are an example that both match.
+	NamespaceLabels map[string]string
+	PodLabels       map[string]string
+}
+
+// FindOverlaps checks every pair of injectors: if some namespace and pod
+// labels satisfy a webhook of each, the pair overlaps. Two webhooks of one
+// configuration never count: Istio builds them to be mutually exclusive, and
+// the apiserver would call the configuration once per webhook anyway.
+func FindOverlaps(injectors []Injector) []Overlap {
+	var out []Overlap
+	for a := 0; a < len(injectors); a++ {
+		for b := a + 1; b < len(injectors); b++ {
+			if ov, ok := overlap(&injectors[a], &injectors[b]); ok {
+				out = append(out, ov)
+			}
+		}
+	}
+	return out
+}
+
+func overlap(x, y *Injector) (Overlap, bool) {
+	for _, wx := range x.Webhooks {
+		for _, wy := range y.Webhooks {
+			nsLabels, ok := Satisfiable(wx.NamespaceSelector, wy.NamespaceSelector)
+			if !ok {
+				continue
+			}
+			podLabels, ok := Satisfiable(wx.ObjectSelector, wy.ObjectSelector)
+			if !ok {
+				continue
+			}
+			return Overlap{
+				First: x.Name, Second: y.Name,
+				FirstWebhook: wx.Name, SecondWebhook: wy.Name,
+				NamespaceLabels: nsLabels, PodLabels: podLabels,
+			}, true
+		}
+	}
+	return Overlap{}, false
+}
