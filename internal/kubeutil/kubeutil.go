@@ -1,6 +1,6 @@
-// Package kube holds small helpers for talking to the apiserver that every
+// Package kubeutil holds small helpers for talking to the apiserver that every
 // operation package shares: dry-run options, change recording and paging.
-package kube
+package kubeutil
 
 import (
 	"context"
