@@ -1,0 +1,37 @@
+// Package testenv starts a real, local Kubernetes control plane with Istio
+// control-plane revisions for revkit's integration tests: etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler, KWOK (fake nodes
+// that make pods Running and Ready) and one out-of-cluster istiod
+// (pilot-discovery) per revision, whose injection and validation webhooks the
+// apiserver reaches on loopback.
+//
+// Everything runs as child processes of the test binary. The binaries come
+// from $REVKIT_BIN, or <repo>/bin when it is unset; `make tools` builds them.
+//
+//	env, err := testenv.Start(t, testenv.Options{})
+//	require.NoError(t, err)
+//	rev, err := env.StartIstiod(ctx, "1-31-0")
+//	require.NoError(t, err)
+//	// env.Client, env.Config, env.Kubeconfig; rev.MonitoringAddr, rev.XDSAddr, ...
+//
+// # Network safety
+//
+// The apiserver dials Service ClusterIPs (10.0.0.0/24) and KWOK's fake pod
+// IPs (10.244.0.0/16) when it calls webhooks or proxies. That traffic must
+// never leave the machine, so Start refuses to run in the host's network
+// namespace and returns a *HostNetworkError: run test binaries inside a
+// loopback-only namespace, e.g. with hack/netns-run.sh (what `make test`
+// does). There a dial to 10.x fails at once with "network unreachable".
+//
+// # Cleanup
+//
+// Each process runs in its own process group with a parent-death signal of
+// SIGKILL, so nothing outlives a killed test binary. t.Cleanup stops every
+// process (SIGTERM to its group, then SIGKILL) and removes the temporary
+// directory, also when the test fails or panics; on failure it first logs
+// the tail of every process's log. When REVKIT_TESTENV_PIDFILE is set, the
+// pid of every started process is appended to that file, so that a run can
+// prove afterwards that none of them is alive (hack/check-leaks.sh). When
+// REVKIT_TESTENV_LOG_DIR is set, the process logs are copied there before
+// the temporary directory is removed.
+package testenv

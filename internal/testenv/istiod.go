@@ -1,0 +1,217 @@
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Istiod is one istiod (pilot-discovery) process serving a revision, run out
+// of cluster on loopback ports, and the objects rendered for it.
+type Istiod struct {
+	Revision string
+	// HTTPAddr serves readiness and debug (8080 in a pod); XDSAddr is the
+	// plaintext xDS gRPC listener (15010), SecureXDSAddr the mTLS one
+	// (15012), WebhookAddr the HTTPS injection/validation webhook (15017),
+	// MonitoringAddr metrics and /debug/syncz (15014). All host:port.
+	HTTPAddr, XDSAddr, SecureXDSAddr, WebhookAddr, MonitoringAddr string
+	// InjectorWebhook is the MutatingWebhookConfiguration
+	// (istio-sidecar-injector-<rev>), ValidatorWebhook the revision's
+	// ValidatingWebhookConfiguration (istio-validator-<rev>-istio-system).
+	InjectorWebhook, ValidatorWebhook string
+	// Objects are the objects applied from the istio-discovery chart.
+	Objects []ObjectRef
+	// Process is the pilot-discovery process.
+	Process *Process
+	// Manifest is the rendered chart that was applied.
+	Manifest []byte
+}
+
+// SynczURL is the address of the revision's /debug/syncz endpoint.
+func (i *Istiod) SynczURL() string { return "http://" + i.MonitoringAddr + "/debug/syncz" }
+
+// ErrInvalidRevision is returned for a revision name that is not a DNS-1123
+// label (Istio revisions use dashes: 1-31-0, not 1.31.0).
+var ErrInvalidRevision = errors.New("testenv: invalid revision name")
+
+// ErrRevisionRunning is returned by StartIstiod when the revision already has a
+// running istiod in this environment.
+var ErrRevisionRunning = errors.New("testenv: revision already running")
+
+// StartIstiod renders the istio-discovery chart for revision with its webhooks
+// pointed at a local pilot-discovery, applies it, starts that process and
+// returns once the injector's caBundle is patched and a dry-run pod in a
+// namespace selecting the revision comes back injected by it.
+func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error) {
+	if errs := validation.IsDNS1123Label(revision); len(errs) > 0 {
+		return nil, fmt.Errorf("%w %q: %s", ErrInvalidRevision, revision, strings.Join(errs, "; "))
+	}
+	e.mu.Lock()
+	if old, ok := e.istiods[revision]; ok && !old.Process.Exited() {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrRevisionRunning, revision)
+	}
+	e.mu.Unlock()
+	begin := time.Now()
+	ports, err := freePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	is := &Istiod{
+		Revision:         revision,
+		HTTPAddr:         loopback(ports[0]),
+		XDSAddr:          loopback(ports[1]),
+		SecureXDSAddr:    loopback(ports[2]),
+		WebhookAddr:      loopback(ports[3]),
+		MonitoringAddr:   loopback(ports[4]),
+		InjectorWebhook:  "istio-sidecar-injector-" + revision,
+		ValidatorWebhook: "istio-validator-" + revision + "-" + IstioNamespace,
+	}
+	manifest, err := e.render(ctx, "-chart", "istio-discovery", "-revision", revision,
+		"-namespace", IstioNamespace,
+		"-set", "istiodRemote.injectionURL=https://"+is.WebhookAddr+"/inject",
+		"-set", "base.validationURL=https://"+is.WebhookAddr+"/validate",
+	)
+	if err != nil {
+		return nil, err
+	}
+	is.Manifest = manifest
+	if is.Objects, err = e.Apply(ctx, manifest, IstioNamespace); err != nil {
+		return nil, fmt.Errorf("testenv: applying istio-discovery for %s: %w", revision, err)
+	}
+
+	dir := filepath.Join(e.Dir, "istiod-"+revision)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	env := append(baseEnv(),
+		"POD_NAMESPACE="+IstioNamespace,
+		"POD_NAME=istiod-"+revision+"-local",
+		"REVISION="+revision,
+		"PILOT_CERT_PROVIDER=istiod",
+		"ISTIOD_CUSTOM_HOST=127.0.0.1",
+		"INJECTION_WEBHOOK_CONFIG_NAME="+is.InjectorWebhook,
+		"CLUSTER_ID=Kubernetes",
+		"KUBECONFIG="+e.Kubeconfig,
+	)
+	proc, err := e.spawn("istiod-"+revision, "pilot-discovery", dir, env, []string{
+		"discovery",
+		"--kubeconfig=" + e.Kubeconfig,
+		"--httpAddr=" + is.HTTPAddr,
+		"--grpcAddr=" + is.XDSAddr,
+		"--secureGRPCAddr=" + is.SecureXDSAddr,
+		"--httpsAddr=" + is.WebhookAddr,
+		"--monitoringAddr=" + is.MonitoringAddr,
+		"--domain=cluster.local",
+		"--log_output_level=default:info",
+	})
+	if err != nil {
+		return nil, err
+	}
+	is.Process = proc
+	e.mu.Lock()
+	e.istiods[revision] = is
+	e.mu.Unlock()
+
+	watch := []*Process{proc}
+	err = poll(ctx, "caBundle of "+is.InjectorWebhook, 200*time.Millisecond, watch, func(ctx context.Context) error {
+		mwc, err := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, is.InjectorWebhook, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, w := range mwc.Webhooks {
+			if len(w.ClientConfig.CABundle) == 0 {
+				return fmt.Errorf("webhook %s has no caBundle yet", w.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = poll(ctx, "injection by "+revision, 250*time.Millisecond, watch, func(ctx context.Context) error {
+		got, err := e.probeInjection(ctx, revision)
+		if err != nil {
+			return err
+		}
+		if got != revision {
+			return fmt.Errorf("probe pod injected by %q", got)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.t.Logf("testenv: istiod %s injecting in %s (xDS %s, monitoring %s, webhook %s)",
+		revision, time.Since(begin).Round(time.Millisecond), is.XDSAddr, is.MonitoringAddr, is.WebhookAddr)
+	return is, nil
+}
+
+// probeInjection dry-run creates a pod selecting revision by its object label
+// in the default namespace and returns the revision that injected it.
+func (e *Env) probeInjection(ctx context.Context, revision string) (string, error) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   "revkit-injection-probe-" + revision,
+			Labels: map[string]string{"istio.io/rev": revision, "app": "revkit-injection-probe"},
+		},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/probe:1"}}},
+	}
+	got, err := e.Client.CoreV1().Pods(metav1.NamespaceDefault).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		return "", err
+	}
+	rev, ok := InjectedRevision(got)
+	if !ok {
+		return "", errors.New("probe pod not injected")
+	}
+	return rev, nil
+}
+
+// InjectedRevision returns the revision recorded in a pod's
+// sidecar.istio.io/status annotation, and whether the pod was injected.
+func InjectedRevision(pod *corev1.Pod) (string, bool) {
+	s, ok := pod.Annotations["sidecar.istio.io/status"]
+	if !ok {
+		return "", false
+	}
+	var status struct {
+		Revision string `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(s), &status); err != nil {
+		return "", false
+	}
+	return status.Revision, true
+}
+
+// Istiod returns the istiod started for revision, or nil.
+func (e *Env) Istiod(revision string) *Istiod {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.istiods[revision]
+}
+
+// StopIstiod stops the revision's pilot-discovery process, as if its pods
+// were gone. Its objects stay (removing them is what revision.Uninstall does).
+func (e *Env) StopIstiod(revision string) error {
+	is := e.Istiod(revision)
+	if is == nil {
+		return fmt.Errorf("testenv: no istiod for revision %q", revision)
+	}
+	return is.Process.Stop(5 * time.Second)
+}
+
+// String describes the instance for logs.
+func (i *Istiod) String() string {
+	return "istiod " + i.Revision + " (pid " + strconv.Itoa(i.Process.Pid()) + ")"
+}
