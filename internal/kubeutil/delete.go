@@ -1,0 +1,43 @@
+package kubeutil
+
+import (
+	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+)
+
+// Deletion is one object to delete, with the call that deletes it.
+type Deletion struct {
+	Ref revkit.ObjectRef
+	// Order sorts deletions: injectors first (so nothing new is sent to a
+	// dying istiod), then workloads, then what they use.
+	Order  int
+	Delete func(ctx context.Context, opts metav1.DeleteOptions) error
+}
+
+// DeleteMutatingWebhook deletes a MutatingWebhookConfiguration.
+func DeleteMutatingWebhook(k kubernetes.Interface, name string) Deletion {
+	return Deletion{Ref: revkit.ObjectRef{Kind: "MutatingWebhookConfiguration", Name: name}, Order: 0,
+		Delete: func(ctx context.Context, o metav1.DeleteOptions) error {
+			return k.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, name, o)
+		}}
+}
+
+// DeleteValidatingWebhook deletes a ValidatingWebhookConfiguration.
+func DeleteValidatingWebhook(k kubernetes.Interface, name string) Deletion {
+	return Deletion{Ref: revkit.ObjectRef{Kind: "ValidatingWebhookConfiguration", Name: name}, Order: 2,
+		Delete: func(ctx context.Context, o metav1.DeleteOptions) error {
+			return k.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, name, o)
+		}}
+}
+
+// DeleteService deletes a Service.
+func DeleteService(k kubernetes.Interface, ns, name string) Deletion {
+	return Deletion{Ref: revkit.ObjectRef{Kind: "Service", Namespace: ns, Name: name}, Order: 1,
+		Delete: func(ctx context.Context, o metav1.DeleteOptions) error {
+			return k.CoreV1().Services(ns).Delete(ctx, name, o)
+		}}
+}
