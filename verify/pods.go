@@ -1,0 +1,319 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+const opPods = "verify.Pods"
+
+// PodsOptions selects the namespaces whose pods Pods inspects and the
+// revision they should run.
+type PodsOptions struct {
+	// Namespaces lists namespaces by name; each must exist.
+	Namespaces []string
+	// Selector is a label selector on namespaces, e.g. "istio.io/rev" or
+	// "team=shop". Namespaces it matches are added to Namespaces.
+	//
+	// When both Namespaces and Selector are empty, Pods looks at every
+	// namespace of the mesh: those an injector would inject and those where a
+	// pod already carries a sidecar.
+	Selector string
+	// Target is the revision, or a tag naming it, that every pod should run.
+	// When empty, each pod is expected to run the revision that would inject
+	// it if it were created now (the revision its namespace and labels
+	// select), which is what a rollout restart would give it.
+	Target string
+	// ControlPlaneNamespace is where istiod runs; empty means istio-system.
+	ControlPlaneNamespace string
+}
+
+// Straggler is a pod that does not run the expected sidecar.
+type Straggler struct {
+	Namespace string
+	Pod       string
+	// Revision is the revision of its sidecar, "" when it has none.
+	Revision string
+	// Expected lists the revisions it should run; empty when it should have
+	// no sidecar at all.
+	Expected []string
+	// Reason is "on revision <rev>" or "not injected".
+	Reason string
+}
+
+func (s Straggler) String() string { return s.Namespace + "/" + s.Pod + ": " + s.Reason }
+
+// NamespacePods counts the pods of one namespace.
+type NamespacePods struct {
+	Namespace string
+	// Injects lists the revisions that would inject a new plain pod of the
+	// namespace: usually one, none when the namespace is not injected.
+	Injects []string
+	// Revisions counts active pods by the revision of their sidecar.
+	Revisions map[string]int
+	// NoSidecar counts active pods without a sidecar, OptedOut those of them
+	// (and of the others) labelled sidecar.istio.io/inject=false.
+	NoSidecar int
+	OptedOut  int
+	// Terminating counts pods being deleted; they are not counted anywhere
+	// else and are never stragglers.
+	Terminating int
+	// Stragglers are the active pods not on the expected revision.
+	Stragglers []Straggler
+}
+
+// Active returns the number of active pods counted.
+func (n NamespacePods) Active() int {
+	total := n.NoSidecar
+	for _, c := range n.Revisions {
+		total += c
+	}
+	return total
+}
+
+// PodsReport is the result of Pods.
+type PodsReport struct {
+	// Target is the option as given, Revision what it resolved to ("" when
+	// no Target was given).
+	Target   string
+	Revision string
+	// Namespaces are the namespaces inspected, sorted by name.
+	Namespaces []NamespacePods
+	// Stragglers are those of every namespace, sorted by namespace and pod.
+	Stragglers []Straggler
+}
+
+// OK reports whether every active pod runs the expected sidecar.
+func (r *PodsReport) OK() bool { return len(r.Stragglers) == 0 }
+
+// Err returns a *VerificationError listing the stragglers, or nil when OK.
+func (r *PodsReport) Err() error {
+	var problems []Problem
+	for _, s := range r.Stragglers {
+		problems = append(problems, Problem{Kind: ProblemStraggler, Object: s.Namespace + "/" + s.Pod, Detail: s.Reason})
+	}
+	return verificationErr(opPods, problems)
+}
+
+func (o *PodsOptions) validate() (labels.Selector, error) {
+	if err := validateNamespaces(o.Namespaces); err != nil {
+		return nil, err
+	}
+	var sel labels.Selector
+	if o.Selector != "" {
+		s, err := labels.Parse(o.Selector)
+		if err != nil {
+			return nil, &revkit.InvalidInputError{Field: "Selector", Value: o.Selector, Reason: err.Error()}
+		}
+		sel = s
+	}
+	if o.Target != "" {
+		if err := validateTarget("Target", o.Target); err != nil {
+			return nil, err
+		}
+	}
+	return sel, validateControlPlaneNamespace(o.ControlPlaneNamespace)
+}
+
+// Pods counts, per namespace, the pods running a sidecar of each revision
+// and lists the stragglers: active pods whose sidecar is not of the
+// expected revision, or that have none. Pods labelled
+// sidecar.istio.io/inject=false are never stragglers; finished pods are
+// ignored and terminating ones only counted.
+//
+// Bad options return a *revkit.InvalidInputError before any request; an
+// unknown Target or a listed namespace that does not exist a
+// *revkit.NotFoundError. A report with stragglers is not an error: check
+// OK or Err.
+func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*PodsReport, error) {
+	sel, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
+	model, err := mesh.Load(ctx, kube, cpNS)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read the control plane in %s: %w", opPods, cpNS, err)
+	}
+	report := &PodsReport{Target: opts.Target}
+	if opts.Target != "" {
+		rev, _, ok := model.Resolve(opts.Target)
+		if !ok {
+			return nil, &revkit.NotFoundError{Kind: "revision or tag", Name: opts.Target}
+		}
+		report.Revision = rev
+	}
+
+	var byNS map[string][]corev1.Pod
+	namespaces, err := selectNamespaces(ctx, kube, opts, sel)
+	if err != nil {
+		return nil, err
+	}
+	if namespaces == nil {
+		namespaces, byNS, err = meshNamespaces(ctx, kube, model)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	for i := range namespaces {
+		ns := &namespaces[i]
+		pods, listed := byNS[ns.Name]
+		if !listed && byNS == nil {
+			pods, err = listPods(ctx, kube, ns.Name)
+			if err != nil {
+				return nil, err
+			}
+		}
+		np := countPods(model, ns, pods, report.Revision)
+		report.Namespaces = append(report.Namespaces, np)
+		report.Stragglers = append(report.Stragglers, np.Stragglers...)
+	}
+	return report, nil
+}
+
+func listPods(ctx context.Context, kc kubernetes.Interface, ns string) ([]corev1.Pod, error) {
+	pods, err := kubeutil.ListPods(ctx, kc, ns, metav1.ListOptions{})
+	if err != nil {
+		return nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns}, Err: err}
+	}
+	return pods, nil
+}
+
+// selectNamespaces returns the listed and selected namespaces sorted by
+// name, or nil when the options name none.
+func selectNamespaces(ctx context.Context, kc kubernetes.Interface, opts PodsOptions, sel labels.Selector) ([]corev1.Namespace, error) {
+	if len(opts.Namespaces) == 0 && sel == nil {
+		return nil, nil
+	}
+	found := map[string]corev1.Namespace{}
+	for _, name := range opts.Namespaces {
+		if _, seen := found[name]; seen {
+			continue
+		}
+		ns, err := kc.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, &revkit.NotFoundError{Kind: "namespace", Name: name}
+		}
+		if err != nil {
+			return nil, &revkit.OpError{Op: opPods, Verb: "get", Object: revkit.ObjectRef{Kind: "Namespace", Name: name}, Err: err}
+		}
+		found[name] = *ns
+	}
+	if sel != nil {
+		list, err := kc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace"}, Err: err}
+		}
+		for _, ns := range list.Items {
+			found[ns.Name] = ns
+		}
+	}
+	out := make([]corev1.Namespace, 0, len(found))
+	for _, ns := range found {
+		out = append(out, ns)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out, nil
+}
+
+// meshNamespaces finds the namespaces of the mesh: those an injector would
+// inject and those where a pod carries a sidecar. It lists every pod once,
+// so it returns them grouped by namespace as well.
+func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Model) ([]corev1.Namespace, map[string][]corev1.Pod, error) {
+	list, err := kc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace"}, Err: err}
+	}
+	pods, err := listPods(ctx, kc, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	byNS := map[string][]corev1.Pod{}
+	injected := map[string]bool{}
+	for _, p := range pods {
+		byNS[p.Namespace] = append(byNS[p.Namespace], p)
+		if _, ok := mesh.PodRevision(&p); ok {
+			injected[p.Namespace] = true
+		}
+	}
+	var out []corev1.Namespace
+	for _, ns := range list.Items {
+		if injected[ns.Name] || len(model.NamespaceRevisions(&ns)) > 0 {
+			out = append(out, ns)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	if byNS == nil {
+		byNS = map[string][]corev1.Pod{}
+	}
+	return out, byNS, nil
+}
+
+// countPods tallies one namespace. target is the resolved revision, or ""
+// to expect whatever would inject each pod now.
+func countPods(model *mesh.Model, ns *corev1.Namespace, pods []corev1.Pod, target string) NamespacePods {
+	np := NamespacePods{Namespace: ns.Name, Injects: model.NamespaceRevisions(ns), Revisions: map[string]int{}}
+	nsLabels := mesh.NamespaceLabels(ns)
+	sort.Slice(pods, func(a, b int) bool { return pods[a].Name < pods[b].Name })
+	for i := range pods {
+		p := &pods[i]
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if p.DeletionTimestamp != nil {
+			np.Terminating++
+			continue
+		}
+		rev, injected := mesh.PodRevision(p)
+		if injected {
+			np.Revisions[rev]++
+		} else {
+			np.NoSidecar++
+		}
+		if mesh.InjectionDisabled(p.Labels, p.Annotations) {
+			np.OptedOut++
+			continue
+		}
+		var expected []string
+		if target != "" {
+			expected = []string{target}
+		} else {
+			expected = injectingRevisions(model, nsLabels, p.Labels)
+		}
+		switch {
+		case injected && !slices.Contains(expected, rev):
+			np.Stragglers = append(np.Stragglers, Straggler{Namespace: ns.Name, Pod: p.Name, Revision: rev,
+				Expected: expected, Reason: "on revision " + rev})
+		case !injected && len(expected) > 0:
+			np.Stragglers = append(np.Stragglers, Straggler{Namespace: ns.Name, Pod: p.Name,
+				Expected: expected, Reason: "not injected"})
+		}
+	}
+	return np
+}
+
+// injectingRevisions returns the revisions whose injectors would inject a
+// pod with these labels if it were created now.
+func injectingRevisions(model *mesh.Model, nsLabels, podLabels map[string]string) []string {
+	var out []string
+	for _, inj := range model.Matching(nsLabels, podLabels) {
+		if !slices.Contains(out, inj.Revision) {
+			out = append(out, inj.Revision)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
