@@ -41,3 +41,9 @@ func DeleteService(k kubernetes.Interface, ns, name string) Deletion {
 			return k.CoreV1().Services(ns).Delete(ctx, name, o)
 		}}
 }
+
+// Named builds a deletion from a typed client's Delete method.
+func Named(kind, ns, name string, order int, del func(context.Context, string, metav1.DeleteOptions) error) Deletion {
+	return Deletion{Ref: revkit.ObjectRef{Kind: kind, Namespace: ns, Name: name}, Order: order,
+		Delete: func(ctx context.Context, o metav1.DeleteOptions) error { return del(ctx, name, o) }}
+}

@@ -1,0 +1,216 @@
+package revision
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+// UninstallOptions configures Uninstall.
+type UninstallOptions struct {
+	revkit.Common
+	// Revision to remove. Required.
+	Revision string
+	// Force removes the revision although namespaces, tags or pods still
+	// use it. Their pods keep running with a proxy that has lost its
+	// control plane; new pods in those namespaces get no sidecar.
+	Force bool
+	// ControlPlaneNamespace; default istio-system.
+	ControlPlaneNamespace string
+}
+
+// UninstallResult reports what Uninstall did.
+type UninstallResult struct {
+	Revision string
+	// Found is false when the revision was not installed; nothing was done.
+	Found bool
+	// Usage is who used the revision (non-empty only when forced).
+	Usage revkit.Usage
+	// Changes lists deletions and the objects left alone on purpose
+	// (gateways labelled with the revision), in the order handled.
+	Changes []revkit.Change
+	DryRun  revkit.DryRun
+}
+
+// Changed reports whether anything was (or would be) deleted.
+func (r *UninstallResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
+
+// Uninstall removes a revision's control plane: every object labelled
+// istio.io/rev=<revision> in the control-plane namespace and at cluster
+// scope, injector webhooks first. It never deletes objects of a tag
+// (labelled istio.io/tag), of another revision, or gateways, which move
+// with their own workflow (see the returned skip entries).
+//
+// While namespaces, tags or running pods use the revision it refuses with a
+// *revkit.InUseError listing them, unless Force is set. Uninstalling a
+// revision that is not there changes nothing and is not an error.
+func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOptions) (*UninstallResult, error) {
+	const op = "revision.Uninstall"
+	if err := revkit.ValidateRevision(opts.Revision); err != nil {
+		return nil, err
+	}
+	if err := opts.DryRun.Validate(); err != nil {
+		return nil, err
+	}
+	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
+	st, err := load(ctx, kube, op, ns)
+	if err != nil {
+		return nil, err
+	}
+	res := &UninstallResult{Revision: opts.Revision, DryRun: opts.DryRun}
+	for _, r := range st.revisions() {
+		if r.Name == opts.Revision {
+			res.Found = true
+			res.Usage = r.Usage()
+		}
+	}
+	if res.Usage.InUse() && !opts.Force {
+		return nil, &revkit.InUseError{Kind: "revision", Name: opts.Revision, Usage: res.Usage}
+	}
+
+	rec := kubeutil.NewRecorder(op, opts.Common)
+	victims, kept, err := collect(ctx, kube, ns, opts.Revision)
+	if err != nil {
+		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "revision objects", Name: opts.Revision}, Err: err}
+	}
+	if len(victims) > 0 {
+		res.Found = true
+	}
+	for _, k := range kept {
+		rec.Record(ctx, k, revkit.ActionSkip, "gateway: move it to another revision before removing it")
+	}
+	for _, v := range victims {
+		if rec.Sends() {
+			if err := v.Delete(ctx, rec.DeleteOptions()); err != nil && !apierrors.IsNotFound(err) {
+				res.Changes = rec.Changes
+				return res, rec.Fail("delete", v.Ref, err)
+			}
+		}
+		rec.Record(ctx, v.Ref, revkit.ActionDelete, "")
+	}
+	res.Changes = rec.Changes
+	return res, nil
+}
+
+// collect lists the revision's objects, in deletion order, and the ones it
+// keeps.
+func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) ([]kubeutil.Deletion, []revkit.ObjectRef, error) {
+	sel := metav1.ListOptions{LabelSelector: fmt.Sprintf("%s=%s,!%s", mesh.LabelRev, rev, mesh.LabelTag)}
+	var out []kubeutil.Deletion
+	var kept []revkit.ObjectRef
+	add := func(d kubeutil.Deletion, labels map[string]string) {
+		if isGateway(labels) {
+			kept = append(kept, d.Ref)
+			return
+		}
+		out = append(out, d)
+	}
+
+	mwcs, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range mwcs.Items {
+		add(kubeutil.DeleteMutatingWebhook(k, o.Name), o.Labels)
+	}
+	vwcs, err := k.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range vwcs.Items {
+		d := kubeutil.DeleteValidatingWebhook(k, o.Name)
+		d.Order = 0
+		add(d, o.Labels)
+	}
+	deps, err := k.AppsV1().Deployments(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range deps.Items {
+		add(kubeutil.Named("Deployment", ns, o.Name, 1, k.AppsV1().Deployments(ns).Delete), o.Labels)
+	}
+	hpas, err := k.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range hpas.Items {
+		add(kubeutil.Named("HorizontalPodAutoscaler", ns, o.Name, 1, k.AutoscalingV2().HorizontalPodAutoscalers(ns).Delete), o.Labels)
+	}
+	pdbs, err := k.PolicyV1().PodDisruptionBudgets(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range pdbs.Items {
+		add(kubeutil.Named("PodDisruptionBudget", ns, o.Name, 1, k.PolicyV1().PodDisruptionBudgets(ns).Delete), o.Labels)
+	}
+	svcs, err := k.CoreV1().Services(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range svcs.Items {
+		add(kubeutil.DeleteService(k, ns, o.Name), o.Labels)
+	}
+	cms, err := k.CoreV1().ConfigMaps(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range cms.Items {
+		add(kubeutil.Named("ConfigMap", ns, o.Name, 3, k.CoreV1().ConfigMaps(ns).Delete), o.Labels)
+	}
+	sas, err := k.CoreV1().ServiceAccounts(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range sas.Items {
+		add(kubeutil.Named("ServiceAccount", ns, o.Name, 3, k.CoreV1().ServiceAccounts(ns).Delete), o.Labels)
+	}
+	roles, err := k.RbacV1().Roles(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range roles.Items {
+		add(kubeutil.Named("Role", ns, o.Name, 3, k.RbacV1().Roles(ns).Delete), o.Labels)
+	}
+	rbs, err := k.RbacV1().RoleBindings(ns).List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range rbs.Items {
+		add(kubeutil.Named("RoleBinding", ns, o.Name, 3, k.RbacV1().RoleBindings(ns).Delete), o.Labels)
+	}
+	crs, err := k.RbacV1().ClusterRoles().List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range crs.Items {
+		add(kubeutil.Named("ClusterRole", "", o.Name, 3, k.RbacV1().ClusterRoles().Delete), o.Labels)
+	}
+	crbs, err := k.RbacV1().ClusterRoleBindings().List(ctx, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range crbs.Items {
+		add(kubeutil.Named("ClusterRoleBinding", "", o.Name, 3, k.RbacV1().ClusterRoleBindings().Delete), o.Labels)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
+	return out, kept, nil
+}
+
+// isGateway tells gateway objects apart from istiod's: gateways carry
+// istio=<gateway name> (istiod's carry istio=pilot or istiod) or the
+// Gateway API's gateway-name label.
+func isGateway(labels map[string]string) bool {
+	if v, ok := labels["istio"]; ok && v != "pilot" && v != "istiod" {
+		return true
+	}
+	_, ok := labels["gateway.networking.k8s.io/gateway-name"]
+	return ok
+}
