@@ -1,0 +1,298 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/revkit/revkit"
+)
+
+const opProxies = "verify.Proxies"
+
+// SyncSource yields the /debug/syncz document of one istiod. The revision of
+// every proxy in it is the source's revision.
+type SyncSource interface {
+	// Revision is the revision of the istiod behind the source.
+	Revision() string
+	// Syncz returns the raw JSON of /debug/syncz.
+	Syncz(ctx context.Context) ([]byte, error)
+}
+
+// HTTPSource reads /debug/syncz from istiod's monitoring port, e.g. through
+// a port-forward or from inside the cluster.
+type HTTPSource struct {
+	// Rev is the revision of the istiod at URL.
+	Rev string
+	// URL is the base address of the monitoring port, e.g.
+	// "http://127.0.0.1:15014" or "http://istiod-1-24-0.istio-system:15014".
+	URL string
+	// Client sends the request; nil means a client with Go's default
+	// transport. The context bounds the request either way.
+	Client *http.Client
+}
+
+// Revision returns s.Rev.
+func (s HTTPSource) Revision() string { return s.Rev }
+
+// Validate checks the URL; Proxies calls it before reading any source.
+func (s HTTPSource) Validate() error {
+	if s.URL == "" {
+		return &revkit.InvalidInputError{Field: "HTTPSource.URL", Reason: "must not be empty"}
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return &revkit.InvalidInputError{Field: "HTTPSource.URL", Value: s.URL, Reason: err.Error()}
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &revkit.InvalidInputError{Field: "HTTPSource.URL", Value: s.URL, Reason: "must be an http(s) address with a host"}
+	}
+	return nil
+}
+
+// maxSynczBytes bounds a syncz response: tens of thousands of proxies take
+// a few tens of megabytes.
+const maxSynczBytes = 1 << 30
+
+// Syncz sends GET <URL>/debug/syncz. A status other than 200 returns an
+// *HTTPStatusError.
+func (s HTTPSource) Syncz(ctx context.Context) ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	endpoint := strings.TrimRight(s.URL, "/") + "/debug/syncz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", endpoint, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	client := s.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return nil, &HTTPStatusError{URL: endpoint, StatusCode: resp.StatusCode, Status: resp.Status,
+			Body: strings.TrimSpace(string(snippet))}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSynczBytes))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: read body: %w", endpoint, err)
+	}
+	return body, nil
+}
+
+// StaticSource is a SyncSource that returns a fixed document: for tests,
+// and for syncz output saved earlier.
+type StaticSource struct {
+	Rev  string
+	JSON []byte
+}
+
+// Revision returns s.Rev.
+func (s StaticSource) Revision() string { return s.Rev }
+
+// Syncz returns s.JSON.
+func (s StaticSource) Syncz(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.JSON, nil
+}
+
+// ProxiesOptions selects the istiods to ask and what to expect of their
+// proxies.
+type ProxiesOptions struct {
+	// Sources are the istiods to read, usually one per revision (or per
+	// istiod replica: each reports only the proxies connected to it).
+	Sources []SyncSource
+	// Target is the revision every proxy should be connected to; empty
+	// means no straggler check.
+	Target string
+	// Namespaces restricts the report to proxies in these namespaces;
+	// empty means all.
+	Namespaces []string
+}
+
+// RevisionProxies counts the proxies of one revision by overall state.
+type RevisionProxies struct {
+	Revision string
+	Proxies  int
+	Synced   int
+	Stale    int
+	NotSent  int
+	Error    int
+	Ignored  int
+}
+
+// ProxiesReport is the result of Proxies.
+type ProxiesReport struct {
+	Target string
+	// Revisions summarises each source revision, sorted by name.
+	Revisions []RevisionProxies
+	// Proxies lists every proxy reported (in the selected namespaces), by
+	// revision, then namespace and ID.
+	Proxies []ProxyStatus
+	// Stragglers are the proxies on a revision other than Target.
+	Stragglers []ProxyStatus
+	// NotSynced are the proxies whose overall state is STALE, ERROR or
+	// NOT SENT.
+	NotSynced []ProxyStatus
+}
+
+// OK reports whether every proxy is on Target and none is out of sync.
+func (r *ProxiesReport) OK() bool { return len(r.Stragglers) == 0 && len(r.NotSynced) == 0 }
+
+// Err returns a *VerificationError listing the stragglers and the proxies
+// out of sync, or nil when OK.
+func (r *ProxiesReport) Err() error {
+	var problems []Problem
+	for _, p := range r.Stragglers {
+		problems = append(problems, Problem{Kind: ProblemStraggler, Object: p.ID, Detail: "on revision " + p.Revision})
+	}
+	for _, p := range r.NotSynced {
+		problems = append(problems, Problem{Kind: ProblemNotSynced, Object: p.ID, Detail: describeNotSynced(&p)})
+	}
+	return verificationErr(opProxies, problems)
+}
+
+// describeNotSynced names the types that hold the proxy back, e.g.
+// "CDS STALE, LDS ERROR (…)".
+func describeNotSynced(p *ProxyStatus) string {
+	var parts []string
+	for _, t := range p.Types {
+		switch t.State {
+		case StateStale:
+			s := t.Type + " " + string(t.State)
+			if t.Acked == "" {
+				s += " (never acknowledged)"
+			}
+			parts = append(parts, s)
+		case StateError:
+			parts = append(parts, t.Type+" ERROR ("+t.LastError+")")
+		}
+	}
+	if len(parts) == 0 {
+		return string(p.State)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (o *ProxiesOptions) validate() error {
+	if len(o.Sources) == 0 {
+		return &revkit.InvalidInputError{Field: "Sources", Reason: "must name at least one istiod"}
+	}
+	for i, s := range o.Sources {
+		field := fmt.Sprintf("Sources[%d]", i)
+		if s == nil {
+			return &revkit.InvalidInputError{Field: field, Reason: "must not be nil"}
+		}
+		if err := validateTarget(field+".Revision", s.Revision()); err != nil {
+			return err
+		}
+		if v, ok := s.(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				return err
+			}
+		}
+	}
+	if o.Target != "" {
+		if err := validateTarget("Target", o.Target); err != nil {
+			return err
+		}
+	}
+	return validateNamespaces(o.Namespaces)
+}
+
+// Proxies reads the syncz document of every source and reports, per
+// revision, how many proxies are SYNCED, STALE, NOT SENT or in ERROR, which
+// proxies are on a revision other than Target, and which are out of sync.
+//
+// Bad options return a *revkit.InvalidInputError before any source is read;
+// a source that cannot be read or parsed a *SourceError. A report with
+// stragglers is not an error: check OK or Err.
+func Proxies(ctx context.Context, opts ProxiesOptions) (*ProxiesReport, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	report := &ProxiesReport{Target: opts.Target}
+	summaries := map[string]*RevisionProxies{}
+	for _, src := range opts.Sources {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", opProxies, err)
+		}
+		rev := src.Revision()
+		data, err := src.Syncz(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", opProxies, &SourceError{Revision: rev, Err: err})
+		}
+		proxies, err := ParseSyncz(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", opProxies, &SourceError{Revision: rev, Err: err})
+		}
+		sum := summaries[rev]
+		if sum == nil {
+			sum = &RevisionProxies{Revision: rev}
+			summaries[rev] = sum
+		}
+		for i := range proxies {
+			p := &proxies[i]
+			if len(opts.Namespaces) > 0 && !slices.Contains(opts.Namespaces, p.Namespace) {
+				continue
+			}
+			p.Revision = rev
+			sum.add(p.State)
+			report.Proxies = append(report.Proxies, *p)
+		}
+	}
+	sort.SliceStable(report.Proxies, func(a, b int) bool {
+		pa, pb := &report.Proxies[a], &report.Proxies[b]
+		if pa.Revision != pb.Revision {
+			return pa.Revision < pb.Revision
+		}
+		if pa.Namespace != pb.Namespace {
+			return pa.Namespace < pb.Namespace
+		}
+		return pa.ID < pb.ID
+	})
+	for _, p := range report.Proxies {
+		if opts.Target != "" && p.Revision != opts.Target {
+			report.Stragglers = append(report.Stragglers, p)
+		}
+		switch p.State {
+		case StateStale, StateError, StateNotSent:
+			report.NotSynced = append(report.NotSynced, p)
+		}
+	}
+	for _, sum := range summaries {
+		report.Revisions = append(report.Revisions, *sum)
+	}
+	sort.Slice(report.Revisions, func(a, b int) bool { return report.Revisions[a].Revision < report.Revisions[b].Revision })
+	return report, nil
+}
+
+func (r *RevisionProxies) add(s SyncState) {
+	r.Proxies++
+	switch s {
+	case StateSynced:
+		r.Synced++
+	case StateStale:
+		r.Stale++
+	case StateNotSent:
+		r.NotSent++
+	case StateError:
+		r.Error++
+	case StateIgnored:
+		r.Ignored++
+	}
+}
