@@ -1,0 +1,232 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	admv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+const opWebhooks = "verify.Webhooks"
+
+// Kinds of webhook configuration, as they appear in findings.
+const (
+	KindMutating   = "MutatingWebhookConfiguration"
+	KindValidating = "ValidatingWebhookConfiguration"
+)
+
+// WebhooksOptions configures Webhooks. The zero value checks a control
+// plane in istio-system.
+type WebhooksOptions struct {
+	// ControlPlaneNamespace is where istiod runs; empty means istio-system.
+	ControlPlaneNamespace string
+}
+
+// Overlap is a namespace/pod label combination that two injector
+// configurations would both inject (istioctl's IST0139).
+type Overlap struct {
+	// First and Second name the MutatingWebhookConfigurations,
+	// FirstWebhook and SecondWebhook the webhooks inside them that match.
+	First, Second               string
+	FirstWebhook, SecondWebhook string
+	// NamespaceLabels and PodLabels are an example that both match.
+	NamespaceLabels map[string]string
+	PodLabels       map[string]string
+}
+
+func (o Overlap) String() string {
+	return fmt.Sprintf("%s and %s both inject a pod labelled %v in a namespace labelled %v",
+		o.First, o.Second, o.PodLabels, o.NamespaceLabels)
+}
+
+// DanglingService is a webhook whose client config names a Service that
+// does not exist: every call to it fails.
+type DanglingService struct {
+	// Kind is KindMutating or KindValidating; Configuration and Webhook name
+	// the configuration and the webhook inside it.
+	Kind          string
+	Configuration string
+	Webhook       string
+	// Service is the missing Service.
+	Service revkit.ObjectRef
+}
+
+func (d DanglingService) String() string {
+	return fmt.Sprintf("%s %s webhook %s calls missing %s", d.Kind, d.Configuration, d.Webhook, d.Service)
+}
+
+// OrphanedWebhook is a webhook configuration that belongs to a revision
+// that is not installed: a validator left behind by an uninstall, or a tag
+// whose revision was removed, which stops injection in the namespaces
+// using it.
+type OrphanedWebhook struct {
+	Kind string
+	Name string
+	// Revision is the missing revision, Tag the tag for a tag webhook.
+	Revision string
+	Tag      string
+}
+
+func (o OrphanedWebhook) String() string {
+	if o.Tag != "" {
+		return fmt.Sprintf("%s %s: tag %q points at revision %q, which is not installed", o.Kind, o.Name, o.Tag, o.Revision)
+	}
+	return fmt.Sprintf("%s %s: revision %q is not installed", o.Kind, o.Name, o.Revision)
+}
+
+// WebhooksReport is the result of Webhooks.
+type WebhooksReport struct {
+	// Revisions are the installed revisions, for context.
+	Revisions []string
+	// Injectors names every injector configuration checked.
+	Injectors []string
+	// Overlaps are the pairs of injectors that would both inject some pod.
+	Overlaps []Overlap
+	// Dangling are the webhooks that call a Service that does not exist.
+	Dangling []DanglingService
+	// Orphaned are the webhooks of revisions that are not installed.
+	Orphaned []OrphanedWebhook
+}
+
+// OK reports whether no problem was found.
+func (r *WebhooksReport) OK() bool {
+	return len(r.Overlaps) == 0 && len(r.Dangling) == 0 && len(r.Orphaned) == 0
+}
+
+// Err returns a *VerificationError listing the problems, or nil when OK. It
+// matches revkit.ErrOverlap when injectors overlap, and
+// revkit.ErrVerificationFailed whenever it is not nil.
+func (r *WebhooksReport) Err() error {
+	var problems []Problem
+	for _, o := range r.Overlaps {
+		problems = append(problems, Problem{Kind: ProblemOverlap, Object: o.First + "+" + o.Second, Detail: o.String()})
+	}
+	for _, d := range r.Dangling {
+		problems = append(problems, Problem{Kind: ProblemDanglingService, Object: d.Configuration,
+			Detail: "webhook " + d.Webhook + " calls missing " + d.Service.String()})
+	}
+	for _, o := range r.Orphaned {
+		problems = append(problems, Problem{Kind: ProblemMissingRevision, Object: o.Name, Detail: o.String()})
+	}
+	return verificationErr(opWebhooks, problems)
+}
+
+// Webhooks checks the Istio webhook configurations: that no two injectors
+// would inject the same pod (for every combination of namespace and pod
+// labels), that every injector and validator calls a Service that exists,
+// and that no validator or tag belongs to a revision that is not
+// installed (Istio issues 28880 and 40134).
+//
+// Failed API calls are returned as *revkit.OpError (or wrapped with what was
+// being read) and keep their API status. Problems found are not an error:
+// check OK or Err.
+func Webhooks(ctx context.Context, kube kubernetes.Interface, opts WebhooksOptions) (*WebhooksReport, error) {
+	if err := validateControlPlaneNamespace(opts.ControlPlaneNamespace); err != nil {
+		return nil, err
+	}
+	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
+	model, err := mesh.Load(ctx, kube, cpNS)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read the control plane in %s: %w", opWebhooks, cpNS, err)
+	}
+	report := &WebhooksReport{Revisions: model.Revisions()}
+	for _, inj := range model.Injectors {
+		report.Injectors = append(report.Injectors, inj.Name)
+	}
+	for _, ov := range mesh.FindOverlaps(model.Injectors) {
+		report.Overlaps = append(report.Overlaps, Overlap(ov))
+	}
+
+	services := serviceChecker{kube: kube, seen: map[revkit.ObjectRef]bool{}}
+	for _, inj := range model.Injectors {
+		for _, w := range inj.Webhooks {
+			d, err := services.dangling(ctx, KindMutating, inj.Name, w.Name, w.ClientConfig)
+			if err != nil {
+				return nil, err
+			}
+			if d != nil {
+				report.Dangling = append(report.Dangling, *d)
+			}
+		}
+		if inj.IsTag() && !model.HasRevision(inj.Revision) {
+			report.Orphaned = append(report.Orphaned, OrphanedWebhook{Kind: KindMutating, Name: inj.Name, Revision: inj.Revision, Tag: inj.Tag})
+		}
+	}
+	for i := range model.Validators {
+		v := &model.Validators[i]
+		for _, w := range v.Webhooks {
+			d, err := services.dangling(ctx, KindValidating, v.Name, w.Name, w.ClientConfig)
+			if err != nil {
+				return nil, err
+			}
+			if d != nil {
+				report.Dangling = append(report.Dangling, *d)
+			}
+		}
+		if rev, ok := validatorRevision(v); ok && !model.HasRevision(rev) {
+			report.Orphaned = append(report.Orphaned, OrphanedWebhook{Kind: KindValidating, Name: v.Name, Revision: rev, Tag: v.Labels[mesh.LabelTag]})
+		}
+	}
+	sort.SliceStable(report.Orphaned, func(a, b int) bool {
+		if report.Orphaned[a].Kind != report.Orphaned[b].Kind {
+			return report.Orphaned[a].Kind < report.Orphaned[b].Kind
+		}
+		return report.Orphaned[a].Name < report.Orphaned[b].Name
+	})
+	return report, nil
+}
+
+// validatorRevision returns the revision a validating webhook belongs to:
+// its istio.io/rev label, or the revision in the name of the istiod Service
+// it calls.
+func validatorRevision(v *admv1.ValidatingWebhookConfiguration) (string, bool) {
+	if rev := v.Labels[mesh.LabelRev]; rev != "" {
+		return rev, true
+	}
+	for _, w := range v.Webhooks {
+		if _, name := mesh.WebhookService(w.ClientConfig); name != "" {
+			if rev, ok := mesh.RevisionFromServiceName(name); ok {
+				return rev, true
+			}
+		}
+	}
+	return "", false
+}
+
+// serviceChecker looks each Service up once.
+type serviceChecker struct {
+	kube kubernetes.Interface
+	seen map[revkit.ObjectRef]bool // exists?
+}
+
+func (s *serviceChecker) dangling(ctx context.Context, kind, config, webhook string, cc admv1.WebhookClientConfig) (*DanglingService, error) {
+	ns, name := mesh.WebhookService(cc)
+	if name == "" {
+		return nil, nil // a URL: nothing to look up in the cluster
+	}
+	ref := revkit.ObjectRef{Kind: "Service", Namespace: ns, Name: name}
+	exists, known := s.seen[ref]
+	if !known {
+		_, err := s.kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			exists = true
+		case apierrors.IsNotFound(err):
+			exists = false
+		default:
+			return nil, &revkit.OpError{Op: opWebhooks, Verb: "get", Object: ref, Err: err}
+		}
+		s.seen[ref] = exists
+	}
+	if exists {
+		return nil, nil
+	}
+	return &DanglingService{Kind: kind, Configuration: config, Webhook: webhook, Service: ref}, nil
+}
