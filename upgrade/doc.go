@@ -1,0 +1,56 @@
+// Package upgrade strings revkit's operations together into a plan and runs
+// it.
+//
+// A [Plan] is data: an ordered list of named [Step]s plus the steps to run
+// when one of them fails. The step constructors are named after the
+// operations they run ([SetTag], [MigrateNamespace], [RolloutRestart],
+// [VerifyPods], [VerifyProxies], [VerifyWebhooks], [Uninstall],
+// [InstallRevision]); [Func] turns any function into a step, e.g. a health
+// gate, and [Named] renames a step. Print a plan to review it, then
+// [Execute] it:
+//
+//	plan := upgrade.Plan{
+//		Name: "canary 1-25-0",
+//		Steps: []upgrade.Step{
+//			upgrade.SetTag(tag.SetOptions{Tag: "prod-canary", Revision: "1-25-0", Overwrite: true}),
+//			upgrade.MigrateNamespace(namespace.MigrateOptions{ /* … */ }),
+//			upgrade.RolloutRestart(namespace.RestartOptions{ /* … */ }),
+//			upgrade.VerifyPods(verify.PodsOptions{Target: "1-25-0"}),
+//		},
+//		OnFailure: []upgrade.Step{
+//			upgrade.Named("rollback-tag", upgrade.SetTag(tag.SetOptions{Tag: "prod-canary", Revision: "1-24-0", Overwrite: true})),
+//		},
+//	}
+//	fmt.Print(plan)
+//	report, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, plan)
+//	fmt.Print(report)
+//
+// Execute validates every step before it runs any, stops at the first
+// failure, reports the later steps as not run, runs the on-failure steps
+// and returns a [Report] of every step (outcome, detail, timing).
+//
+// # Dry run
+//
+// A plan runs in one dry-run mode, [Env].Common.DryRun: each step copies the
+// plan's Common into its operation's options. In a dry run (client or
+// server) nothing persists, so the verification steps have nothing to check
+// and report [Skipped] with detail "dry run". Steps made with [Func] see the
+// mode in their Env and decide themselves.
+//
+// # Events
+//
+// Execute emits a [revkit.Event] with Operation "upgrade.Execute" when a
+// step starts ([ActionStart]) and ends (the outcome as the Action), and sets
+// Event.Step on every event the step's operations emit, so that one
+// callback follows the whole plan.
+//
+// # Errors
+//
+// An invalid plan is refused before anything runs, with an error matching
+// [revkit.ErrInvalidInput]: a [*DuplicateStepError] or an
+// [*InvalidStepError] that wraps the step's own validation error. A step
+// that fails makes Execute return the report and a [*StepError] that
+// unwraps to the step's error: errors.Is(err, revkit.ErrVerificationFailed)
+// tells a failed verification gate from an operation that could not be
+// carried out.
+package upgrade

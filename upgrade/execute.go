@@ -1,0 +1,233 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/revkit/revkit"
+)
+
+// operation is the Operation of the events Execute emits itself.
+const operation = "upgrade.Execute"
+
+// ActionStart is the Action of the event Execute emits when a step starts.
+// The event for its end carries the step's outcome as its Action
+// (revkit.Action(Done), …, revkit.Action(NotRun)).
+const ActionStart revkit.Action = "start"
+
+// StepReport is what became of one step.
+type StepReport struct {
+	Name        string
+	Description string
+	Outcome     Outcome
+	// Detail is the step's one-line summary, or the error of a failed step
+	// that gave none.
+	Detail  string
+	Changes []revkit.Change
+	// Started is zero, and Duration 0, for a step that was not run.
+	Started  time.Time
+	Duration time.Duration
+	// Err is the error that failed the step.
+	Err error
+}
+
+// GateFailed reports whether the step failed because a verification did
+// not pass (rather than because an operation could not be carried out).
+func (s *StepReport) GateFailed() bool {
+	return s.Outcome == Failed && errors.Is(s.Err, revkit.ErrVerificationFailed)
+}
+
+// Report is the result of Execute: every step of the plan, in order.
+type Report struct {
+	Plan      Plan
+	Steps     []StepReport
+	OnFailure []StepReport
+	DryRun    revkit.DryRun
+}
+
+// Failed returns the report of the step that stopped the plan, or nil when
+// every step succeeded.
+func (r *Report) Failed() *StepReport {
+	for i := range r.Steps {
+		if r.Steps[i].Outcome == Failed {
+			return &r.Steps[i]
+		}
+	}
+	return nil
+}
+
+// String renders the report as a table: step, outcome, duration, detail,
+// with the on-failure steps below the plan's own.
+func (r *Report) String() string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	title := "Plan"
+	if r.Plan.Name != "" {
+		title = fmt.Sprintf("Plan %q", r.Plan.Name)
+	}
+	if r.DryRun != revkit.DryRunNone {
+		title += fmt.Sprintf(" (dry run: %s)", r.DryRun)
+	}
+	fmt.Fprintln(tw, title+":")
+	fmt.Fprintln(tw, "STEP\tOUTCOME\tDURATION\tDETAIL")
+	rows := func(list []StepReport) {
+		for _, s := range list {
+			d := "-"
+			if !s.Started.IsZero() {
+				d = s.Duration.Round(time.Millisecond).String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Outcome, d, oneLine(s.Detail))
+		}
+	}
+	rows(r.Steps)
+	if len(r.OnFailure) > 0 {
+		fmt.Fprintln(tw, "On failure:")
+		fmt.Fprintln(tw, "STEP\tOUTCOME\tDURATION\tDETAIL")
+		rows(r.OnFailure)
+	}
+	tw.Flush()
+	return trimLines(b.String())
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// StepError reports the step that stopped the plan. It unwraps to the
+// step's error, so errors.Is(err, revkit.ErrVerificationFailed) tells a
+// failed gate.
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("step %q failed: %v", e.Step, e.Err) }
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Execute runs the plan.
+//
+// It first validates the plan (Plan.Validate), the dry-run mode and, for
+// steps that need one, env.Kube; an invalid plan returns a nil report and an
+// error matching revkit.ErrInvalidInput, and nothing has run.
+//
+// Then it runs the steps in order. The first step that fails stops the
+// plan: the steps after it are reported NotRun, the on-failure steps all
+// run in order (each recorded, even when one of them fails), and Execute
+// returns the report with a *StepError naming the failed step. A cancelled
+// context fails the next step with the context's error; the on-failure
+// steps see the same context, so to roll back after a cancellation run
+// report.Plan.OnFailure as a plan of its own with a fresh context.
+//
+// Execute emits an event (Operation "upgrade.Execute") when a step starts
+// (Action ActionStart) and when it ends (Action the outcome), and stamps
+// the step name on every event the step's operations emit.
+func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
+	if err := plan.Validate(); err != nil {
+		return nil, err
+	}
+	if err := env.Common.DryRun.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Kube == nil {
+		for _, list := range [][]Step{plan.Steps, plan.OnFailure} {
+			for _, s := range list {
+				if k, ok := s.(kubeUser); ok && k.needsKube() {
+					return nil, &revkit.InvalidInputError{Field: "Env.Kube",
+						Reason: fmt.Sprintf("step %q needs a Kubernetes client", s.Name())}
+				}
+			}
+		}
+	}
+
+	rep := &Report{Plan: plan, DryRun: env.Common.DryRun}
+	var failed *StepError
+	for _, s := range plan.Steps {
+		if failed != nil {
+			rep.Steps = append(rep.Steps, notRun(ctx, env, s))
+			continue
+		}
+		sr := runStep(ctx, env, s)
+		rep.Steps = append(rep.Steps, sr)
+		if sr.Outcome == Failed {
+			failed = &StepError{Step: sr.Name, Err: sr.Err}
+		}
+	}
+	if failed == nil {
+		return rep, nil
+	}
+	for _, s := range plan.OnFailure {
+		rep.OnFailure = append(rep.OnFailure, runStep(ctx, env, s))
+	}
+	return rep, failed
+}
+
+// runStep runs one step, with the plan's events stamped with its name.
+func runStep(ctx context.Context, env Env, s Step) StepReport {
+	name := s.Name()
+	sr := StepReport{Name: name, Description: s.Description(), Started: time.Now()}
+	emit(ctx, env, name, ActionStart, "start: "+sr.Description)
+
+	var res Result
+	err := ctx.Err()
+	if err == nil {
+		res, err = s.Run(ctx, stepEnv(ctx, env, name))
+	}
+	sr.Duration = time.Since(sr.Started)
+	sr.Detail, sr.Changes = res.Detail, res.Changes
+	switch {
+	case err != nil:
+		sr.Outcome, sr.Err = Failed, err
+	case res.Outcome == "":
+		sr.Outcome = Done
+	case res.Outcome == Failed:
+		sr.Outcome = Failed
+		sr.Err = errors.New("step reported failure")
+		if res.Detail != "" {
+			sr.Err = errors.New(res.Detail)
+		}
+	case res.Outcome == Done || res.Outcome == Unchanged || res.Outcome == Skipped:
+		sr.Outcome = res.Outcome
+	default:
+		sr.Outcome = Failed
+		sr.Err = fmt.Errorf("step returned outcome %q, want done, unchanged, skipped or failed", res.Outcome)
+	}
+	if sr.Outcome == Failed && sr.Detail == "" {
+		sr.Detail = sr.Err.Error()
+	}
+	msg := string(sr.Outcome)
+	if sr.Detail != "" {
+		msg += ": " + oneLine(sr.Detail)
+	}
+	emit(ctx, env, name, revkit.Action(sr.Outcome), msg)
+	return sr
+}
+
+func notRun(ctx context.Context, env Env, s Step) StepReport {
+	sr := StepReport{Name: s.Name(), Description: s.Description(), Outcome: NotRun}
+	emit(ctx, env, sr.Name, revkit.Action(NotRun), "not run: an earlier step failed")
+	return sr
+}
+
+func emit(ctx context.Context, env Env, step string, action revkit.Action, msg string) {
+	env.Common.Emit(ctx, revkit.Event{Operation: operation, Step: step, Action: action, Message: msg})
+}
+
+// stepEnv routes the events of a step's operations through the plan's
+// Common with the step's name on them. The logger is left out of the step's
+// Common so that each event is logged once, by the plan's Common.
+func stepEnv(ctx context.Context, env Env, step string) Env {
+	plan := env.Common
+	env.Common = revkit.Common{
+		DryRun: plan.DryRun,
+		OnEvent: func(e revkit.Event) {
+			e.Step = step
+			plan.Emit(ctx, e)
+		},
+	}
+	return env
+}
