@@ -1,0 +1,31 @@
+// Package namespace moves the data plane between revisions: Migrate points
+// namespaces at a revision or tag, RolloutRestart restarts their workloads
+// so that new pods get the new sidecar.
+//
+//	_, err := namespace.Migrate(ctx, kube, namespace.MigrateOptions{
+//		Selection: namespace.Selection{Selector: "team=shop"},
+//		Target:    "prod-canary",
+//	})
+//	...
+//	res, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
+//		Selection: namespace.Selection{Selector: "team=shop"},
+//		Target:    "prod-canary",
+//		OnlyStale: true, // rerunning restarts nothing twice
+//		Wait:      true,
+//		Timeout:   5 * time.Minute,
+//	})
+//
+// # Dry run
+//
+// Both honour revkit.Common.DryRun: in client mode the results say what
+// would change and no write is sent; in server mode every patch goes out
+// with dryRun=All and RolloutRestart does not wait.
+//
+// # Errors
+//
+// Bad options give a *revkit.InvalidInputError; a target that is neither a
+// revision nor a tag, or a named namespace that does not exist, a
+// *revkit.NotFoundError — both before any write. System namespaces and the
+// control-plane namespace are refused unless Selection.AllowSystem is set.
+// A wait that times out returns a *WaitError naming the pending workloads.
+package namespace

@@ -1,0 +1,242 @@
+package namespace
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+// Selection names namespaces by list, by label selector, or both (the
+// union).
+type Selection struct {
+	// Namespaces lists namespaces by name.
+	Namespaces []string
+	// Selector is a label selector over namespaces, e.g. "team=shop".
+	Selector string
+	// AllowSystem permits kube-system, kube-public, kube-node-lease and the
+	// control-plane namespace, which are refused by default.
+	AllowSystem bool
+}
+
+func (s Selection) validate() error {
+	if len(s.Namespaces) == 0 && s.Selector == "" {
+		return &revkit.InvalidInputError{Field: "Namespaces", Reason: "name at least one namespace or give a Selector"}
+	}
+	for _, n := range s.Namespaces {
+		if n == "" {
+			return &revkit.InvalidInputError{Field: "Namespaces", Reason: "empty namespace name"}
+		}
+	}
+	if s.Selector != "" {
+		if _, err := labels.Parse(s.Selector); err != nil {
+			return &revkit.InvalidInputError{Field: "Selector", Value: s.Selector, Reason: err.Error()}
+		}
+	}
+	return nil
+}
+
+var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true}
+
+// resolve reads the selected namespaces, sorted by name. A named namespace
+// that does not exist is a *revkit.NotFoundError; a system namespace without
+// AllowSystem is a *revkit.InvalidInputError.
+func (s Selection) resolve(ctx context.Context, kube kubernetes.Interface, op, cpNS string) ([]corev1.Namespace, error) {
+	byName := map[string]corev1.Namespace{}
+	for _, n := range s.Namespaces {
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, &revkit.NotFoundError{Kind: "namespace", Name: n}
+		}
+		if err != nil {
+			return nil, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "Namespace", Name: n}, Err: err}
+		}
+		byName[n] = *ns
+	}
+	if s.Selector != "" {
+		list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: s.Selector})
+		if err != nil {
+			return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace", Name: s.Selector}, Err: err}
+		}
+		for _, ns := range list.Items {
+			byName[ns.Name] = ns
+		}
+	}
+	out := make([]corev1.Namespace, 0, len(byName))
+	for name, ns := range byName {
+		if !s.AllowSystem && (systemNamespaces[name] || name == cpNS) {
+			return nil, &revkit.InvalidInputError{Field: "Namespaces", Value: name,
+				Reason: "system or control-plane namespace; set AllowSystem to include it"}
+		}
+		out = append(out, ns)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// MigrateOptions configures Migrate.
+type MigrateOptions struct {
+	revkit.Common
+	Selection
+	// Target is the revision or tag the namespaces should use. Required.
+	Target string
+	// ControlPlaneNamespace; default istio-system.
+	ControlPlaneNamespace string
+}
+
+// MigrateResult reports what Migrate did.
+type MigrateResult struct {
+	Target string
+	// Revision is the revision Target resolves to.
+	Revision string
+	// Namespaces has one entry per selected namespace, sorted by name.
+	Namespaces []NamespaceResult
+	DryRun     revkit.DryRun
+}
+
+// NamespaceResult is the outcome for one namespace.
+type NamespaceResult struct {
+	Name   string
+	Action revkit.Action
+	// Previous describes the injection labels before, e.g.
+	// "istio.io/rev=1-24-0" or "istio-injection=enabled"; "" if none.
+	Previous string
+}
+
+// Changed reports whether any namespace was (or would be) relabelled.
+func (r *MigrateResult) Changed() bool {
+	for _, n := range r.Namespaces {
+		if n.Action.Changed() {
+			return true
+		}
+	}
+	return false
+}
+
+// Migrate points namespaces at a revision or tag: it removes the
+// istio-injection label (which would otherwise win over istio.io/rev) and
+// sets istio.io/rev=<Target>. Pods already running keep their sidecar;
+// restart them with RolloutRestart.
+//
+// Before any write it refuses a malformed target or selection
+// (revkit.ErrInvalidInput), a target that is neither an installed revision
+// nor a tag and a named namespace that does not exist (revkit.ErrNotFound).
+// Namespaces already on the target are reported unchanged.
+func Migrate(ctx context.Context, kube kubernetes.Interface, opts MigrateOptions) (*MigrateResult, error) {
+	const op = "namespace.Migrate"
+	if err := validateTarget(opts.Target); err != nil {
+		return nil, err
+	}
+	if err := opts.Selection.validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.DryRun.Validate(); err != nil {
+		return nil, err
+	}
+	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
+	rev, err := resolveTarget(ctx, kube, op, cpNS, opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	nss, err := opts.Selection.resolve(ctx, kube, op, cpNS)
+	if err != nil {
+		return nil, err
+	}
+	rec := kubeutil.NewRecorder(op, opts.Common)
+	res := &MigrateResult{Target: opts.Target, Revision: rev, DryRun: opts.DryRun}
+	for _, ns := range nss {
+		nr := NamespaceResult{Name: ns.Name, Previous: previous(ns.Labels)}
+		ref := revkit.ObjectRef{Kind: "Namespace", Name: ns.Name}
+		_, hasInjection := ns.Labels[mesh.LabelInjection]
+		if ns.Labels[mesh.LabelRev] == opts.Target && !hasInjection {
+			nr.Action = revkit.ActionUnchanged
+			rec.Record(ctx, ref, nr.Action, "")
+			res.Namespaces = append(res.Namespaces, nr)
+			continue
+		}
+		nr.Action = revkit.ActionUpdate
+		if rec.Sends() {
+			if _, err := kube.CoreV1().Namespaces().Patch(ctx, ns.Name, types.MergePatchType,
+				labelPatch(opts.Target), rec.PatchOptions()); err != nil {
+				return res, rec.Fail("patch", ref, err)
+			}
+		}
+		rec.Record(ctx, ref, nr.Action, fmt.Sprintf("%s → %s=%s", orNone(nr.Previous), mesh.LabelRev, opts.Target))
+		res.Namespaces = append(res.Namespaces, nr)
+	}
+	return res, nil
+}
+
+func validateTarget(target string) error {
+	if target == "" {
+		return &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
+	}
+	if err := revkit.ValidateRevision(target); err != nil {
+		var inv *revkit.InvalidInputError
+		if ok := asInvalid(err, &inv); ok {
+			inv.Field = "Target"
+		}
+		return err
+	}
+	return nil
+}
+
+func asInvalid(err error, out **revkit.InvalidInputError) bool {
+	e, ok := err.(*revkit.InvalidInputError)
+	if ok {
+		*out = e
+	}
+	return ok
+}
+
+// resolveTarget returns the revision a revision-or-tag name stands for.
+func resolveTarget(ctx context.Context, kube kubernetes.Interface, op, cpNS, target string) (string, error) {
+	model, err := mesh.Load(ctx, kube, cpNS)
+	if err != nil {
+		return "", &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
+	}
+	rev, _, ok := model.Resolve(target)
+	if !ok {
+		return "", &revkit.NotFoundError{Kind: "revision or tag", Name: target}
+	}
+	return rev, nil
+}
+
+// labelPatch removes istio-injection and sets istio.io/rev in one merge
+// patch, so a namespace is never left with both or neither.
+func labelPatch(target string) []byte {
+	p := map[string]any{"metadata": map[string]any{"labels": map[string]any{
+		mesh.LabelInjection: nil,
+		mesh.LabelRev:       target,
+	}}}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+func previous(l map[string]string) string {
+	if v, ok := l[mesh.LabelInjection]; ok {
+		return mesh.LabelInjection + "=" + v
+	}
+	if v, ok := l[mesh.LabelRev]; ok {
+		return mesh.LabelRev + "=" + v
+	}
+	return ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no injection label"
+	}
+	return s
+}

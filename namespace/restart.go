@@ -1,0 +1,503 @@
+package namespace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+// Kind is a kind of workload RolloutRestart handles.
+type Kind string
+
+const (
+	Deployment  Kind = "Deployment"
+	StatefulSet Kind = "StatefulSet"
+	DaemonSet   Kind = "DaemonSet"
+)
+
+// RestartOptions configures RolloutRestart.
+type RestartOptions struct {
+	revkit.Common
+	Selection
+	// Kinds limits the workloads; empty means all three kinds.
+	Kinds []Kind
+	// WorkloadSelector filters workloads by their own labels.
+	WorkloadSelector string
+	// Target is the revision or tag the pods should end up on. With
+	// OnlyStale it selects what to restart.
+	Target string
+	// OnlyStale restarts only workloads that have a running pod not yet
+	// injected by Target's revision. It makes a rerun a no-op.
+	OnlyStale bool
+	// Wait blocks until every restarted workload has rolled out.
+	Wait bool
+	// Timeout bounds the wait; default 10 minutes.
+	Timeout time.Duration
+	// PollInterval is the pause between status checks; default 2 seconds.
+	PollInterval time.Duration
+	// ControlPlaneNamespace; default istio-system.
+	ControlPlaneNamespace string
+	// Now stamps the restart annotation; default time.Now.
+	Now func() time.Time
+}
+
+// RestartResult reports what RolloutRestart did.
+type RestartResult struct {
+	// Workloads, sorted by namespace, kind and name.
+	Workloads []WorkloadResult
+	DryRun    revkit.DryRun
+}
+
+// WorkloadResult is the outcome for one workload.
+type WorkloadResult struct {
+	Kind      Kind
+	Namespace string
+	Name      string
+	// Action is update (restarted), unchanged (already on the target) or
+	// skip (see Reason).
+	Action revkit.Action
+	Reason string
+	// RolledOut is set when Wait saw the rollout complete.
+	RolledOut bool
+}
+
+// Changed reports whether a workload was (or would be) restarted.
+func (r *RestartResult) Changed() bool {
+	for _, w := range r.Workloads {
+		if w.Action.Changed() {
+			return true
+		}
+	}
+	return false
+}
+
+// Restarted returns the restarted workloads as "Kind/namespace/name".
+func (r *RestartResult) Restarted() []string {
+	var out []string
+	for _, w := range r.Workloads {
+		if w.Action.Changed() {
+			out = append(out, fmt.Sprintf("%s/%s/%s", w.Kind, w.Namespace, w.Name))
+		}
+	}
+	return out
+}
+
+// WaitError reports workloads that had not rolled out when the wait ended.
+type WaitError struct {
+	// Pending lists "Kind/namespace/name" with the reason each is not done.
+	Pending []string
+	Err     error
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("rollout not complete for %d workloads (%s): %v", len(e.Pending), strings.Join(e.Pending, "; "), e.Err)
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
+// RolloutRestart restarts Deployments, StatefulSets and DaemonSets the way
+// kubectl rollout restart does, by stamping the pod template annotation
+// kubectl.kubernetes.io/restartedAt, so that new pods get the sidecar of the
+// revision their namespace now selects. Paused Deployments and workloads
+// with the OnDelete update strategy are skipped with a reason, since a
+// restart would not replace their pods.
+func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts RestartOptions) (*RestartResult, error) {
+	const op = "namespace.RolloutRestart"
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
+	var rev string
+	if opts.Target != "" {
+		r, err := resolveTarget(ctx, kube, op, cpNS, opts.Target)
+		if err != nil {
+			return nil, err
+		}
+		rev = r
+	}
+	nss, err := opts.Selection.resolve(ctx, kube, op, cpNS)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	patch := restartPatch(now())
+	rec := kubeutil.NewRecorder(op, opts.Common)
+	res := &RestartResult{DryRun: opts.DryRun}
+
+	var restarted []*WorkloadResult
+	for _, ns := range nss {
+		ws, err := listWorkloads(ctx, kube, ns.Name, opts.kinds(), opts.WorkloadSelector)
+		if err != nil {
+			return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "workloads", Namespace: ns.Name}, Err: err}
+		}
+		var pods []corev1.Pod
+		if opts.OnlyStale && len(ws) > 0 {
+			pods, err = kubeutil.ListPods(ctx, kube, ns.Name, metav1.ListOptions{})
+			if err != nil {
+				return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns.Name}, Err: err}
+			}
+		}
+		for _, w := range ws {
+			wr := WorkloadResult{Kind: w.kind, Namespace: w.namespace, Name: w.name}
+			ref := revkit.ObjectRef{Kind: string(w.kind), Namespace: w.namespace, Name: w.name}
+			if skip := w.skipReason(); skip != "" {
+				wr.Action, wr.Reason = revkit.ActionSkip, skip
+			} else if opts.OnlyStale {
+				wr.Action, wr.Reason = staleness(w, pods, rev)
+			} else {
+				wr.Action = revkit.ActionUpdate
+			}
+			if wr.Action == revkit.ActionUpdate && rec.Sends() {
+				if err := w.patch(ctx, kube, patch, rec.PatchOptions()); err != nil {
+					res.Workloads = append(res.Workloads, wr)
+					return res, rec.Fail("patch", ref, err)
+				}
+			}
+			rec.Record(ctx, ref, wr.Action, wr.Reason)
+			res.Workloads = append(res.Workloads, wr)
+		}
+	}
+	for i := range res.Workloads {
+		if res.Workloads[i].Action == revkit.ActionUpdate {
+			restarted = append(restarted, &res.Workloads[i])
+		}
+	}
+	if opts.Wait && opts.DryRun == revkit.DryRunNone && len(restarted) > 0 {
+		if err := waitRollouts(ctx, kube, opts, restarted); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (o *RestartOptions) validate() error {
+	if err := o.Selection.validate(); err != nil {
+		return err
+	}
+	if o.Target != "" {
+		if err := validateTarget(o.Target); err != nil {
+			return err
+		}
+	} else if o.OnlyStale {
+		return &revkit.InvalidInputError{Field: "Target", Reason: "OnlyStale needs the target revision or tag"}
+	}
+	for _, k := range o.Kinds {
+		if k != Deployment && k != StatefulSet && k != DaemonSet {
+			return &revkit.InvalidInputError{Field: "Kinds", Value: string(k), Reason: "must be Deployment, StatefulSet or DaemonSet"}
+		}
+	}
+	if o.WorkloadSelector != "" {
+		if _, err := labels.Parse(o.WorkloadSelector); err != nil {
+			return &revkit.InvalidInputError{Field: "WorkloadSelector", Value: o.WorkloadSelector, Reason: err.Error()}
+		}
+	}
+	if o.Timeout < 0 || o.PollInterval < 0 {
+		return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}
+	}
+	return o.DryRun.Validate()
+}
+
+func (o *RestartOptions) kinds() []Kind {
+	if len(o.Kinds) == 0 {
+		return []Kind{Deployment, StatefulSet, DaemonSet}
+	}
+	return o.Kinds
+}
+
+func restartPatch(t time.Time) []byte {
+	p := map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
+		"annotations": map[string]string{mesh.RestartedAtAnnotation: t.Format(time.RFC3339)},
+	}}}}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+// workload is the part of a Deployment, StatefulSet or DaemonSet that
+// restarting needs.
+type workload struct {
+	kind      Kind
+	namespace string
+	name      string
+	selector  *metav1.LabelSelector
+	template  corev1.PodTemplateSpec
+	paused    bool
+	onDelete  bool
+}
+
+func (w *workload) skipReason() string {
+	switch {
+	case w.paused:
+		return "paused: resume the Deployment first (kubectl refuses to restart it too)"
+	case w.onDelete:
+		return "updateStrategy OnDelete: pods are only replaced when deleted"
+	}
+	return ""
+}
+
+func (w *workload) patch(ctx context.Context, kube kubernetes.Interface, body []byte, opts metav1.PatchOptions) error {
+	var err error
+	switch w.kind {
+	case Deployment:
+		_, err = kube.AppsV1().Deployments(w.namespace).Patch(ctx, w.name, types.MergePatchType, body, opts)
+	case StatefulSet:
+		_, err = kube.AppsV1().StatefulSets(w.namespace).Patch(ctx, w.name, types.MergePatchType, body, opts)
+	case DaemonSet:
+		_, err = kube.AppsV1().DaemonSets(w.namespace).Patch(ctx, w.name, types.MergePatchType, body, opts)
+	}
+	return err
+}
+
+func listWorkloads(ctx context.Context, kube kubernetes.Interface, ns string, kinds []Kind, sel string) ([]workload, error) {
+	lo := metav1.ListOptions{LabelSelector: sel}
+	var out []workload
+	for _, k := range kinds {
+		switch k {
+		case Deployment:
+			l, err := kube.AppsV1().Deployments(ns).List(ctx, lo)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range l.Items {
+				out = append(out, workload{kind: k, namespace: ns, name: d.Name, selector: d.Spec.Selector,
+					template: d.Spec.Template, paused: d.Spec.Paused})
+			}
+		case StatefulSet:
+			l, err := kube.AppsV1().StatefulSets(ns).List(ctx, lo)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range l.Items {
+				out = append(out, workload{kind: k, namespace: ns, name: s.Name, selector: s.Spec.Selector,
+					template: s.Spec.Template, onDelete: s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType})
+			}
+		case DaemonSet:
+			l, err := kube.AppsV1().DaemonSets(ns).List(ctx, lo)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range l.Items {
+				out = append(out, workload{kind: k, namespace: ns, name: d.Name, selector: d.Spec.Selector,
+					template: d.Spec.Template, onDelete: d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].kind != out[j].kind {
+			return out[i].kind < out[j].kind
+		}
+		return out[i].name < out[j].name
+	})
+	return out, nil
+}
+
+// staleness decides whether a workload still has pods off the target
+// revision.
+func staleness(w workload, pods []corev1.Pod, rev string) (revkit.Action, string) {
+	if mesh.InjectionDisabled(w.template.Labels, w.template.Annotations) {
+		return revkit.ActionSkip, "sidecar injection disabled on the pod template"
+	}
+	sel, err := metav1.LabelSelectorAsSelector(w.selector)
+	if err != nil || sel.Empty() {
+		// Without a usable selector its pods cannot be told apart; restart
+		// to be safe.
+		return revkit.ActionUpdate, "cannot match pods to the workload"
+	}
+	matched := 0
+	for i := range pods {
+		p := &pods[i]
+		if !mesh.PodActive(p) || !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		matched++
+		if r, injected := mesh.PodRevision(p); !injected || r != rev {
+			if !injected {
+				return revkit.ActionUpdate, fmt.Sprintf("pod %s has no sidecar", p.Name)
+			}
+			return revkit.ActionUpdate, fmt.Sprintf("pod %s is on revision %s", p.Name, r)
+		}
+	}
+	if matched == 0 {
+		return revkit.ActionUnchanged, "no running pods"
+	}
+	return revkit.ActionUnchanged, "all pods on revision " + rev
+}
+
+// waitRollouts polls until every restarted workload has rolled out, the
+// timeout passes or ctx ends. Each poll lists a kind once per namespace
+// rather than getting workloads one by one.
+func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOptions, ws []*WorkloadResult) error {
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	interval := opts.PollInterval
+	if interval == 0 {
+		interval = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type group struct {
+		ns   string
+		kind Kind
+	}
+	pending := map[string]string{}
+	for {
+		groups := map[group][]*WorkloadResult{}
+		for _, w := range ws {
+			if !w.RolledOut {
+				groups[group{w.Namespace, w.Kind}] = append(groups[group{w.Namespace, w.Kind}], w)
+			}
+		}
+		if len(groups) == 0 {
+			return nil
+		}
+		clear(pending)
+		for g, members := range groups {
+			status, err := rolloutStatus(ctx, kube, g.ns, g.kind)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list",
+					Object: revkit.ObjectRef{Kind: string(g.kind), Namespace: g.ns}, Err: err}
+			}
+			for _, w := range members {
+				reason, ok := status[w.Name]
+				if !ok {
+					reason = "not found"
+				}
+				if reason == "" {
+					w.RolledOut = true
+					continue
+				}
+				pending[fmt.Sprintf("%s/%s/%s", w.Kind, w.Namespace, w.Name)] = reason
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var list []string
+			for k, v := range pending {
+				list = append(list, k+": "+v)
+			}
+			sort.Strings(list)
+			return &WaitError{Pending: list, Err: ctx.Err()}
+		case <-time.After(interval):
+		}
+	}
+}
+
+// rolloutStatus maps each workload of a kind in ns to "" when rolled out,
+// or why not, following kubectl rollout status.
+func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind) (map[string]string, error) {
+	out := map[string]string{}
+	switch kind {
+	case Deployment:
+		l, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range l.Items {
+			out[d.Name] = deploymentPending(&d)
+		}
+	case StatefulSet:
+		l, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range l.Items {
+			out[s.Name] = statefulSetPending(&s)
+		}
+	case DaemonSet:
+		l, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range l.Items {
+			out[d.Name] = daemonSetPending(&d)
+		}
+	default:
+		return nil, errors.New("unknown kind " + string(kind))
+	}
+	return out, nil
+}
+
+func deploymentPending(d *appsv1.Deployment) string {
+	if d.Generation > d.Status.ObservedGeneration {
+		return "waiting for the controller to observe the change"
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+			return "progress deadline exceeded"
+		}
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	switch {
+	case d.Status.UpdatedReplicas < want:
+		return fmt.Sprintf("%d of %d replicas updated", d.Status.UpdatedReplicas, want)
+	case d.Status.Replicas > d.Status.UpdatedReplicas:
+		return fmt.Sprintf("%d old replicas pending termination", d.Status.Replicas-d.Status.UpdatedReplicas)
+	case d.Status.AvailableReplicas < d.Status.UpdatedReplicas:
+		return fmt.Sprintf("%d of %d updated replicas available", d.Status.AvailableReplicas, d.Status.UpdatedReplicas)
+	}
+	return ""
+}
+
+func statefulSetPending(s *appsv1.StatefulSet) string {
+	if s.Generation > s.Status.ObservedGeneration {
+		return "waiting for the controller to observe the change"
+	}
+	want := int32(1)
+	if s.Spec.Replicas != nil {
+		want = *s.Spec.Replicas
+	}
+	if s.Status.ReadyReplicas < want {
+		return fmt.Sprintf("%d of %d pods ready", s.Status.ReadyReplicas, want)
+	}
+	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
+		if s.Status.UpdatedReplicas < want-*ru.Partition {
+			return fmt.Sprintf("%d of %d partitioned pods updated", s.Status.UpdatedReplicas, want-*ru.Partition)
+		}
+		return ""
+	}
+	if s.Status.UpdateRevision != s.Status.CurrentRevision {
+		return fmt.Sprintf("%d of %d pods updated", s.Status.UpdatedReplicas, want)
+	}
+	return ""
+}
+
+func daemonSetPending(d *appsv1.DaemonSet) string {
+	if d.Generation > d.Status.ObservedGeneration {
+		return "waiting for the controller to observe the change"
+	}
+	if d.Status.UpdatedNumberScheduled < d.Status.DesiredNumberScheduled {
+		return fmt.Sprintf("%d of %d pods updated", d.Status.UpdatedNumberScheduled, d.Status.DesiredNumberScheduled)
+	}
+	if d.Status.NumberAvailable < d.Status.DesiredNumberScheduled {
+		return fmt.Sprintf("%d of %d pods available", d.Status.NumberAvailable, d.Status.DesiredNumberScheduled)
+	}
+	return ""
+}
