@@ -265,7 +265,10 @@ func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Mo
 // countPods tallies one namespace. target is the resolved revision, or ""
 // to expect whatever would inject each pod now.
 func countPods(model *mesh.Model, ns *corev1.Namespace, pods []corev1.Pod, target string) NamespacePods {
-	np := NamespacePods{Namespace: ns.Name, Injects: model.NamespaceRevisions(ns), Revisions: map[string]int{}}
+	np := NamespacePods{Namespace: ns.Name, Revisions: map[string]int{}}
+	if revs := model.NamespaceRevisions(ns); len(revs) > 0 {
+		np.Injects = revs
+	}
 	nsLabels := mesh.NamespaceLabels(ns)
 	sort.Slice(pods, func(a, b int) bool { return pods[a].Name < pods[b].Name })
 	for i := range pods {
