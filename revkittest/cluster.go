@@ -345,3 +345,7 @@ func (c *Cluster) Kube() *fake.Clientset {
 	}
 	return fake.NewClientset(c.Objects()...)
 }
+
+// DeleteNow returns delete options for removing an object at once, as a
+// test does to simulate a pod that went away.
+func DeleteNow() metav1.DeleteOptions { return metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)} }
