@@ -5,7 +5,10 @@ module github.com/revkit/revkit/tools/istio
 
 go 1.26.0
 
-require helm.sh/helm/v4 v4.2.0
+require (
+	helm.sh/helm/v4 v4.2.0
+	sigs.k8s.io/yaml v1.6.0
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect
@@ -157,7 +160,6 @@ require (
 	sigs.k8s.io/mcs-api v0.4.1 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.0 // indirect
-	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 tool istio.io/istio/pilot/cmd/pilot-discovery

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -26,7 +27,23 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/engine"
 	"helm.sh/helm/v4/pkg/strvals"
+	"sigs.k8s.io/yaml"
 )
+
+var docSep = regexp.MustCompile(`(?m)^---[ \t]*$`)
+
+// stripComments drops YAML comment lines, so that a template that rendered to
+// nothing but comments yields no document.
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
 
 type setFlags []string
 
@@ -46,7 +63,7 @@ func run(args []string, out io.Writer) error {
 	chartName := fs.String("chart", "istio-discovery", "chart to render: base or istio-discovery")
 	revision := fs.String("revision", "", "Istio revision (DNS-1123 label, e.g. 1-31-0)")
 	namespace := fs.String("namespace", "istio-system", "release namespace")
-	crdsOnly := fs.Bool("crds-only", false, "print only the CustomResourceDefinitions of the chart")
+	crdsOnly := fs.Bool("crds-only", false, "print only the CustomResourceDefinitions (from crds/ and templates)")
 	var sets setFlags
 	fs.Var(&sets, "set", "value override key=value (Helm --set syntax); repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -76,11 +93,10 @@ func run(args []string, out io.Writer) error {
 	}
 
 	var docs []string
-	if *crdsOnly {
-		for _, f := range ch.CRDObjects() {
-			docs = append(docs, string(f.File.Data))
-		}
-	} else {
+	for _, f := range ch.CRDObjects() {
+		docs = append(docs, string(f.File.Data))
+	}
+	{
 		release := common.ReleaseOptions{Name: "istiod", Namespace: *namespace, IsInstall: true, Revision: 1}
 		if *chartName == "base" {
 			release.Name = "istio-base"
@@ -111,8 +127,27 @@ func run(args []string, out io.Writer) error {
 			if body == "" {
 				continue
 			}
-			docs = append(docs, "# Source: "+name+"\n"+body)
+			for _, doc := range docSep.Split(body, -1) {
+				if strings.TrimSpace(stripComments(doc)) != "" {
+					docs = append(docs, "# Source: "+name+"\n"+strings.TrimSpace(doc))
+				}
+			}
 		}
+	}
+	if *crdsOnly {
+		var crds []string
+		for _, d := range docs {
+			var head struct {
+				Kind string `json:"kind"`
+			}
+			if err := yaml.Unmarshal([]byte(d), &head); err != nil {
+				return fmt.Errorf("parsing rendered manifest: %w", err)
+			}
+			if head.Kind == "CustomResourceDefinition" {
+				crds = append(crds, d)
+			}
+		}
+		docs = crds
 	}
 	for _, d := range docs {
 		if _, err := fmt.Fprintf(out, "---\n%s\n", strings.TrimSpace(d)); err != nil {
