@@ -180,7 +180,9 @@ func Precheck(ctx context.Context, kube kubernetes.Interface, opts PrecheckOptio
 	if err != nil {
 		return nil, fmt.Errorf("%s: read the control plane in %s: %w", opPrecheck, cpNS, err)
 	}
-	report.Revisions = model.Revisions()
+	if revs := model.Revisions(); len(revs) > 0 {
+		report.Revisions = revs
+	}
 	return report, nil
 }
 

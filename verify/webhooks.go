@@ -136,7 +136,10 @@ func Webhooks(ctx context.Context, kube kubernetes.Interface, opts WebhooksOptio
 	if err != nil {
 		return nil, fmt.Errorf("%s: read the control plane in %s: %w", opWebhooks, cpNS, err)
 	}
-	report := &WebhooksReport{Revisions: model.Revisions()}
+	report := &WebhooksReport{}
+	if revs := model.Revisions(); len(revs) > 0 {
+		report.Revisions = revs
+	}
 	for _, inj := range model.Injectors {
 		report.Injectors = append(report.Injectors, inj.Name)
 	}
