@@ -527,6 +527,15 @@ func (e *Env) render(ctx context.Context, args ...string) ([]byte, error) {
 // more than once; t.Cleanup calls it too.
 func (e *Env) Stop() error {
 	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		istiods := make([]*Istiod, 0, len(e.istiods))
+		for _, is := range e.istiods {
+			istiods = append(istiods, is)
+		}
+		e.mu.Unlock()
+		for _, is := range istiods {
+			is.closeSidecars()
+		}
 		procs := e.Processes()
 		var errs []error
 		for i := len(procs) - 1; i >= 0; i-- {

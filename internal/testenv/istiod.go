@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,9 @@ type Istiod struct {
 	Process *Process
 	// Manifest is the rendered chart that was applied.
 	Manifest []byte
+
+	mu       sync.Mutex
+	sidecars []*Sidecar
 }
 
 // SynczURL is the address of the revision's /debug/syncz endpoint.
@@ -208,6 +212,7 @@ func (e *Env) StopIstiod(revision string) error {
 	if is == nil {
 		return fmt.Errorf("testenv: no istiod for revision %q", revision)
 	}
+	is.closeSidecars()
 	return is.Process.Stop(5 * time.Second)
 }
 

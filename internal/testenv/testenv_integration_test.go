@@ -4,6 +4,7 @@ package testenv_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +136,79 @@ func TestControlPlane(t *testing.T) {
 		t.Logf("rollout restart done in %s", time.Since(start).Round(time.Millisecond))
 		assertPodsRevision(ctx, t, env.Client, ns, "app=web", newRev, 2)
 	})
+
+	t.Run("fake sidecars show up as SYNCED in the injecting revision's syncz", func(t *testing.T) {
+		sidecars, err := env.ConnectPodSidecars(ctx, "app", "app=web")
+		require.NoError(t, err)
+		require.Len(t, sidecars, 2)
+		want := map[string]bool{}
+		for _, s := range sidecars {
+			assert.Equal(t, newRev, s.Revision)
+			require.NoError(t, s.WaitSynced(ctx))
+			want[s.ProxyID] = true
+		}
+		// istiod records an ACK a moment after it arrives.
+		var status []syncStatus
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			status = syncz(t, revs[1])
+			if allSynced(status, want) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		for _, st := range status {
+			t.Logf("%s syncz: %s type=%s version=%s CDS %s/%s LDS %s/%s EDS %s/%s RDS %s/%s", newRev, st.Proxy, st.ProxyType, st.IstioVersion,
+				st.ClusterSent, st.ClusterAcked, st.ListenerSent, st.ListenerAcked, st.EndpointSent, st.EndpointAcked, st.RouteSent, st.RouteAcked)
+		}
+		assert.True(t, allSynced(status, want), "all of %v SYNCED in %s's syncz", want, newRev)
+		assert.Empty(t, syncz(t, revs[0]), "%s has no proxies", oldRev)
+
+		for _, s := range sidecars {
+			require.NoError(t, s.Close())
+		}
+		require.Eventually(t, func() bool { return len(syncz(t, revs[1])) == 0 }, 30*time.Second, 200*time.Millisecond,
+			"closed sidecars leave %s's syncz", newRev)
+	})
+}
+
+type syncStatus struct {
+	Proxy         string `json:"proxy"`
+	ProxyType     string `json:"proxy_type"`
+	IstioVersion  string `json:"istio_version"`
+	ClusterSent   string `json:"cluster_sent"`
+	ClusterAcked  string `json:"cluster_acked"`
+	ListenerSent  string `json:"listener_sent"`
+	ListenerAcked string `json:"listener_acked"`
+	RouteSent     string `json:"route_sent"`
+	RouteAcked    string `json:"route_acked"`
+	EndpointSent  string `json:"endpoint_sent"`
+	EndpointAcked string `json:"endpoint_acked"`
+}
+
+func syncz(t *testing.T, is *testenv.Istiod) []syncStatus {
+	t.Helper()
+	var out []syncStatus
+	require.NoError(t, json.Unmarshal(httpGet(t, is.SynczURL()), &out))
+	return out
+}
+
+// allSynced reports whether every wanted proxy is listed with clusters and
+// listeners sent and acked at the same nonce, and likewise endpoints and
+// routes where sent.
+func allSynced(status []syncStatus, want map[string]bool) bool {
+	seen := 0
+	for _, st := range status {
+		if !want[st.Proxy] {
+			continue
+		}
+		seen++
+		if st.ClusterSent == "" || st.ClusterSent != st.ClusterAcked || st.ListenerSent == "" || st.ListenerSent != st.ListenerAcked ||
+			st.EndpointSent != st.EndpointAcked || st.RouteSent != st.RouteAcked {
+			return false
+		}
+	}
+	return seen == len(want)
 }
 
 // TestCleanup proves that the environment leaves nothing behind: every
