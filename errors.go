@@ -134,3 +134,24 @@ func (e *OpError) Error() string {
 }
 
 func (e *OpError) Unwrap() error { return e.Err }
+
+// OverlapError refuses a change after which two injectors would inject the
+// same pod (Istio's analyzer calls this IST0139). It names both webhook
+// configurations and an example namespace and pod that both would match.
+type OverlapError struct {
+	// Subject is what was being added or changed, e.g. `tag "prod"`.
+	Subject string
+	// First and Second are the MutatingWebhookConfigurations; FirstWebhook
+	// and SecondWebhook the webhooks inside them.
+	First, FirstWebhook   string
+	Second, SecondWebhook string
+	NamespaceLabels       map[string]string
+	PodLabels             map[string]string
+}
+
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("%s: webhook %s/%s would overlap with %s/%s (e.g. namespace labels %v, pod labels %v)",
+		e.Subject, e.First, e.FirstWebhook, e.Second, e.SecondWebhook, e.NamespaceLabels, e.PodLabels)
+}
+
+func (e *OverlapError) Is(target error) bool { return target == ErrOverlap }

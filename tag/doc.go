@@ -27,7 +27,7 @@
 // an unknown revision (revkit.ErrNotFound), a tag named like a revision or
 // a move without Overwrite (revkit.ErrExists, *revkit.ExistsError), and a
 // tag whose webhook would overlap another injector (revkit.ErrOverlap,
-// *OverlapError). Remove refuses while namespaces use the tag
+// *revkit.OverlapError). Remove refuses while namespaces use the tag
 // (revkit.ErrInUse, *revkit.InUseError) unless forced. Note that removing
 // the default tag does not reactivate a deactivated non-revisioned
 // injector; set the tag to another revision instead.

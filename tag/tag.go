@@ -145,43 +145,21 @@ func legacyInjector(m *mesh.Model) *mesh.Injector {
 }
 
 // checkOverlap simulates the injectors after the change and refuses it if
-// two of them would match the same pod. Overlaps that exist already and do
-// not involve the tag are not this change's fault and do not block it.
+// the tag's webhook would match the same pods as another injector.
 func checkOverlap(m *mesh.Model, desired *admv1.MutatingWebhookConfiguration, deactivated *mesh.Injector) error {
-	var after []mesh.Injector
-	for _, inj := range m.Injectors {
-		if inj.Name == desired.Name {
-			continue
-		}
-		if deactivated != nil && inj.Name == deactivated.Name {
-			continue
-		}
-		after = append(after, inj)
-	}
 	tagInj, _ := mesh.ToInjector(desired)
-	after = append(after, tagInj)
-	for _, ov := range mesh.FindOverlaps(after) {
-		if ov.First == desired.Name || ov.Second == desired.Name {
-			return &OverlapError{Tag: tagInj.Tag, Overlap: ov}
-		}
+	var removed []string
+	if deactivated != nil {
+		removed = append(removed, deactivated.Name)
+	}
+	if ovs := mesh.OverlapsAfter(m.Injectors, []mesh.Injector{tagInj}, removed...); len(ovs) > 0 {
+		ov := ovs[0]
+		return &revkit.OverlapError{Subject: fmt.Sprintf("tag %q", tagInj.Tag),
+			First: ov.First, FirstWebhook: ov.FirstWebhook, Second: ov.Second, SecondWebhook: ov.SecondWebhook,
+			NamespaceLabels: ov.NamespaceLabels, PodLabels: ov.PodLabels}
 	}
 	return nil
 }
-
-// OverlapError refuses a tag whose injector would match the same pods as
-// another injector.
-type OverlapError struct {
-	Tag     string
-	Overlap mesh.Overlap
-}
-
-func (e *OverlapError) Error() string {
-	return fmt.Sprintf("tag %q: webhook %s/%s would overlap with %s/%s (e.g. namespace labels %v, pod labels %v)",
-		e.Tag, e.Overlap.First, e.Overlap.FirstWebhook, e.Overlap.Second, e.Overlap.SecondWebhook,
-		e.Overlap.NamespaceLabels, e.Overlap.PodLabels)
-}
-
-func (e *OverlapError) Is(target error) bool { return target == revkit.ErrOverlap }
 
 func applyTagWebhook(ctx context.Context, k kubernetes.Interface, rec *kubeutil.Recorder, desired *admv1.MutatingWebhookConfiguration) error {
 	client := k.AdmissionregistrationV1().MutatingWebhookConfigurations()

@@ -48,3 +48,34 @@ func overlap(x, y *Injector) (Overlap, bool) {
 	}
 	return Overlap{}, false
 }
+
+// OverlapsAfter returns the overlaps that adding (or replacing, by name) the
+// injectors added to existing would create. Overlaps among the existing
+// injectors alone are not reported: they are not the change's doing.
+func OverlapsAfter(existing []Injector, added []Injector, removed ...string) []Overlap {
+	gone := map[string]bool{}
+	for _, n := range removed {
+		gone[n] = true
+	}
+	for _, a := range added {
+		gone[a.Name] = true
+	}
+	var after []Injector
+	for _, inj := range existing {
+		if !gone[inj.Name] {
+			after = append(after, inj)
+		}
+	}
+	after = append(after, added...)
+	isAdded := map[string]bool{}
+	for _, a := range added {
+		isAdded[a.Name] = true
+	}
+	var out []Overlap
+	for _, ov := range FindOverlaps(after) {
+		if isAdded[ov.First] || isAdded[ov.Second] {
+			out = append(out, ov)
+		}
+	}
+	return out
+}
