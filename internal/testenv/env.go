@@ -305,6 +305,13 @@ func (e *Env) startAPIServer(ctx context.Context) error {
 		"--tls-cert-file=" + e.pki.ServingCert,
 		"--tls-private-key-file=" + e.pki.ServingKey,
 		"--client-ca-file=" + e.pki.CACertFile,
+		// Fills extension-apiserver-authentication, which the controller
+		// manager and scheduler read (and complain about when empty).
+		"--requestheader-client-ca-file=" + e.pki.CACertFile,
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--token-auth-file=" + e.pki.TokenFile,
 		"--authorization-mode=Node,RBAC",
 		"--service-account-key-file=" + e.pki.SAPubFile,
@@ -469,7 +476,7 @@ func (e *Env) createNode(ctx context.Context, name string) error {
 		Status: corev1.NodeStatus{
 			Capacity:    res,
 			Allocatable: res,
-			NodeInfo:    corev1.NodeSystemInfo{KubeletVersion: "fake", OperatingSystem: "linux", Architecture: "amd64"},
+			NodeInfo:    corev1.NodeSystemInfo{KubeletVersion: "v1.36.3-kwok", OperatingSystem: "linux", Architecture: "amd64"},
 		},
 	}
 	_, err := e.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
@@ -599,4 +606,15 @@ func copyDir(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// Kubectl returns a command running bin/kubectl (v1.36.3, built by `make
+// tools`) against this environment with the admin kubeconfig. It is a child
+// of the test binary like the control plane, so it runs in the same
+// loopback-only network namespace.
+func (e *Env) Kubectl(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, e.bin("kubectl"), append([]string{"--kubeconfig=" + e.Kubeconfig}, args...)...)
+	cmd.Env = append(baseEnv(), "KUBECONFIG="+e.Kubeconfig)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }

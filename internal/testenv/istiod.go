@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -54,8 +55,9 @@ var ErrRevisionRunning = errors.New("testenv: revision already running")
 
 // StartIstiod renders the istio-discovery chart for revision with its webhooks
 // pointed at a local pilot-discovery, applies it, starts that process and
-// returns once the injector's caBundle is patched and a dry-run pod in a
-// namespace selecting the revision comes back injected by it.
+// returns once istiod has patched the caBundle of its injector and validator
+// (and switched the validator to failurePolicy Fail), and a dry-run pod
+// selecting the revision comes back injected by it.
 func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error) {
 	if errs := validation.IsDNS1123Label(revision); len(errs) > 0 {
 		return nil, fmt.Errorf("%w %q: %s", ErrInvalidRevision, revision, strings.Join(errs, "; "))
@@ -67,7 +69,7 @@ func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error)
 	}
 	e.mu.Unlock()
 	begin := time.Now()
-	ports, err := freePorts(5)
+	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +118,8 @@ func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error)
 		"--secureGRPCAddr=" + is.SecureXDSAddr,
 		"--httpsAddr=" + is.WebhookAddr,
 		"--monitoringAddr=" + is.MonitoringAddr,
+		"--ctrlz_address=127.0.0.1",
+		"--ctrlz_port=" + strconv.Itoa(ports[5]),
 		"--domain=cluster.local",
 		"--log_output_level=default:info",
 	})
@@ -136,6 +140,23 @@ func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error)
 		for _, w := range mwc.Webhooks {
 			if len(w.ClientConfig.CABundle) == 0 {
 				return fmt.Errorf("webhook %s has no caBundle yet", w.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// istiod's validation controller patches the caBundle and switches the
+	// failure policy to Fail once its webhook answers.
+	err = poll(ctx, "validation webhook "+is.ValidatorWebhook+" ready", 200*time.Millisecond, watch, func(ctx context.Context) error {
+		vwc, err := e.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, is.ValidatorWebhook, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, w := range vwc.Webhooks {
+			if len(w.ClientConfig.CABundle) == 0 || w.FailurePolicy == nil || *w.FailurePolicy != admissionv1.Fail {
+				return fmt.Errorf("webhook %s not ready (caBundle %d bytes)", w.Name, len(w.ClientConfig.CABundle))
 			}
 		}
 		return nil

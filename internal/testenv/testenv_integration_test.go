@@ -21,6 +21,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
@@ -47,6 +49,18 @@ func TestControlPlane(t *testing.T) {
 		assert.Equal(t, "1", v.Major)
 		assert.Equal(t, "36", v.Minor)
 		assert.True(t, strings.HasPrefix(v.GitVersion, "v1.36."), "gitVersion %q", v.GitVersion)
+	})
+
+	t.Run("kubectl v1.36 talks to it", func(t *testing.T) {
+		out, err := env.Kubectl(ctx, "version", "-o", "json").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		var v struct {
+			Client struct{ GitVersion string } `json:"clientVersion"`
+			Server struct{ GitVersion string } `json:"serverVersion"`
+		}
+		require.NoError(t, json.Unmarshal(out, &v), "%s", out)
+		assert.True(t, strings.HasPrefix(v.Client.GitVersion, "v1.36."), "kubectl %s", v.Client.GitVersion)
+		assert.Equal(t, "v1.36.3", v.Server.GitVersion)
 	})
 
 	t.Run("apiserver runs outside the host network namespace", func(t *testing.T) {
@@ -96,6 +110,28 @@ func TestControlPlane(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+
+	t.Run("revision validator rejects invalid config", func(t *testing.T) {
+		vs := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "VirtualService",
+			"metadata": map[string]any{
+				"name": "invalid", "namespace": "default",
+				"labels": map[string]any{"istio.io/rev": newRev},
+			},
+			// The CRD schema cannot tell that the regex does not compile;
+			// istiod's webhook can.
+			"spec": map[string]any{"hosts": []any{"web"}, "http": []any{map[string]any{
+				"match": []any{map[string]any{"uri": map[string]any{"regex": "(["}}},
+				"route": []any{map[string]any{"destination": map[string]any{"host": "web"}}},
+			}}},
+		}}
+		gvr := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+		_, err := env.Dynamic.Resource(gvr).Namespace("default").Create(ctx, vs, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		require.Error(t, err)
+		t.Logf("rejected: %v", err)
+		assert.Contains(t, err.Error(), "rev.validation.istio.io")
+	})
 
 	t.Run("namespace moves to the other revision on rollout restart", func(t *testing.T) {
 		const ns = "app"
@@ -308,8 +344,10 @@ func assertPodsRevision(ctx context.Context, t *testing.T, c kubernetes.Interfac
 		require.True(t, ok, "pod %s has no sidecar.istio.io/status", p.Name)
 		assert.Equal(t, revision, rev, "pod %s", p.Name)
 		assert.Equal(t, corev1.PodRunning, p.Status.Phase, "pod %s", p.Name)
+		// A native sidecar (an init container that keeps running) on nodes
+		// whose kubelet supports it, a plain container otherwise.
 		var proxy bool
-		for _, ctr := range p.Spec.Containers {
+		for _, ctr := range append(p.Spec.Containers, p.Spec.InitContainers...) {
 			proxy = proxy || ctr.Name == "istio-proxy"
 		}
 		assert.True(t, proxy, "pod %s has an istio-proxy container", p.Name)
