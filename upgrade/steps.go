@@ -269,9 +269,9 @@ func VerifyPods(opts verify.PodsOptions) Step {
 			}
 			on := expected(rep.Revision, "their expected revision")
 			if !rep.OK() {
-				return Result{Outcome: Failed, Detail: fmt.Sprintf("%d of %d pods not on %s", len(rep.Stragglers), pods, on)}, rep.Err()
+				return Result{Outcome: Failed, Detail: fmt.Sprintf("%d of %s not on %s", len(rep.Stragglers), plural(pods, "pod"), on)}, rep.Err()
 			}
-			return Result{Outcome: Done, Detail: fmt.Sprintf("%d pods in %d namespaces on %s", pods, len(rep.Namespaces), on)}, nil
+			return Result{Outcome: Done, Detail: fmt.Sprintf("%s in %s on %s", plural(pods, "pod"), plural(len(rep.Namespaces), "namespace"), on)}, nil
 		},
 	}
 }
@@ -333,10 +333,17 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 				return Result{}, err
 			}
 			if !rep.OK() {
-				return Result{Outcome: Failed, Detail: fmt.Sprintf("%d of %d proxies on another revision, %d not synced",
-					len(rep.Stragglers), len(rep.Proxies), len(rep.NotSynced))}, rep.Err()
+				var parts []string
+				if n := len(rep.Stragglers); n > 0 {
+					parts = append(parts, fmt.Sprintf("%d on another revision", n))
+				}
+				if n := len(rep.NotSynced); n > 0 {
+					parts = append(parts, fmt.Sprintf("%d not synced", n))
+				}
+				detail := plural(len(rep.Proxies), "proxy") + ": " + strings.Join(parts, ", ")
+				return Result{Outcome: Failed, Detail: detail}, rep.Err()
 			}
-			detail := fmt.Sprintf("%d proxies synced", len(rep.Proxies))
+			detail := plural(len(rep.Proxies), "proxy") + " synced"
 			if rep.Target != "" {
 				detail += " on " + rep.Target
 			}
@@ -364,10 +371,13 @@ func VerifyWebhooks(opts verify.WebhooksOptions) Step {
 				return Result{}, err
 			}
 			if !rep.OK() {
-				return Result{Outcome: Failed, Detail: fmt.Sprintf("%d overlapping injectors, %d dangling services, %d orphaned webhooks",
-					len(rep.Overlaps), len(rep.Dangling), len(rep.Orphaned))}, rep.Err()
+				detail := nonZero(
+					counted{len(rep.Overlaps), "overlapping injector pair"},
+					counted{len(rep.Dangling), "dangling service reference"},
+					counted{len(rep.Orphaned), "orphaned webhook"})
+				return Result{Outcome: Failed, Detail: detail}, rep.Err()
 			}
-			return Result{Outcome: Done, Detail: fmt.Sprintf("%d injectors, no problem found", len(rep.Injectors))}, nil
+			return Result{Outcome: Done, Detail: plural(len(rep.Injectors), "injector") + ", no problem found"}, nil
 		},
 	}
 }
@@ -414,6 +424,33 @@ func summarize(changes []revkit.Change) string {
 	}
 	if len(parts) == 0 {
 		return "nothing to do"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// plural gives "1 pod", "2 pods", "3 proxies".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+type counted struct {
+	n    int
+	what string
+}
+
+// nonZero lists the counts that are not zero: "2 orphaned webhooks, 1 …".
+func nonZero(list ...counted) string {
+	var parts []string
+	for _, c := range list {
+		if c.n != 0 {
+			parts = append(parts, plural(c.n, c.what))
+		}
 	}
 	return strings.Join(parts, ", ")
 }

@@ -221,7 +221,7 @@ func TestOperationSteps(t *testing.T) {
 			cluster: canaryCluster(),
 			step:    upgrade.VerifyPods(verify.PodsOptions{Namespaces: []string{"blog"}}),
 			outcome: upgrade.Done,
-			detail:  "1 pods in 1 namespaces on their expected revision",
+			detail:  "1 pod in 1 namespace on their expected revision",
 		},
 		{
 			name:    "verify-pods fails the gate on stragglers",
@@ -253,7 +253,7 @@ func TestOperationSteps(t *testing.T) {
 			step: upgrade.VerifyProxies(verify.ProxiesOptions{
 				Sources: []verify.SyncSource{verify.StaticSource{Rev: "1-25-0", JSON: synczDoc("cart-0.shop")}}}),
 			outcome: upgrade.Done,
-			detail:  "1 proxies synced",
+			detail:  "1 proxy synced",
 		},
 		{
 			name:    "verify-proxies fails the gate on stragglers and stale proxies",
@@ -263,7 +263,7 @@ func TestOperationSteps(t *testing.T) {
 				verify.StaticSource{Rev: "1-25-0", JSON: synczDoc("post-0.blog:stale", "cart-1.shop")},
 			}}),
 			outcome: upgrade.Failed,
-			detail:  "1 of 3 proxies on another revision, 1 not synced",
+			detail:  "3 proxies: 1 on another revision, 1 not synced",
 			is:      revkit.ErrVerificationFailed,
 			gate:    true,
 		},
@@ -272,6 +272,7 @@ func TestOperationSteps(t *testing.T) {
 			cluster: canaryCluster(),
 			step:    upgrade.VerifyProxies(verify.ProxiesOptions{Sources: []verify.SyncSource{failingSource{rev: "1-25-0"}}}),
 			outcome: upgrade.Failed,
+			detail:  `verify.Proxies: read syncz of revision "1-25-0": connection refused`,
 		},
 		{
 			name:    "verify-webhooks passes on a clean control plane",
@@ -289,6 +290,7 @@ func TestOperationSteps(t *testing.T) {
 			},
 			step:    upgrade.VerifyWebhooks(verify.WebhooksOptions{}),
 			outcome: upgrade.Failed,
+			detail:  "2 orphaned webhooks",
 			is:      revkit.ErrVerificationFailed,
 			gate:    true,
 		},
