@@ -28,7 +28,7 @@ func RunMain(m *testing.M, opts Options, use func(*Env)) int {
 		defer tb.cleanup()
 		env, err := Start(tb, opts)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			fmt.Fprintln(os.Stderr, err)
 			tb.failed = true
 			return 1
 		}
