@@ -29,6 +29,12 @@ KWOK_LDFLAGS="-s -w"
 ISTIO_LDFLAGS="-s -w"
 
 mkdir -p "$BIN" "$CACHE"
+# One build at a time per bin/ (a second `make test` in the same tree waits).
+exec 9>"$BIN/.tools.lock"
+if ! flock -n 9; then
+	echo "[tools] waiting for another hack/tools.sh using $BIN ..."
+	flock 9
+fi
 GOVERSION=$(go env GOVERSION)
 total_start=$(date +%s)
 declare -a SUMMARY=()

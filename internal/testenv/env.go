@@ -489,10 +489,21 @@ func (e *Env) createNode(ctx context.Context, name string) error {
 // WaitForServiceAccount waits until the ServiceAccount exists; pods cannot be
 // created in a namespace before its "default" ServiceAccount does.
 func (e *Env) WaitForServiceAccount(ctx context.Context, namespace, name string) error {
+	ctx, cancel := withDefaultTimeout(ctx, time.Minute)
+	defer cancel()
 	return poll(ctx, "ServiceAccount "+namespace+"/"+name, 100*time.Millisecond, e.Processes(), func(ctx context.Context) error {
 		_, err := e.Client.CoreV1().ServiceAccounts(namespace).Get(ctx, name, metav1.GetOptions{})
 		return err
 	})
+}
+
+// withDefaultTimeout bounds ctx by d unless it already has a deadline, so that
+// a forgotten timeout cannot hang a test run.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // Processes returns the processes started so far, in start order.

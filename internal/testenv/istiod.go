@@ -68,6 +68,8 @@ func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error)
 		return nil, fmt.Errorf("%w: %s", ErrRevisionRunning, revision)
 	}
 	e.mu.Unlock()
+	ctx, cancel := withDefaultTimeout(ctx, 3*time.Minute)
+	defer cancel()
 	begin := time.Now()
 	ports, err := freePorts(6)
 	if err != nil {

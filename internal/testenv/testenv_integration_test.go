@@ -206,6 +206,25 @@ func TestControlPlane(t *testing.T) {
 		require.Eventually(t, func() bool { return len(syncz(t, revs[1])) == 0 }, 30*time.Second, 200*time.Millisecond,
 			"closed sidecars leave %s's syncz", newRev)
 	})
+
+	t.Run("a stopped revision's injector fails closed", func(t *testing.T) {
+		require.NoError(t, env.StopIstiod(oldRev))
+		assert.True(t, revs[0].Process.Exited())
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "orphan", Labels: map[string]string{"istio.io/rev": oldRev}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+		}
+		_, err := env.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		require.Error(t, err)
+		t.Logf("rejected: %v", err)
+		assert.Contains(t, err.Error(), "failed calling webhook")
+		// The other revision is unaffected.
+		pod.Labels["istio.io/rev"] = newRev
+		got, err := env.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		require.NoError(t, err)
+		rev, _ := testenv.InjectedRevision(got)
+		assert.Equal(t, newRev, rev)
+	})
 }
 
 type syncStatus struct {
