@@ -112,17 +112,16 @@ var ErrMalformedSyncz = errors.New("malformed syncz response")
 
 // SynczError reports a syncz document that cannot be parsed.
 type SynczError struct {
-	// Offset is the byte offset of the problem in the input, when known.
+	// Offset is where in the input (counting from 0) the problem is: the
+	// offending byte, the start of a value of the wrong type, or the
+	// length of a truncated input.
 	Offset int64
 	// Err is the underlying decoding error.
 	Err error
 }
 
 func (e *SynczError) Error() string {
-	if e.Offset > 0 {
-		return fmt.Sprintf("%s at byte %d: %v", ErrMalformedSyncz, e.Offset, e.Err)
-	}
-	return fmt.Sprintf("%s: %v", ErrMalformedSyncz, e.Err)
+	return fmt.Sprintf("%s at offset %d: %v", ErrMalformedSyncz, e.Offset, e.Err)
 }
 
 // Unwrap returns the decoding error.

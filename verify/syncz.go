@@ -1,8 +1,6 @@
 package verify
 
 import (
-	"encoding/json"
-	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -136,43 +134,14 @@ func (p *ProxyStatus) TypeState(typ string) (SyncState, bool) {
 // Synced reports whether the proxy is SYNCED overall.
 func (p *ProxyStatus) Synced() bool { return p.State == StateSynced }
 
-// rawStatus mirrors istiod's SyncStatus JSON.
-type rawStatus struct {
-	ClusterID            string                 `json:"cluster_id"`
-	Proxy                string                 `json:"proxy"`
-	ProxyType            string                 `json:"proxy_type"`
-	ProxyVersion         string                 `json:"proxy_version"`
-	IstioVersion         string                 `json:"istio_version"`
-	ClusterSent          string                 `json:"cluster_sent"`
-	ClusterAcked         string                 `json:"cluster_acked"`
-	ListenerSent         string                 `json:"listener_sent"`
-	ListenerAcked        string                 `json:"listener_acked"`
-	RouteSent            string                 `json:"route_sent"`
-	RouteAcked           string                 `json:"route_acked"`
-	EndpointSent         string                 `json:"endpoint_sent"`
-	EndpointAcked        string                 `json:"endpoint_acked"`
-	ExtensionConfigSent  string                 `json:"extensionconfig_sent"`
-	ExtensionConfigAcked string                 `json:"extensionconfig_acked"`
-	Resources            map[string]rawResource `json:"resources"`
-}
-
-type rawResource struct {
-	Sent  string `json:"sent"`
-	Acked string `json:"acked"`
-	// SentTime is kept as text: a timestamp istiod formats oddly should
-	// not make the whole document unreadable.
-	SentTime  string `json:"sentTime"`
-	LastError string `json:"lastError"`
-}
-
 // ParseSyncz parses the JSON istiod serves at /debug/syncz: an array of
 // proxy statuses. It derives each proxy's state per xDS type and overall.
 // Input that is not such an array returns a *SynczError (matching
 // ErrMalformedSyncz); "null" is an empty list.
 func ParseSyncz(data []byte) ([]ProxyStatus, error) {
-	var raw []rawStatus
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, synczError(err)
+	raw, err := decodeSyncz(data)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]ProxyStatus, len(raw))
 	// One backing array for the types of every proxy keeps a large
@@ -186,27 +155,15 @@ func ParseSyncz(data []byte) ([]ProxyStatus, error) {
 	return out, nil
 }
 
-func synczError(err error) error {
-	se := &SynczError{Err: err}
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		se.Offset = syn.Offset
-	case errors.As(err, &typ):
-		se.Offset = typ.Offset
-	}
-	return se
-}
-
 func newProxyStatus(r *rawStatus, types []TypeStatus) ProxyStatus {
+	id := r.fields[fProxy]
 	p := ProxyStatus{
-		ID: r.Proxy, Pod: r.Proxy, ClusterID: r.ClusterID, ProxyType: r.ProxyType,
-		ProxyVersion: r.ProxyVersion, IstioVersion: r.IstioVersion, Types: types,
+		ID: id, Pod: id, ClusterID: r.fields[fClusterID], ProxyType: r.fields[fProxyType],
+		ProxyVersion: r.fields[fProxyVersion], IstioVersion: r.fields[fIstioVersion], Types: types,
 	}
 	// Namespaces cannot contain dots, pod names can: split at the last.
-	if i := strings.LastIndexByte(r.Proxy, '.'); i >= 0 {
-		p.Pod, p.Namespace = r.Proxy[:i], r.Proxy[i+1:]
+	if i := strings.LastIndexByte(id, '.'); i >= 0 {
+		p.Pod, p.Namespace = id[:i], id[i+1:]
 	}
 	p.State = overallState(types)
 	return p
@@ -215,18 +172,18 @@ func newProxyStatus(r *rawStatus, types []TypeStatus) ProxyStatus {
 // appendTypes appends the five Envoy types, then any other type of the
 // resources map sorted by URL.
 func appendTypes(dst []TypeStatus, r *rawStatus) []TypeStatus {
-	flat := [len(envoyTypes)][2]string{
-		{r.ClusterSent, r.ClusterAcked},
-		{r.ListenerSent, r.ListenerAcked},
-		{r.EndpointSent, r.EndpointAcked},
-		{r.RouteSent, r.RouteAcked},
-		{r.ExtensionConfigSent, r.ExtensionConfigAcked},
+	flat := [len(envoyTypes)][2]int{
+		{fClusterSent, fClusterAcked},
+		{fListenerSent, fListenerAcked},
+		{fEndpointSent, fEndpointAcked},
+		{fRouteSent, fRouteAcked},
+		{fExtensionConfigSent, fExtensionConfigAcked},
 	}
-	ignoreEnvoy := r.ProxyType == ProxyTypeZtunnel
+	ignoreEnvoy := r.fields[fProxyType] == ProxyTypeZtunnel
 	for i, et := range envoyTypes {
-		t := TypeStatus{Type: et.short, TypeURL: et.url, Sent: flat[i][0], Acked: flat[i][1]}
-		if res, ok := r.Resources[et.url]; ok {
-			mergeResource(&t, &res)
+		t := TypeStatus{Type: et.short, TypeURL: et.url, Sent: r.fields[flat[i][0]], Acked: r.fields[flat[i][1]]}
+		if res, ok := r.resource(et.url); ok {
+			mergeResource(&t, res)
 		}
 		if ignoreEnvoy {
 			t.State = StateIgnored
@@ -235,22 +192,19 @@ func appendTypes(dst []TypeStatus, r *rawStatus) []TypeStatus {
 		}
 		dst = append(dst, t)
 	}
-	if len(r.Resources) == 0 {
-		return dst
-	}
-	var extra []string
-	for url := range r.Resources {
-		if !isEnvoyType(url) {
-			extra = append(extra, url)
+	start := len(dst)
+	for i := range r.resources {
+		e := &r.resources[i]
+		if isEnvoyType(e.typeURL) {
+			continue
 		}
-	}
-	sort.Strings(extra)
-	for _, url := range extra {
-		res := r.Resources[url]
-		t := TypeStatus{Type: ShortTypeName(url), TypeURL: url}
-		mergeResource(&t, &res)
+		t := TypeStatus{Type: ShortTypeName(e.typeURL), TypeURL: e.typeURL}
+		mergeResource(&t, &e.res)
 		t.State = typeState(&t)
 		dst = append(dst, t)
+	}
+	if extra := dst[start:]; len(extra) > 1 {
+		sort.Slice(extra, func(a, b int) bool { return extra[a].TypeURL < extra[b].TypeURL })
 	}
 	return dst
 }

@@ -169,19 +169,33 @@ func TestParseSynczEmpty(t *testing.T) {
 
 func TestParseSynczMalformed(t *testing.T) {
 	tests := []struct {
-		name       string
-		in         string
-		wantOffset bool
+		name   string
+		in     string
+		offset int64
+		msg    string
 	}{
-		{"empty", "", false},
-		{"truncated", `[{"proxy": "a.b", "cluster_sent": "x`, false},
-		{"object instead of array", `{"proxy": "a.b"}`, true},
-		{"number field", `[{"proxy": 5}]`, true},
-		{"array of numbers", `[1, 2]`, true},
-		{"resources not a map", `[{"proxy": "a.b", "resources": ["x"]}]`, true},
-		{"resource not an object", `[{"proxy": "a.b", "resources": {"t": "x"}}]`, true},
-		{"trailing garbage", `[] ]`, true},
-		{"html error page", "<html>503</html>", true},
+		{"empty", "", 0, "unexpected end of JSON input"},
+		{"blank", "  \n", 3, "unexpected end of JSON input"},
+		{"truncated string", `[{"proxy": "a.b", "cluster_sent": "x`, 36, "unexpected end of JSON input"},
+		{"truncated array", `[{"proxy": "a.b"}`, 17, "unexpected end of JSON input"},
+		{"object instead of array", `{"proxy": "a.b"}`, 0, "want an array of proxy statuses"},
+		{"number field", `[{"proxy": 5}]`, 11, "want a string"},
+		{"array of numbers", `[1, 2]`, 1, "want an object"},
+		{"resources not a map", `[{"proxy": "a.b", "resources": ["x"]}]`, 31, "want an object"},
+		{"resource not an object", `[{"proxy": "a.b", "resources": {"t": "x"}}]`, 37, "want an object"},
+		{"resource field not a string", `[{"resources": {"t": {"sent": 1}}}]`, 30, "want a string"},
+		{"trailing garbage", `[] ]`, 3, "invalid character ']' after top-level value"},
+		{"html error page", "<html>503</html>", 0, "invalid character '<' looking for beginning of value"},
+		{"missing colon", `[{"proxy" "a"}]`, 10, "invalid character '\"' after object key"},
+		{"missing comma", `[{"proxy":"a" "b":1}]`, 14, "invalid character '\"' after object key:value pair"},
+		{"unquoted key", `[{proxy:"a"}]`, 2, "invalid character 'p' looking for beginning of object key string"},
+		{"bad literal", `[{"x": nul}]`, 7, "invalid character 'n' looking for beginning of value"},
+		{"bad number", `[{"x": -}]`, 8, "invalid character '}' in numeric literal"},
+		{"bad fraction", `[{"x": 1.}]`, 9, "invalid character '}' after decimal point in numeric literal"},
+		{"bad exponent", `[{"x": 1e+}]`, 10, "invalid character '}' in exponent of numeric literal"},
+		{"control character in string", "[{\"proxy\": \"a\tb\"}]", 11, "invalid character"},
+		{"bad escape", `[{"proxy": "a\qb"}]`, 11, "invalid character 'q' in string escape code"},
+		{"unclosed nested value", `[{"x": [1, {"y": 2}`, 19, "unexpected end of JSON input"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,11 +207,14 @@ func TestParseSynczMalformed(t *testing.T) {
 			if !errors.As(err, &se) || !errors.Is(err, ErrMalformedSyncz) {
 				t.Fatalf("err = %#v, want a *SynczError", err)
 			}
-			if tc.wantOffset && se.Offset == 0 {
-				t.Errorf("no offset in %v", err)
+			if se.Offset != tc.offset || !strings.Contains(se.Err.Error(), tc.msg) {
+				t.Errorf("err = %v (offset %d), want %q at offset %d", err, se.Offset, tc.msg, tc.offset)
 			}
-			if se.Unwrap() == nil || !strings.Contains(err.Error(), "malformed syncz") {
+			if se.Unwrap() == nil || !strings.HasPrefix(err.Error(), "malformed syncz response at offset ") {
 				t.Errorf("err = %q", err)
+			}
+			if _, jerr := decodeReference([]byte(tc.in)); jerr == nil {
+				t.Errorf("encoding/json accepts %q", tc.in)
 			}
 		})
 	}
