@@ -155,11 +155,20 @@ func TestUninstall(t *testing.T) {
 			},
 		},
 		{
-			name:    "forced: tag objects survive",
-			cluster: base().WithTag("prod", "1-24-0").WithNamespace("shop", revkittest.Rev("prod")),
+			name:    "forced: namespaces and pods are overridden, other revisions' tags survive",
+			cluster: base().WithTag("prod", "1-25-0").WithNamespace("shop", revkittest.Rev("1-24-0")).WithPod("shop", "web", "1-24-0"),
 			opts:    revision.UninstallOptions{Revision: "1-24-0", Force: true},
 			writes:  oldRevisionObjects,
 			found:   true,
+		},
+		{
+			name:    "force does not override a tag pointing at it",
+			cluster: base().WithTag("prod", "1-24-0"),
+			opts:    revision.UninstallOptions{Revision: "1-24-0", Force: true},
+			wantErr: revkit.ErrInUse,
+			wantUsage: func(t *testing.T, u revkit.Usage) {
+				assert.Equal(t, []string{"prod"}, u.Tags)
+			},
 		},
 		{
 			name:    "gateways labelled with the revision are kept",

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	helmkube "helm.sh/helm/v4/pkg/kube"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,12 +23,21 @@ type UninstallOptions struct {
 	revkit.Common
 	// Revision to remove. Required.
 	Revision string
-	// Force removes the revision although namespaces, tags or pods still
-	// use it. Their pods keep running with a proxy that has lost its
-	// control plane; new pods in those namespaces get no sidecar.
+	// Force removes the revision although namespaces or pods still use it.
+	// Their pods keep running with a proxy that has lost its control plane;
+	// new pods in those namespaces get no sidecar. Force does not override
+	// a tag pointing at the revision: move or remove the tag first, since
+	// its webhook would otherwise fail every injection it matches (Istio
+	// issue 40134).
 	Force bool
 	// ControlPlaneNamespace; default istio-system.
 	ControlPlaneNamespace string
+	// Helm, when set, is used to uninstall the revision's Helm release
+	// ("istiod-<revision>") if it has one; objects left behind are then
+	// removed by label as for a revision installed without Helm.
+	Helm *action.Configuration
+	// Timeout bounds the Helm uninstall; default 5 minutes.
+	Timeout time.Duration
 }
 
 // UninstallResult reports what Uninstall did.
@@ -32,6 +45,8 @@ type UninstallResult struct {
 	Revision string
 	// Found is false when the revision was not installed; nothing was done.
 	Found bool
+	// Release is the Helm release that was uninstalled, if any.
+	Release string
 	// Usage is who used the revision (non-empty only when forced).
 	Usage revkit.Usage
 	// Changes lists deletions and the objects left alone on purpose
@@ -72,11 +87,28 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 			res.Usage = r.Usage()
 		}
 	}
-	if res.Usage.InUse() && !opts.Force {
+	if (res.Usage.InUse() && !opts.Force) || len(res.Usage.Tags) > 0 {
 		return nil, &revkit.InUseError{Kind: "revision", Name: opts.Revision, Usage: res.Usage}
+	}
+	if opts.Timeout < 0 {
+		return nil, &revkit.InvalidInputError{Field: "Timeout", Reason: "must not be negative"}
 	}
 
 	rec := kubeutil.NewRecorder(op, opts.Common)
+	if opts.Helm != nil {
+		name := ReleaseName(opts.Revision)
+		exists, err := releaseExists(opts.Helm, name)
+		if err != nil {
+			return nil, rec.Fail("get", revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, err)
+		}
+		if exists {
+			res.Found, res.Release = true, name
+			if err := helmUninstall(ctx, opts, rec, ns, name); err != nil {
+				res.Changes = rec.Changes
+				return res, err
+			}
+		}
+	}
 	victims, kept, err := collect(ctx, kube, ns, opts.Revision)
 	if err != nil {
 		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "revision objects", Name: opts.Revision}, Err: err}
@@ -98,6 +130,28 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 	}
 	res.Changes = rec.Changes
 	return res, nil
+}
+
+// helmUninstall removes the revision's Helm release. Dry runs do not call
+// Helm: the label-based listing that follows reports the same objects (and
+// a server dry run sends their deletions with dryRun=All).
+func helmUninstall(ctx context.Context, opts UninstallOptions, rec *kubeutil.Recorder, ns, name string) error {
+	ref := revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}
+	if rec.Common.DryRun != revkit.DryRunNone {
+		rec.Record(ctx, ref, revkit.ActionDelete, "release record")
+		return nil
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	u := action.NewUninstall(opts.Helm)
+	u.WaitStrategy, u.Timeout, u.DeletionPropagation = helmkube.HookOnlyStrategy, timeout, "background"
+	if _, err := u.Run(name); err != nil {
+		return rec.Fail("helm uninstall", ref, err)
+	}
+	rec.Record(ctx, ref, revkit.ActionDelete, "")
+	return nil
 }
 
 // collect lists the revision's objects, in deletion order, and the ones it

@@ -1,0 +1,427 @@
+package revision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	chartcommon "helm.sh/helm/v4/pkg/chart"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	"helm.sh/helm/v4/pkg/cli"
+	helmkube "helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/registry"
+	rv1 "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	admv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/resource"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+// ChartSource names the istiod chart (Istio's istio-discovery, published as
+// "istiod"). Set exactly one of Path and Ref.
+type ChartSource struct {
+	// Path is a chart directory or a packaged chart (.tgz) on local disk.
+	Path string
+	// Ref is a chart to fetch: "oci://registry/path/istiod", or a chart
+	// name in the repository at RepoURL.
+	Ref string
+	// RepoURL is the chart repository for a plain Ref.
+	RepoURL string
+	// Version constrains the chart version for Ref; empty means latest.
+	Version string
+}
+
+func (c ChartSource) validate(field string) error {
+	switch {
+	case c.Path == "" && c.Ref == "":
+		return &revkit.InvalidInputError{Field: field, Reason: "set Path or Ref"}
+	case c.Path != "" && c.Ref != "":
+		return &revkit.InvalidInputError{Field: field, Reason: "set only one of Path and Ref"}
+	case c.Ref != "" && !strings.HasPrefix(c.Ref, "oci://") && c.RepoURL == "" && !strings.Contains(c.Ref, "/"):
+		return &revkit.InvalidInputError{Field: field, Value: c.Ref, Reason: `a plain chart name needs RepoURL (or use "repo/chart" or oci://)`}
+	}
+	return nil
+}
+
+// InstallOptions configures Install.
+type InstallOptions struct {
+	revkit.Common
+	// Revision to install. Required.
+	Revision string
+	// Chart is the istiod chart. Required.
+	Chart ChartSource
+	// Values override the chart's values; revision is always set to
+	// Revision.
+	Values map[string]any
+	// Upgrade allows Install to upgrade a revision that already has a Helm
+	// release; without it an existing revision is refused.
+	Upgrade bool
+	// Base, when set, is Istio's base chart (CRDs and cluster roles): it is
+	// installed or upgraded as release BaseRelease first, as the Helm
+	// upgrade guide does.
+	Base *ChartSource
+	// BaseValues override the base chart's values.
+	BaseValues map[string]any
+	// Wait blocks until the release's objects are ready (kstatus), istiod's
+	// Deployment Available among them.
+	Wait bool
+	// Timeout bounds the Helm operations and the wait; default 5 minutes.
+	Timeout time.Duration
+	// ControlPlaneNamespace; default istio-system. It must exist.
+	ControlPlaneNamespace string
+	// Helm is the Helm configuration for the cluster (see NewHelm). Required.
+	Helm *action.Configuration
+}
+
+// InstallResult reports what Install did.
+type InstallResult struct {
+	Revision string
+	// Release is the Helm release ("istiod-<revision>") and Version its
+	// release version after the install (1 for a new release).
+	Release string
+	Version int
+	// Upgraded is set when an existing release was upgraded.
+	Upgraded bool
+	// Injector is the revision's MutatingWebhookConfiguration.
+	Injector string
+	// Objects are the objects of the release, as rendered.
+	Objects []revkit.ObjectRef
+	// BaseRelease is the base chart's release when Base was set.
+	BaseRelease string
+	DryRun      revkit.DryRun
+}
+
+// ReleaseName is the Helm release of a revision's control plane, as in
+// Istio's Helm upgrade guide.
+func ReleaseName(rev string) string { return "istiod-" + rev }
+
+// BaseRelease is the Helm release of Istio's base chart.
+const BaseRelease = "istio-base"
+
+func (o *InstallOptions) validate() error {
+	if err := revkit.ValidateRevision(o.Revision); err != nil {
+		return err
+	}
+	if err := o.Chart.validate("Chart"); err != nil {
+		return err
+	}
+	if o.Base != nil {
+		if err := o.Base.validate("Base"); err != nil {
+			return err
+		}
+	}
+	if o.Helm == nil {
+		return &revkit.InvalidInputError{Field: "Helm", Reason: "a Helm configuration is required (see revision.NewHelm)"}
+	}
+	if o.Timeout < 0 {
+		return &revkit.InvalidInputError{Field: "Timeout", Reason: "must not be negative"}
+	}
+	return o.DryRun.Validate()
+}
+
+// Install installs a revision's control plane from the istiod chart with
+// Helm, as release "istiod-<revision>" in the control-plane namespace, beside
+// the revisions already there.
+//
+// Before changing anything it refuses: malformed options
+// (revkit.ErrInvalidInput); a revision that exists already, unless Upgrade
+// is set and it has a Helm release (revkit.ErrExists); and a chart whose
+// injector webhooks would overlap an existing injector, found by rendering
+// the chart first (revkit.ErrOverlap, *revkit.OverlapError).
+//
+// In a client dry run nothing is sent; in a server dry run every rendered
+// object is sent as a server-side apply with dryRun=All, so the apiserver
+// and its admission webhooks check it, and nothing persists.
+func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions) (*InstallResult, error) {
+	const op = "revision.Install"
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	name := ReleaseName(opts.Revision)
+	res := &InstallResult{Revision: opts.Revision, Release: name, DryRun: opts.DryRun}
+
+	model, err := mesh.Load(ctx, kube, ns)
+	if err != nil {
+		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
+	}
+	hasRelease, err := releaseExists(opts.Helm, name)
+	if err != nil {
+		return nil, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, Err: err}
+	}
+	switch {
+	case hasRelease && !opts.Upgrade:
+		return nil, &revkit.ExistsError{Kind: "revision", Name: opts.Revision,
+			Detail: fmt.Sprintf("Helm release %s exists; set Upgrade to upgrade it", name)}
+	case !hasRelease && model.HasRevision(opts.Revision):
+		return nil, &revkit.ExistsError{Kind: "revision", Name: opts.Revision,
+			Detail: "it is installed without a Helm release (e.g. by istioctl); Install will not take it over"}
+	}
+	res.Upgraded = hasRelease
+
+	chrt, err := loadChart(opts.Chart, opts.Helm)
+	if err != nil {
+		return nil, fmt.Errorf("%s: load chart: %w", op, err)
+	}
+	values := maps.Clone(opts.Values)
+	if values == nil {
+		values = map[string]any{}
+	}
+	values["revision"] = opts.Revision
+
+	// Render first: the injector it would create is checked against the
+	// injectors in the cluster before anything is written.
+	manifest, err := runHelm(ctx, opts.Helm, chrt, values, name, ns, hasRelease, action.DryRunClient, false, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: render %s: %w", op, name, err)
+	}
+	objs, injectors, err := parseManifest(manifest, ns)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read rendered manifest: %w", op, err)
+	}
+	if ovs := mesh.OverlapsAfter(model.Injectors, injectors); len(ovs) > 0 {
+		ov := ovs[0]
+		return nil, &revkit.OverlapError{Subject: fmt.Sprintf("revision %q", opts.Revision),
+			First: ov.First, FirstWebhook: ov.FirstWebhook, Second: ov.Second, SecondWebhook: ov.SecondWebhook,
+			NamespaceLabels: ov.NamespaceLabels, PodLabels: ov.PodLabels}
+	}
+	res.Objects = objs
+	for _, inj := range injectors {
+		if !inj.IsTag() && inj.Revision == opts.Revision {
+			res.Injector = inj.Name
+		}
+	}
+
+	rec := kubeutil.NewRecorder(op, opts.Common)
+	if opts.Base != nil {
+		res.BaseRelease = BaseRelease
+		if err := installBase(ctx, opts, rec, ns, timeout); err != nil {
+			return res, err
+		}
+	}
+	ref := revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}
+	act := revkit.ActionCreate
+	if hasRelease {
+		act = revkit.ActionUpdate
+	}
+	switch opts.DryRun {
+	case revkit.DryRunClient:
+		rec.Record(ctx, ref, act, "rendered only")
+		return res, nil
+	case revkit.DryRunServer:
+		if err := serverDryRun(opts.Helm, manifest, ns); err != nil {
+			return res, rec.Fail("apply (dry run)", ref, err)
+		}
+		rec.Record(ctx, ref, act, "checked by the apiserver, not persisted")
+		return res, nil
+	}
+	if _, err := runHelm(ctx, opts.Helm, chrt, values, name, ns, hasRelease, action.DryRunNone, opts.Wait, timeout); err != nil {
+		return res, rec.Fail(map[bool]string{true: "helm upgrade", false: "helm install"}[hasRelease], ref, err)
+	}
+	rel, err := opts.Helm.Releases.Last(name)
+	if err == nil {
+		if r, ok := rel.(*rv1.Release); ok {
+			res.Version = r.Version
+		}
+	}
+	rec.Record(ctx, ref, act, "")
+	return res, nil
+}
+
+func releaseExists(cfg *action.Configuration, name string) (bool, error) {
+	_, err := cfg.Releases.Last(name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, driver.ErrReleaseNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+func loadChart(src ChartSource, cfg *action.Configuration) (chartcommon.Charter, error) {
+	if src.Path != "" {
+		return loader.Load(src.Path)
+	}
+	if strings.HasPrefix(src.Ref, "oci://") && cfg.RegistryClient == nil {
+		rc, err := registry.NewClient()
+		if err != nil {
+			return nil, err
+		}
+		cfg.RegistryClient = rc
+	}
+	// An Install carries the registry client into chart lookup.
+	locator := action.NewInstall(cfg)
+	locator.RepoURL, locator.Version = src.RepoURL, src.Version
+	path, err := locator.LocateChart(src.Ref, cli.New())
+	if err != nil {
+		return nil, err
+	}
+	return loader.Load(path)
+}
+
+// runHelm installs or upgrades a release and returns its manifest.
+func runHelm(ctx context.Context, cfg *action.Configuration, chrt chartcommon.Charter, values map[string]any,
+	name, ns string, upgrade bool, dry action.DryRunStrategy, wait bool, timeout time.Duration) (string, error) {
+	ws := helmkube.HookOnlyStrategy
+	if wait {
+		ws = helmkube.StatusWatcherStrategy
+	}
+	var rel any
+	var err error
+	if upgrade {
+		u := action.NewUpgrade(cfg)
+		u.Namespace, u.DryRunStrategy, u.WaitStrategy, u.Timeout = ns, dry, ws, timeout
+		u.MaxHistory = 10
+		rel, err = u.RunWithContext(ctx, name, chrt, values)
+	} else {
+		i := action.NewInstall(cfg)
+		i.Namespace, i.ReleaseName, i.DryRunStrategy, i.WaitStrategy, i.Timeout = ns, name, dry, ws, timeout
+		rel, err = i.RunWithContext(ctx, chrt, values)
+	}
+	if err != nil {
+		return "", err
+	}
+	r, ok := rel.(*rv1.Release)
+	if !ok {
+		return "", fmt.Errorf("unexpected release type %T", rel)
+	}
+	return r.Manifest, nil
+}
+
+func installBase(ctx context.Context, opts InstallOptions, rec *kubeutil.Recorder, ns string, timeout time.Duration) error {
+	ref := revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: BaseRelease}
+	chrt, err := loadChart(*opts.Base, opts.Helm)
+	if err != nil {
+		return fmt.Errorf("revision.Install: load base chart: %w", err)
+	}
+	exists, err := releaseExists(opts.Helm, BaseRelease)
+	if err != nil {
+		return rec.Fail("get", ref, err)
+	}
+	act := revkit.ActionCreate
+	if exists {
+		act = revkit.ActionUpdate
+	}
+	values := maps.Clone(opts.BaseValues)
+	if values == nil {
+		values = map[string]any{}
+	}
+	switch opts.DryRun {
+	case revkit.DryRunClient:
+		if _, err := runHelm(ctx, opts.Helm, chrt, values, BaseRelease, ns, exists, action.DryRunClient, false, timeout); err != nil {
+			return rec.Fail("render", ref, err)
+		}
+		rec.Record(ctx, ref, act, "rendered only")
+		return nil
+	case revkit.DryRunServer:
+		manifest, err := runHelm(ctx, opts.Helm, chrt, values, BaseRelease, ns, exists, action.DryRunClient, false, timeout)
+		if err != nil {
+			return rec.Fail("render", ref, err)
+		}
+		if err := serverDryRun(opts.Helm, manifest, ns); err != nil {
+			return rec.Fail("apply (dry run)", ref, err)
+		}
+		rec.Record(ctx, ref, act, "checked by the apiserver, not persisted")
+		return nil
+	}
+	if _, err := runHelm(ctx, opts.Helm, chrt, values, BaseRelease, ns, exists, action.DryRunNone, opts.Wait, timeout); err != nil {
+		return rec.Fail(map[bool]string{true: "helm upgrade", false: "helm install"}[exists], ref, err)
+	}
+	rec.Record(ctx, ref, act, "")
+	return nil
+}
+
+// serverDryRun sends every rendered object as a server-side apply with
+// dryRun=All: the apiserver validates and admits it, nothing persists.
+func serverDryRun(cfg *action.Configuration, manifest, ns string) error {
+	infos, err := cfg.KubeClient.Build(bytes.NewBufferString(manifest), false)
+	if err != nil {
+		return err
+	}
+	force := true
+	return infos.Visit(func(info *resource.Info, err error) error {
+		if err != nil {
+			return err
+		}
+		data, err := yaml.Marshal(info.Object)
+		if err != nil {
+			return err
+		}
+		h := resource.NewHelper(info.Client, info.Mapping).DryRun(true).WithFieldManager(kubeutil.FieldManager)
+		objNS := info.Namespace
+		if info.Mapping.Scope.Name() == "namespace" && objNS == "" {
+			objNS = ns
+		}
+		_, err = h.Patch(objNS, info.Name, types.ApplyYAMLPatchType, data, &metav1.PatchOptions{Force: &force})
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", info.Mapping.GroupVersionKind.Kind, info.Name, err)
+		}
+		return nil
+	})
+}
+
+// parseManifest lists a rendered manifest's objects and the injectors among
+// them.
+func parseManifest(manifest, ns string) ([]revkit.ObjectRef, []mesh.Injector, error) {
+	var objs []revkit.ObjectRef
+	var injectors []mesh.Injector
+	for _, doc := range strings.Split(manifest, "\n---") {
+		doc = strings.TrimSpace(strings.TrimPrefix(doc, "---"))
+		if doc == "" {
+			continue
+		}
+		var head struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+			return nil, nil, err
+		}
+		if head.Kind == "" {
+			continue
+		}
+		ref := revkit.ObjectRef{Kind: head.Kind, Namespace: head.Metadata.Namespace, Name: head.Metadata.Name}
+		if ref.Namespace == "" && !clusterScoped[head.Kind] {
+			ref.Namespace = ns
+		}
+		objs = append(objs, ref)
+		if head.Kind == "MutatingWebhookConfiguration" {
+			var mwc admv1.MutatingWebhookConfiguration
+			if err := yaml.Unmarshal([]byte(doc), &mwc); err != nil {
+				return nil, nil, err
+			}
+			if inj, ok := mesh.ToInjector(&mwc); ok {
+				injectors = append(injectors, inj)
+			}
+		}
+	}
+	sort.SliceStable(objs, func(i, j int) bool { return objs[i].String() < objs[j].String() })
+	return objs, injectors, nil
+}
+
+var clusterScoped = map[string]bool{
+	"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true,
+	"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true, "Namespace": true,
+}
