@@ -85,8 +85,7 @@ func (r *Report) String() string {
 	}
 	rows(r.Steps)
 	if len(r.OnFailure) > 0 {
-		fmt.Fprintln(tw, "On failure:")
-		fmt.Fprintln(tw, "STEP\tOUTCOME\tDURATION\tDETAIL")
+		fmt.Fprintln(tw, "On failure:\t\t\t")
 		rows(r.OnFailure)
 	}
 	tw.Flush()

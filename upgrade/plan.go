@@ -121,7 +121,7 @@ func (p Plan) String() string {
 	}
 	list := func(steps []Step) {
 		if len(steps) == 0 {
-			fmt.Fprintln(tw, "  (none)")
+			fmt.Fprintln(tw, "  (none)\t")
 		}
 		for i, s := range steps {
 			name, desc := "<nil>", ""
@@ -132,7 +132,8 @@ func (p Plan) String() string {
 		}
 	}
 	list(p.Steps)
-	fmt.Fprintln(tw, "On failure:")
+	// The tab keeps both lists in one block of aligned columns.
+	fmt.Fprintln(tw, "On failure:\t")
 	list(p.OnFailure)
 	tw.Flush()
 	return trimLines(b.String())
