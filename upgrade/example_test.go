@@ -1,0 +1,66 @@
+package upgrade_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revkittest"
+	"github.com/revkit/revkit/tag"
+	"github.com/revkit/revkit/upgrade"
+)
+
+// A plan is printed for review, then executed: here it points a new tag at
+// the canary revision, moves a namespace to it and passes a custom health
+// gate. The gate fails, so the plan stops there and the on-failure step
+// moves the namespace back.
+func ExampleExecute() {
+	kube := revkittest.NewCluster().
+		WithRevision("1-24-0").
+		WithRevision("1-25-0").
+		WithNamespace("shop", revkittest.Rev("1-24-0")).
+		Kube()
+
+	shop := namespace.Selection{Namespaces: []string{"shop"}}
+	plan := upgrade.Plan{
+		Name: "canary 1-25-0",
+		Steps: []upgrade.Step{
+			upgrade.SetTag(tag.SetOptions{Tag: "prod-canary", Revision: "1-25-0"}),
+			upgrade.MigrateNamespace(namespace.MigrateOptions{Selection: shop, Target: "prod-canary"}),
+			upgrade.Func("error-rate", "the shop's error rate stays below 1%",
+				func(ctx context.Context, env upgrade.Env) (upgrade.Result, error) {
+					return upgrade.Result{Detail: "error rate 4.2%"},
+						fmt.Errorf("error rate 4.2%% above 1%%: %w", revkit.ErrVerificationFailed)
+				}),
+			upgrade.SetTag(tag.SetOptions{Tag: "prod-stable", Revision: "1-25-0"}),
+		},
+		OnFailure: []upgrade.Step{
+			upgrade.Named("shop-back-to-1-24-0",
+				upgrade.MigrateNamespace(namespace.MigrateOptions{Selection: shop, Target: "1-24-0"})),
+		},
+	}
+	fmt.Print(plan)
+
+	report, err := upgrade.Execute(context.Background(), upgrade.Env{Kube: kube}, plan)
+	for _, s := range append(report.Steps, report.OnFailure...) {
+		fmt.Println(strings.TrimSpace(fmt.Sprintf("%-28s %-9s %s", s.Name, s.Outcome, s.Detail)))
+	}
+	fmt.Println("failed gate:", errors.Is(err, revkit.ErrVerificationFailed), "at", report.Failed().Name)
+	// Output:
+	// Plan "canary 1-25-0":
+	//   1. set-tag prod-canary→1-25-0   point tag prod-canary at revision 1-25-0
+	//   2. migrate-namespaces           label namespace shop istio.io/rev=prod-canary, removing istio-injection
+	//   3. error-rate                   the shop's error rate stays below 1%
+	//   4. set-tag prod-stable→1-25-0   point tag prod-stable at revision 1-25-0
+	// On failure:
+	//   1. shop-back-to-1-24-0          label namespace shop istio.io/rev=1-24-0, removing istio-injection
+	// set-tag prod-canary→1-25-0   done      prod-canary → 1-25-0: create 2
+	// migrate-namespaces           done      → prod-canary (1-25-0): update 1
+	// error-rate                   failed    error rate 4.2%
+	// set-tag prod-stable→1-25-0   not-run
+	// shop-back-to-1-24-0          done      → 1-24-0: update 1
+	// failed gate: true at error-rate
+}
