@@ -286,6 +286,11 @@ func runHelm(ctx context.Context, cfg *action.Configuration, chrt chartcommon.Ch
 	}
 	var rel any
 	var err error
+	if dry == action.DryRunClient {
+		// A client dry run makes Helm swap the configuration's kube client
+		// and release storage for fakes; keep the caller's intact.
+		cfg = renderConfig(cfg)
+	}
 	if upgrade {
 		u := action.NewUpgrade(cfg)
 		u.Namespace, u.DryRunStrategy, u.WaitStrategy, u.Timeout = ns, dry, ws, timeout
@@ -304,6 +309,20 @@ func runHelm(ctx context.Context, cfg *action.Configuration, chrt chartcommon.Ch
 		return "", fmt.Errorf("unexpected release type %T", rel)
 	}
 	return r.Manifest, nil
+}
+
+// renderConfig copies what rendering needs from cfg into a configuration
+// of its own.
+func renderConfig(cfg *action.Configuration) *action.Configuration {
+	rc := action.NewConfiguration(action.ConfigurationSetLogger(cfg.Logger().Handler()))
+	rc.RESTClientGetter = cfg.RESTClientGetter
+	rc.Releases = cfg.Releases
+	rc.KubeClient = cfg.KubeClient
+	rc.RegistryClient = cfg.RegistryClient
+	rc.Capabilities = cfg.Capabilities
+	rc.CustomTemplateFuncs = cfg.CustomTemplateFuncs
+	rc.HookOutputFunc = cfg.HookOutputFunc
+	return rc
 }
 
 func installBase(ctx context.Context, opts InstallOptions, rec *kubeutil.Recorder, ns string, timeout time.Duration) error {

@@ -1,0 +1,209 @@
+package revision_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v4/pkg/action"
+	chartcommon "helm.sh/helm/v4/pkg/chart/common"
+	v2loader "helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	kubefake "helm.sh/helm/v4/pkg/kube/fake"
+	"helm.sh/helm/v4/pkg/storage"
+	"helm.sh/helm/v4/pkg/storage/driver"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/testutil"
+	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/revkittest"
+)
+
+// memHelm is a Helm configuration with in-memory release storage and a
+// kube client that applies nothing.
+func memHelm(t *testing.T) *action.Configuration {
+	t.Helper()
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
+	mem := driver.NewMemory()
+	mem.SetNamespace("istio-system") // as Init does for the memory driver
+	cfg.Releases = storage.Init(mem)
+	cfg.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard, LogOutput: io.Discard}
+	cfg.Capabilities = chartcommon.DefaultCapabilities
+	return cfg
+}
+
+func releases(t *testing.T, cfg *action.Configuration) []string {
+	t.Helper()
+	rels, err := cfg.Releases.ListReleases()
+	require.NoError(t, err)
+	var out []string
+	for _, r := range rels {
+		acc, err := releaseAccessor(r)
+		require.NoError(t, err)
+		out = append(out, acc)
+	}
+	return out
+}
+
+const chartDir = "testdata/istiod"
+
+func TestInstall(t *testing.T) {
+	kube := base().Kube()
+	helm := memHelm(t)
+	var events []revkit.Event
+	opts := revision.InstallOptions{
+		Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm,
+		Common: revkit.Common{OnEvent: func(e revkit.Event) { events = append(events, e) }},
+	}
+	res, err := revision.Install(ctx, kube, opts)
+	require.NoError(t, err)
+	assert.Equal(t, "istiod-1-26-0", res.Release)
+	assert.Equal(t, 1, res.Version)
+	assert.False(t, res.Upgraded)
+	assert.Equal(t, "istio-sidecar-injector-1-26-0", res.Injector)
+	assert.Equal(t, []revkit.ObjectRef{
+		{Kind: "Deployment", Namespace: "istio-system", Name: "istiod-1-26-0"},
+		{Kind: "MutatingWebhookConfiguration", Name: "istio-sidecar-injector-1-26-0"},
+		{Kind: "Service", Namespace: "istio-system", Name: "istiod-1-26-0"},
+	}, res.Objects)
+	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, helm))
+	require.Len(t, events, 1)
+	assert.Equal(t, revkit.ActionCreate, events[0].Action)
+	assert.Empty(t, testutil.Writes(kube), "Helm writes through its own client, revkit's client only reads")
+
+	// Again: refused without Upgrade, an upgrade with it.
+	_, err = revision.Install(ctx, kube, opts)
+	require.ErrorIs(t, err, revkit.ErrExists)
+	opts.Upgrade = true
+	res, err = revision.Install(ctx, kube, opts)
+	require.NoError(t, err)
+	assert.True(t, res.Upgraded)
+	assert.Equal(t, 2, res.Version)
+}
+
+func TestInstallRefusals(t *testing.T) {
+	tests := []struct {
+		name    string
+		cluster *revkittest.Cluster
+		opts    func(*revision.InstallOptions)
+		wantErr error
+	}{
+		{
+			name:    "revision installed without Helm",
+			cluster: base(),
+			opts:    func(o *revision.InstallOptions) { o.Revision = "1-25-0"; o.Upgrade = true },
+			wantErr: revkit.ErrExists,
+		},
+		{
+			name:    "injector would overlap a tag",
+			cluster: base().WithTag("prod", "1-24-0"),
+			opts:    func(o *revision.InstallOptions) { o.Values = map[string]any{"injectorSelectorValue": "prod"} },
+			wantErr: revkit.ErrOverlap,
+		},
+		{name: "dotted revision", cluster: base(), opts: func(o *revision.InstallOptions) { o.Revision = "1.26.0" }, wantErr: revkit.ErrInvalidInput},
+		{name: "no chart", cluster: base(), opts: func(o *revision.InstallOptions) { o.Chart = revision.ChartSource{} }, wantErr: revkit.ErrInvalidInput},
+		{name: "path and ref", cluster: base(), opts: func(o *revision.InstallOptions) { o.Chart.Ref = "oci://x/istiod" }, wantErr: revkit.ErrInvalidInput},
+		{name: "plain ref without repo", cluster: base(), opts: func(o *revision.InstallOptions) { o.Chart = revision.ChartSource{Ref: "istiod"} }, wantErr: revkit.ErrInvalidInput},
+		{name: "bad base", cluster: base(), opts: func(o *revision.InstallOptions) { o.Base = &revision.ChartSource{} }, wantErr: revkit.ErrInvalidInput},
+		{name: "no helm", cluster: base(), opts: func(o *revision.InstallOptions) { o.Helm = nil }, wantErr: revkit.ErrInvalidInput},
+		{name: "negative timeout", cluster: base(), opts: func(o *revision.InstallOptions) { o.Timeout = -1 }, wantErr: revkit.ErrInvalidInput},
+		{name: "bad dry-run", cluster: base(), opts: func(o *revision.InstallOptions) { o.DryRun = 4 }, wantErr: revkit.ErrInvalidInput},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kube := tt.cluster.Kube()
+			helm := memHelm(t)
+			opts := revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm}
+			tt.opts(&opts)
+			kube.ClearActions()
+			_, err := revision.Install(ctx, kube, opts)
+			require.ErrorIs(t, err, tt.wantErr)
+			assert.Empty(t, releases(t, memHelmOr(helm, opts.Helm)), "no release recorded")
+			if errors.Is(err, revkit.ErrInvalidInput) {
+				assert.Empty(t, kube.Actions(), "invalid input is refused before any request")
+			}
+			if errors.Is(err, revkit.ErrOverlap) {
+				var ov *revkit.OverlapError
+				require.ErrorAs(t, err, &ov)
+				assert.Equal(t, "istio-revision-tag-prod", ov.First)
+				assert.Equal(t, "istio-sidecar-injector-1-26-0", ov.Second)
+			}
+		})
+	}
+}
+
+func memHelmOr(a, b *action.Configuration) *action.Configuration {
+	if b != nil {
+		return b
+	}
+	return a
+}
+
+func TestInstallDryRunAndSources(t *testing.T) {
+	t.Run("client dry run records no release", func(t *testing.T) {
+		helm := memHelm(t)
+		kubeClient, store := helm.KubeClient, helm.Releases
+		defer func() {
+			// Helm swaps these for fakes during a client dry run; the
+			// caller's configuration must keep its own.
+			assert.Same(t, kubeClient, helm.KubeClient)
+			assert.Same(t, store, helm.Releases)
+		}()
+		res, err := revision.Install(ctx, base().Kube(), revision.InstallOptions{
+			Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm,
+			Base:   &revision.ChartSource{Path: "testdata/base"},
+			Common: revkit.Common{DryRun: revkit.DryRunClient},
+		})
+		require.NoError(t, err)
+		assert.Equal(t, "istio-sidecar-injector-1-26-0", res.Injector)
+		assert.Len(t, res.Objects, 3)
+		assert.Empty(t, releases(t, helm))
+	})
+	t.Run("packaged chart and base chart", func(t *testing.T) {
+		ch, err := v2loader.Load(chartDir)
+		require.NoError(t, err)
+		tgz, err := chartutil.Save(ch, t.TempDir())
+		require.NoError(t, err)
+		helm := memHelm(t)
+		res, err := revision.Install(ctx, base().Kube(), revision.InstallOptions{
+			Revision: "1-26-0", Chart: revision.ChartSource{Path: tgz}, Helm: helm,
+			Base: &revision.ChartSource{Path: "testdata/base"},
+		})
+		require.NoError(t, err)
+		assert.Equal(t, revision.BaseRelease, res.BaseRelease)
+		assert.ElementsMatch(t, []string{"istio-base#1", "istiod-1-26-0#1"}, releases(t, helm))
+	})
+	t.Run("missing chart", func(t *testing.T) {
+		_, err := revision.Install(ctx, base().Kube(), revision.InstallOptions{
+			Revision: "1-26-0", Chart: revision.ChartSource{Path: "testdata/nope"}, Helm: memHelm(t)})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "load chart")
+	})
+}
+
+func TestUninstallHelmRelease(t *testing.T) {
+	kube := base().Kube()
+	helm := memHelm(t)
+	_, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm})
+	require.NoError(t, err)
+
+	// A client dry run keeps the release.
+	res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-26-0", Helm: helm,
+		Common: revkit.Common{DryRun: revkit.DryRunClient}})
+	require.NoError(t, err)
+	assert.True(t, res.Found)
+	assert.Equal(t, "istiod-1-26-0", res.Release)
+	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, helm))
+
+	res, err = revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-26-0", Helm: helm})
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	assert.Empty(t, releases(t, helm), "helm uninstall removed the release record")
+
+	// A revision with a Helm release still obeys the guards.
+	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-24-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm, Upgrade: true})
+	require.ErrorIs(t, err, revkit.ErrExists, "1-24-0 exists without Helm")
+}
