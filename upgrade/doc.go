@@ -37,6 +37,12 @@
 // and report [Skipped] with detail "dry run". Steps made with [Func] see the
 // mode in their Env and decide themselves.
 //
+// Each step of a dry run sees the cluster as it is, not as the steps before
+// it would have left it: a plan that creates a tag and then migrates
+// namespaces to that tag fails the migration in a dry run with
+// [revkit.ErrNotFound]. Review such a plan step by step, or migrate to the
+// revision itself.
+//
 // # Events
 //
 // Execute emits a [revkit.Event] with Operation "upgrade.Execute" when a

@@ -3,6 +3,7 @@ package upgrade_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -219,26 +220,33 @@ func TestStepValidationMatchesOperations(t *testing.T) {
 }
 
 // TestStepValidationAcceptsWhatOperationsAccept: the steps are not stricter
-// than their operations.
+// than their operations. Each step passes its own validation, and run on a
+// fake cluster its operation does not refuse the input either (it may fail
+// for other reasons, e.g. a tag that does not exist).
 func TestStepValidationAcceptsWhatOperationsAccept(t *testing.T) {
+	static := verify.StaticSource{Rev: "1-25-0", JSON: []byte("[]")}
 	steps := []upgrade.Step{
 		upgrade.SetTag(tag.SetOptions{Tag: "default", Revision: "1-25-0"}),
-		upgrade.MigrateNamespace(namespace.MigrateOptions{Target: "prod-canary", Selection: namespace.Selection{Selector: "team=shop"}}),
+		upgrade.MigrateNamespace(namespace.MigrateOptions{Target: "prod-stable", Selection: namespace.Selection{Selector: "team=shop"}}),
 		upgrade.RolloutRestart(namespace.RestartOptions{Selection: namespace.Selection{Namespaces: []string{"shop"}}}),
-		upgrade.RolloutRestart(namespace.RestartOptions{Selection: namespace.Selection{Selector: "istio.io/rev"}, Target: "prod",
+		upgrade.RolloutRestart(namespace.RestartOptions{Selection: namespace.Selection{Selector: "istio.io/rev"}, Target: "prod-stable",
 			OnlyStale: true, Kinds: []namespace.Kind{namespace.Deployment, namespace.StatefulSet, namespace.DaemonSet},
-			WorkloadSelector: "app!=legacy", Wait: true}),
+			WorkloadSelector: "app!=legacy", Wait: true, Timeout: time.Second, PollInterval: time.Millisecond}),
 		upgrade.Uninstall(revision.UninstallOptions{Revision: "1-24-0", Force: true, ControlPlaneNamespace: "istio-control"}),
-		upgrade.InstallRevision(upgrade.InstallOptions{Revision: "1-26-0"}),
 		upgrade.VerifyPods(verify.PodsOptions{}),
-		upgrade.VerifyPods(verify.PodsOptions{Namespaces: []string{"shop"}, Selector: "team", Target: "prod", ControlPlaneNamespace: "istio-control"}),
-		upgrade.VerifyProxies(verify.ProxiesOptions{Sources: []verify.SyncSource{verify.HTTPSource{Rev: "1-25-0", URL: "http://127.0.0.1:15014"}},
-			Target: "1-25-0", Namespaces: []string{"shop"}}),
-		upgrade.VerifyWebhooks(verify.WebhooksOptions{}),
+		upgrade.VerifyPods(verify.PodsOptions{Namespaces: []string{"shop"}, Selector: "team", Target: "prod-stable", ControlPlaneNamespace: "istio-system"}),
+		upgrade.VerifyProxies(verify.ProxiesOptions{Sources: []verify.SyncSource{static}, Target: "1-25-0", Namespaces: []string{"shop"}}),
+		upgrade.VerifyWebhooks(verify.WebhooksOptions{ControlPlaneNamespace: "istio-system"}),
+		upgrade.InstallRevision(upgrade.InstallOptions{Revision: "1-26-0", ControlPlaneNamespace: "istio-system"}),
 	}
 	for _, s := range steps {
 		t.Run(s.Name(), func(t *testing.T) {
-			assert.NoError(t, s.(upgrade.Validator).Validate())
+			require.NoError(t, s.(upgrade.Validator).Validate())
+			rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: canaryCluster().Kube()}, upgrade.Plan{Steps: []upgrade.Step{s}})
+			require.NotNil(t, rep)
+			assert.NotErrorIs(t, err, revkit.ErrInvalidInput, "the operation accepts the input too")
 		})
 	}
+	assert.NoError(t, upgrade.VerifyProxies(verify.ProxiesOptions{Sources: []verify.SyncSource{
+		verify.HTTPSource{Rev: "1-25-0", URL: "http://127.0.0.1:15014"}}}).(upgrade.Validator).Validate())
 }
