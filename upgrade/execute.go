@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -117,7 +118,8 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Then it runs the steps in order. The first step that fails stops the
 // plan: the steps after it are reported NotRun, the on-failure steps all
 // run in order (each recorded, even when one of them fails), and Execute
-// returns the report with a *StepError naming the failed step. A cancelled
+// returns the report with a *StepError naming the failed step. A step that
+// panics fails with a *PanicError. A cancelled
 // context fails the next step with the context's error; the on-failure
 // steps see the same context, so to roll back after a cancellation run
 // report.Plan.OnFailure as a plan of its own with a fresh context.
@@ -171,11 +173,7 @@ func runStep(ctx context.Context, env Env, s Step) StepReport {
 	sr := StepReport{Name: name, Description: s.Description(), Started: time.Now()}
 	emit(ctx, env, name, ActionStart, "start: "+sr.Description)
 
-	var res Result
-	err := ctx.Err()
-	if err == nil {
-		res, err = s.Run(ctx, stepEnv(ctx, env, name))
-	}
+	res, err := run(ctx, env, s, name)
 	sr.Duration = time.Since(sr.Started)
 	sr.Detail, sr.Changes = res.Detail, res.Changes
 	switch {
@@ -205,6 +203,30 @@ func runStep(ctx context.Context, env Env, s Step) StepReport {
 	emit(ctx, env, name, revkit.Action(sr.Outcome), msg)
 	return sr
 }
+
+// run runs the step unless the context is done. A panic fails the step
+// instead of the program, so that the on-failure steps still run.
+func run(ctx context.Context, env Env, s Step, name string) (res Result, err error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			res = Result{Outcome: Failed, Detail: fmt.Sprintf("panic: %v", r)}
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return s.Run(ctx, stepEnv(ctx, env, name))
+}
+
+// PanicError is the error of a step that panicked.
+type PanicError struct {
+	Value any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 func notRun(ctx context.Context, env Env, s Step) StepReport {
 	sr := StepReport{Name: s.Name(), Description: s.Description(), Outcome: NotRun}

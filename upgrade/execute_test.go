@@ -370,3 +370,28 @@ func TestStepErrorMessage(t *testing.T) {
 	assert.EqualError(t, err, `step "verify-pods" failed: boom`)
 	assert.ErrorIs(t, err, errBoom)
 }
+
+func TestExecuteRecoversPanics(t *testing.T) {
+	var l runLog
+	plan := upgrade.Plan{
+		Steps: []upgrade.Step{
+			l.ok("a"),
+			upgrade.Func("bug", "", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+				var m map[string]int
+				m["x"]++ // panics: assignment to entry in nil map
+				return upgrade.Result{}, nil
+			}),
+			l.ok("c"),
+		},
+		OnFailure: []upgrade.Step{l.ok("undo")},
+	}
+	rep, err := upgrade.Execute(ctx, upgrade.Env{}, plan)
+	var pe *upgrade.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Contains(t, fmt.Sprint(pe.Value), "nil map")
+	assert.Contains(t, string(pe.Stack), "TestExecuteRecoversPanics")
+	assert.Equal(t, []string{"a", "undo"}, l.ran, "the on-failure steps ran after the panic")
+	assert.Equal(t, []string{"a=done", "bug=failed", "c=not-run"}, outcomes(rep.Steps))
+	assert.Equal(t, "panic: assignment to entry in nil map", rep.Failed().Detail)
+	assert.EqualError(t, err, `step "bug" failed: panic: assignment to entry in nil map`)
+}
