@@ -14,7 +14,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/internal/testutil"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revkittest"
 )
@@ -97,18 +96,18 @@ func TestMigrate(t *testing.T) {
 			res, err := namespace.Migrate(ctx, kube, tt.opts)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
-				assert.Empty(t, testutil.Writes(kube))
+				assert.Empty(t, revkittest.Writes(kube))
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.writes, testutil.Writes(kube))
+			assert.Equal(t, tt.writes, revkittest.Writes(kube))
 			got := map[string]revkit.Action{}
 			for _, n := range res.Namespaces {
 				got[n.Name] = n.Action
 			}
 			assert.Equal(t, tt.actions, got)
 			if tt.patches != nil {
-				assert.Equal(t, tt.patches, testutil.Patches(kube))
+				assert.Equal(t, tt.patches, revkittest.Patches(kube))
 			}
 		})
 	}
@@ -132,12 +131,12 @@ func TestMigrateEndStateAndIdempotence(t *testing.T) {
 	res, err = namespace.Migrate(ctx, kube, opts)
 	require.NoError(t, err)
 	assert.False(t, res.Changed())
-	assert.Empty(t, testutil.Writes(kube))
+	assert.Empty(t, revkittest.Writes(kube))
 }
 
 func TestMigrateErrors(t *testing.T) {
 	kube := cluster().Kube()
-	testutil.FailAlways(kube, "patch", "namespaces", apierrors.NewForbidden(
+	revkittest.FailAlways(kube, "patch", "namespaces", apierrors.NewForbidden(
 		schemaGR("namespaces"), "shop", errors.New("no")))
 	_, err := namespace.Migrate(ctx, kube, namespace.MigrateOptions{Selection: namespace.Selection{Namespaces: []string{"shop"}}, Target: "1-25-0"})
 	require.Error(t, err)
@@ -150,7 +149,7 @@ func TestMigrateErrors(t *testing.T) {
 		if verb == "list" {
 			res = "mutatingwebhookconfigurations"
 		}
-		testutil.FailAlways(kube, verb, res, apierrors.NewInternalError(errors.New("boom")))
+		revkittest.FailAlways(kube, verb, res, apierrors.NewInternalError(errors.New("boom")))
 		_, err := namespace.Migrate(ctx, kube, namespace.MigrateOptions{Selection: namespace.Selection{Namespaces: []string{"shop"}}, Target: "1-25-0"})
 		require.Error(t, err)
 		assert.True(t, apierrors.IsInternalError(err))
@@ -239,11 +238,11 @@ func TestRolloutRestart(t *testing.T) {
 			res, err := namespace.RolloutRestart(ctx, kube, tt.opts)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
-				assert.Empty(t, testutil.Writes(kube))
+				assert.Empty(t, revkittest.Writes(kube))
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.writes, testutil.Writes(kube))
+			assert.Equal(t, tt.writes, revkittest.Writes(kube))
 			got := map[string]revkit.Action{}
 			for _, w := range res.Workloads {
 				got[w.Name] = w.Action
@@ -339,7 +338,7 @@ func TestRolloutStatusRules(t *testing.T) {
 
 func TestRolloutRestartErrors(t *testing.T) {
 	kube := fleet().Kube()
-	testutil.FailAlways(kube, "patch", "deployments", apierrors.NewInternalError(errors.New("boom")))
+	revkittest.FailAlways(kube, "patch", "deployments", apierrors.NewInternalError(errors.New("boom")))
 	res, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{Selection: namespace.Selection{Namespaces: []string{"shop"}}})
 	require.Error(t, err)
 	assert.True(t, apierrors.IsInternalError(err))
@@ -348,10 +347,10 @@ func TestRolloutRestartErrors(t *testing.T) {
 
 	for _, r := range []string{"deployments", "statefulsets", "daemonsets", "pods"} {
 		kube := fleet().Kube()
-		testutil.FailAlways(kube, "list", r, apierrors.NewInternalError(errors.New("boom")))
+		revkittest.FailAlways(kube, "list", r, apierrors.NewInternalError(errors.New("boom")))
 		_, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
 			Selection: namespace.Selection{Namespaces: []string{"shop"}}, Target: "1-25-0", OnlyStale: true})
 		require.Error(t, err, r)
-		assert.Empty(t, testutil.Writes(kube), r)
+		assert.Empty(t, revkittest.Writes(kube), r)
 	}
 }

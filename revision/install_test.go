@@ -17,7 +17,6 @@ import (
 	"helm.sh/helm/v4/pkg/storage/driver"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/internal/testutil"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 )
@@ -72,7 +71,7 @@ func TestInstall(t *testing.T) {
 	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, helm))
 	require.Len(t, events, 1)
 	assert.Equal(t, revkit.ActionCreate, events[0].Action)
-	assert.Empty(t, testutil.Writes(kube), "Helm writes through its own client, revkit's client only reads")
+	assert.Empty(t, revkittest.Writes(kube), "Helm writes through its own client, revkit's client only reads")
 
 	// Again: refused without Upgrade, an upgrade with it.
 	_, err = revision.Install(ctx, kube, opts)

@@ -15,7 +15,6 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/internal/testutil"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 )
@@ -80,7 +79,7 @@ func TestListDefaultTagAndLegacyNamespaces(t *testing.T) {
 func TestListErrors(t *testing.T) {
 	for _, res := range []string{"mutatingwebhookconfigurations", "namespaces", "pods"} {
 		kube := base().Kube()
-		testutil.FailAlways(kube, "list", res, apierrors.NewInternalError(errors.New("boom")))
+		revkittest.FailAlways(kube, "list", res, apierrors.NewInternalError(errors.New("boom")))
 		_, err := revision.List(ctx, kube, revision.ListOptions{})
 		require.Error(t, err, res)
 		var opErr *revkit.OpError
@@ -216,7 +215,7 @@ func TestUninstall(t *testing.T) {
 			res, err := revision.Uninstall(ctx, kube, tt.opts)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
-				assert.Empty(t, testutil.Writes(kube))
+				assert.Empty(t, revkittest.Writes(kube))
 				if tt.wantUsage != nil {
 					var inUse *revkit.InUseError
 					require.ErrorAs(t, err, &inUse)
@@ -225,7 +224,7 @@ func TestUninstall(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.writes, testutil.Writes(kube))
+			assert.Equal(t, tt.writes, revkittest.Writes(kube))
 			assert.Equal(t, tt.found, res.Found)
 			skipped := 0
 			for _, c := range res.Changes {
@@ -260,12 +259,12 @@ func TestUninstallLeavesOtherRevisionAndIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, res.Found)
 	assert.False(t, res.Changed())
-	assert.Empty(t, testutil.Writes(kube))
+	assert.Empty(t, revkittest.Writes(kube))
 }
 
 func TestUninstallErrors(t *testing.T) {
 	kube := base().Kube()
-	testutil.FailAlways(kube, "delete", "deployments", apierrors.NewForbidden(
+	revkittest.FailAlways(kube, "delete", "deployments", apierrors.NewForbidden(
 		appsv1.Resource("deployments"), "istiod-1-24-0", errors.New("denied")))
 	res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-24-0"})
 	require.Error(t, err)
@@ -290,6 +289,6 @@ func TestUninstallErrors(t *testing.T) {
 		_, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-24-0"})
 		require.Error(t, err, r)
 		assert.True(t, apierrors.IsInternalError(err), r)
-		assert.Empty(t, testutil.Writes(kube), "nothing deleted when listing %s fails", r)
+		assert.Empty(t, revkittest.Writes(kube), "nothing deleted when listing %s fails", r)
 	}
 }

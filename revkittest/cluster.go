@@ -348,4 +348,6 @@ func (c *Cluster) Kube() *fake.Clientset {
 
 // DeleteNow returns delete options for removing an object at once, as a
 // test does to simulate a pod that went away.
-func DeleteNow() metav1.DeleteOptions { return metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)} }
+func DeleteNow() metav1.DeleteOptions {
+	return metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}
+}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/mesh"
-	"github.com/revkit/revkit/internal/testutil"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/tag"
 )
@@ -127,11 +126,11 @@ func TestSet(t *testing.T) {
 			res, err := tag.Set(ctx, kube, tt.opts)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
-				assert.Empty(t, testutil.Writes(kube), "refusal must write nothing")
+				assert.Empty(t, revkittest.Writes(kube), "refusal must write nothing")
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.writes, testutil.Writes(kube))
+			assert.Equal(t, tt.writes, revkittest.Writes(kube))
 			assert.Equal(t, tt.prev, res.Previous)
 			assert.Equal(t, len(tt.writes) > 0 || tt.opts.DryRun == revkit.DryRunClient, res.Changed())
 		})
@@ -168,7 +167,7 @@ func TestSetBuildsWebhookLikeIstioctl(t *testing.T) {
 	res, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "prod-canary", Revision: "1-25-0"})
 	require.NoError(t, err)
 	assert.False(t, res.Changed())
-	assert.Empty(t, testutil.Writes(kube))
+	assert.Empty(t, revkittest.Writes(kube))
 }
 
 func TestSetDefaultTag(t *testing.T) {
@@ -244,13 +243,13 @@ func TestSetAPIErrors(t *testing.T) {
 
 	t.Run("conflict on update is retried", func(t *testing.T) {
 		kube := twoRevisions().WithTag("prod", "1-24-0").Kube()
-		testutil.FailOnce(kube, "update", "mutatingwebhookconfigurations", apierrors.NewConflict(gr, "istio-revision-tag-prod", errors.New("changed")))
+		revkittest.FailNth(kube, "update", "mutatingwebhookconfigurations", 1, apierrors.NewConflict(gr, "istio-revision-tag-prod", errors.New("changed")))
 		kube.ClearActions()
 		res, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "prod", Revision: "1-25-0", Overwrite: true})
 		require.NoError(t, err)
 		assert.True(t, res.Changed())
 		updates := 0
-		for _, w := range testutil.Writes(kube) {
+		for _, w := range revkittest.Writes(kube) {
 			if strings.HasPrefix(w, "update mutatingwebhookconfigurations") {
 				updates++
 			}
@@ -264,7 +263,7 @@ func TestSetAPIErrors(t *testing.T) {
 	} {
 		t.Run(name+" is surfaced with context", func(t *testing.T) {
 			kube := twoRevisions().Kube()
-			testutil.FailAlways(kube, "create", "mutatingwebhookconfigurations", apiErr)
+			revkittest.FailAlways(kube, "create", "mutatingwebhookconfigurations", apiErr)
 			_, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "prod", Revision: "1-24-0"})
 			require.Error(t, err)
 			var opErr *revkit.OpError
@@ -277,7 +276,7 @@ func TestSetAPIErrors(t *testing.T) {
 
 	t.Run("list failure", func(t *testing.T) {
 		kube := twoRevisions().Kube()
-		testutil.FailAlways(kube, "list", "mutatingwebhookconfigurations", apierrors.NewInternalError(errors.New("boom")))
+		revkittest.FailAlways(kube, "list", "mutatingwebhookconfigurations", apierrors.NewInternalError(errors.New("boom")))
 		_, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "prod", Revision: "1-24-0"})
 		require.Error(t, err)
 		assert.True(t, apierrors.IsInternalError(err))
@@ -358,7 +357,7 @@ func TestRemove(t *testing.T) {
 			res, err := tag.Remove(ctx, kube, tt.opts)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
-				assert.Empty(t, testutil.Writes(kube))
+				assert.Empty(t, revkittest.Writes(kube))
 				if errors.Is(err, revkit.ErrInUse) {
 					var inUse *revkit.InUseError
 					require.ErrorAs(t, err, &inUse)
@@ -367,7 +366,7 @@ func TestRemove(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.writes, testutil.Writes(kube))
+			assert.Equal(t, tt.writes, revkittest.Writes(kube))
 			assert.Equal(t, tt.users, res.Namespaces)
 			if tt.opts.DryRun == revkit.DryRunClient {
 				assert.True(t, res.Changed(), "dry run still reports what would go")
@@ -378,7 +377,7 @@ func TestRemove(t *testing.T) {
 
 func TestRemoveDeleteFailure(t *testing.T) {
 	kube := twoRevisions().WithTag("prod", "1-24-0").Kube()
-	testutil.FailAlways(kube, "delete", "services", apierrors.NewInternalError(errors.New("boom")))
+	revkittest.FailAlways(kube, "delete", "services", apierrors.NewInternalError(errors.New("boom")))
 	res, err := tag.Remove(ctx, kube, tag.RemoveOptions{Tag: "prod"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "delete Service/istio-system/istiod-revision-tag-prod")
@@ -402,7 +401,7 @@ func TestList(t *testing.T) {
 	}, tags)
 
 	fk := fake.NewClientset()
-	testutil.FailAlways(fk, "list", "namespaces", apierrors.NewInternalError(errors.New("boom")))
+	revkittest.FailAlways(fk, "list", "namespaces", apierrors.NewInternalError(errors.New("boom")))
 	_, err = tag.List(ctx, fk, tag.ListOptions{})
 	require.Error(t, err)
 }
