@@ -144,9 +144,6 @@ func repoRoot() (string, error) {
 	}
 	for d := wd; ; d = filepath.Dir(d) {
 		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil && bytes.HasPrefix(bytes.TrimSpace(b), []byte("module github.com/revkit/revkit\n")) {
-			return d, nil
-		}
 		if err == nil && strings.Contains(string(b), "module github.com/revkit/revkit\n") {
 			return d, nil
 		}
