@@ -170,10 +170,9 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 
 	for i := range namespaces {
 		ns := &namespaces[i]
-		pods, listed := byNS[ns.Name]
-		if !listed && byNS == nil {
-			pods, err = listPods(ctx, kube, ns.Name)
-			if err != nil {
+		pods := byNS[ns.Name]
+		if byNS == nil {
+			if pods, err = listPods(ctx, kube, ns.Name); err != nil {
 				return nil, err
 			}
 		}
@@ -256,9 +255,6 @@ func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Mo
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
-	if byNS == nil {
-		byNS = map[string][]corev1.Pod{}
-	}
 	return out, byNS, nil
 }
 

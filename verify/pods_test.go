@@ -313,3 +313,38 @@ func TestPodsAPIErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPodsPaging serves the pods of shop in two pages and checks that both
+// are counted and that pages are asked for with a limit.
+func TestPodsPaging(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision("1-25-0").
+		WithNamespace("shop", revkittest.Rev("1-25-0")).Kube()
+	var limits []int64
+	kube.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		opts := a.(k8stesting.ListActionImpl).ListOptions
+		limits = append(limits, opts.Limit)
+		switch opts.Continue {
+		case "":
+			return true, &corev1.PodList{
+				ListMeta: metav1.ListMeta{Continue: "page-2"},
+				Items:    []corev1.Pod{*revkittest.Pod("shop", "a", "1-25-0", nil)},
+			}, nil
+		case "page-2":
+			return true, &corev1.PodList{Items: []corev1.Pod{*revkittest.Pod("shop", "b", "1-24-0", nil)}}, nil
+		}
+		return true, nil, errors.New("unexpected continue token " + opts.Continue)
+	})
+	r, err := Pods(context.Background(), kube, PodsOptions{Namespaces: []string{"shop"}, Target: "1-25-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(limits) != 2 || limits[0] == 0 {
+		t.Errorf("list calls with limits %v, want two pages with a limit", limits)
+	}
+	if got := stragglerStrings(r.Stragglers); !reflect.DeepEqual(got, []string{"shop/b: on revision 1-24-0"}) {
+		t.Errorf("stragglers = %v", got)
+	}
+	if got := r.Namespaces[0].Revisions; !reflect.DeepEqual(got, map[string]int{"1-24-0": 1, "1-25-0": 1}) {
+		t.Errorf("revisions = %v", got)
+	}
+}
