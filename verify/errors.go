@@ -39,6 +39,7 @@ type Problem struct {
 	Detail string
 }
 
+// String returns "<kind> <object>: <detail>".
 func (p Problem) String() string {
 	if p.Object == "" {
 		return string(p.Kind) + ": " + p.Detail
@@ -61,6 +62,7 @@ type VerificationError struct {
 	Problems []Problem
 }
 
+// Error names the check and the first few problems.
 func (e *VerificationError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s: %d problem", e.Check, revkit.ErrVerificationFailed, len(e.Problems))
@@ -120,6 +122,7 @@ type SynczError struct {
 	Err error
 }
 
+// Error says where decoding stopped and why.
 func (e *SynczError) Error() string {
 	return fmt.Sprintf("%s at offset %d: %v", ErrMalformedSyncz, e.Offset, e.Err)
 }
@@ -137,6 +140,7 @@ type SourceError struct {
 	Err      error
 }
 
+// Error names the revision whose source failed.
 func (e *SourceError) Error() string {
 	return fmt.Sprintf("read syncz of revision %q: %v", e.Revision, e.Err)
 }
@@ -155,6 +159,7 @@ type HTTPStatusError struct {
 	Body string
 }
 
+// Error gives the URL, the status and the start of the body.
 func (e *HTTPStatusError) Error() string {
 	s := fmt.Sprintf("GET %s: %s", e.URL, e.Status)
 	if e.Body != "" {

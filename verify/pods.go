@@ -53,6 +53,7 @@ type Straggler struct {
 	Reason string
 }
 
+// String returns "<namespace>/<pod>: <reason>".
 func (s Straggler) String() string { return s.Namespace + "/" + s.Pod + ": " + s.Reason }
 
 // NamespacePods counts the pods of one namespace.

@@ -32,6 +32,7 @@ type Permission struct {
 	Namespace string
 }
 
+// String reads like kubectl auth can-i: "patch deployments.apps in istio-system".
 func (p Permission) String() string {
 	res := p.Resource
 	if p.Group != "" {

@@ -41,6 +41,7 @@ type Overlap struct {
 	PodLabels       map[string]string
 }
 
+// String names both configurations and the example labels.
 func (o Overlap) String() string {
 	return fmt.Sprintf("%s and %s both inject a pod labelled %v in a namespace labelled %v",
 		o.First, o.Second, o.PodLabels, o.NamespaceLabels)
@@ -58,6 +59,7 @@ type DanglingService struct {
 	Service revkit.ObjectRef
 }
 
+// String names the webhook and the missing Service.
 func (d DanglingService) String() string {
 	return fmt.Sprintf("%s %s webhook %s calls missing %s", d.Kind, d.Configuration, d.Webhook, d.Service)
 }
@@ -74,6 +76,7 @@ type OrphanedWebhook struct {
 	Tag      string
 }
 
+// String names the webhook and the missing revision.
 func (o OrphanedWebhook) String() string {
 	if o.Tag != "" {
 		return fmt.Sprintf("%s %s: tag %q points at revision %q, which is not installed", o.Kind, o.Name, o.Tag, o.Revision)
