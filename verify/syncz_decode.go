@@ -89,6 +89,8 @@ type synczDecoder struct {
 
 // decodeSyncz parses a syncz document into raw entries.
 func decodeSyncz(data []byte) ([]rawStatus, error) {
+	// One copy of the input: every field is a substring of it, so the
+	// result never aliases the caller's buffer, which it may reuse.
 	d := &synczDecoder{s: string(data)}
 	out, err := d.document()
 	if err != nil {
