@@ -220,26 +220,6 @@ func TestParseSynczMalformed(t *testing.T) {
 	}
 }
 
-func FuzzParseSyncz(f *testing.F) {
-	f.Add(readSyncz(f))
-	f.Add([]byte(`[{"proxy":"a.b","proxy_type":"ztunnel","resources":{"x":{"sent":"1","lastError":"e"}}}]`))
-	f.Add([]byte(`[{}]`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		proxies, err := ParseSyncz(data)
-		if err != nil {
-			if proxies != nil {
-				t.Errorf("proxies returned with an error")
-			}
-			return
-		}
-		for _, p := range proxies {
-			if p.State == "" || len(p.Types) < len(envoyTypes) {
-				t.Errorf("proxy %q has no state or too few types: %+v", p.ID, p)
-			}
-		}
-	})
-}
-
 func TestProxyStatusTypesAreIndependent(t *testing.T) {
 	proxies, err := ParseSyncz([]byte(`[{"proxy":"a.x"},{"proxy":"b.y"}]`))
 	if err != nil {
