@@ -60,7 +60,16 @@ type VerificationError struct {
 	Check string
 	// Problems lists every finding, in report order.
 	Problems []Problem
+
+	// causes are typed errors behind some problems, e.g. a
+	// *revkit.OverlapError per overlap, for errors.As.
+	causes []error
 }
+
+// Unwrap returns the typed errors behind the problems: a
+// *revkit.OverlapError for every injector overlap, so that errors.As finds
+// the same details the operations that refuse overlapping changes give.
+func (e *VerificationError) Unwrap() []error { return e.causes }
 
 // Error names the check and the first few problems.
 func (e *VerificationError) Error() string {
@@ -102,11 +111,11 @@ func (e *VerificationError) Is(target error) bool {
 
 // verificationErr returns nil for no problems, so that reports can return
 // it directly from Err.
-func verificationErr(check string, problems []Problem) error {
+func verificationErr(check string, problems []Problem, causes ...error) error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return &VerificationError{Check: check, Problems: problems}
+	return &VerificationError{Check: check, Problems: problems, causes: causes}
 }
 
 // ErrMalformedSyncz is matched by every error ParseSyncz returns.

@@ -104,12 +104,17 @@ func (r *WebhooksReport) OK() bool {
 }
 
 // Err returns a *VerificationError listing the problems, or nil when OK. It
-// matches revkit.ErrOverlap when injectors overlap, and
-// revkit.ErrVerificationFailed whenever it is not nil.
+// matches revkit.ErrVerificationFailed whenever it is not nil, and
+// revkit.ErrOverlap when injectors overlap; errors.As then also finds a
+// *revkit.OverlapError with the first overlap's details.
 func (r *WebhooksReport) Err() error {
 	var problems []Problem
+	var causes []error
 	for _, o := range r.Overlaps {
 		problems = append(problems, Problem{Kind: ProblemOverlap, Object: o.First + "+" + o.Second, Detail: o.String()})
+		causes = append(causes, &revkit.OverlapError{Subject: "installed injectors",
+			First: o.First, FirstWebhook: o.FirstWebhook, Second: o.Second, SecondWebhook: o.SecondWebhook,
+			NamespaceLabels: o.NamespaceLabels, PodLabels: o.PodLabels})
 	}
 	for _, d := range r.Dangling {
 		problems = append(problems, Problem{Kind: ProblemDanglingService, Object: d.Configuration,
@@ -118,7 +123,7 @@ func (r *WebhooksReport) Err() error {
 	for _, o := range r.Orphaned {
 		problems = append(problems, Problem{Kind: ProblemMissingRevision, Object: o.Name, Detail: o.String()})
 	}
-	return verificationErr(opWebhooks, problems)
+	return verificationErr(opWebhooks, problems, causes...)
 }
 
 // Webhooks checks the Istio webhook configurations: that no two injectors

@@ -176,8 +176,16 @@ func TestWebhooks(t *testing.T) {
 					t.Errorf("Err() = %v, want it to match %v", err, target)
 				}
 			}
-			if len(tc.errIs) > 0 && !slicesContain(tc.errIs, revkit.ErrOverlap) && errors.Is(err, revkit.ErrOverlap) {
+			var oe *revkit.OverlapError
+			if len(tc.errIs) > 0 && !slicesContain(tc.errIs, revkit.ErrOverlap) && (errors.Is(err, revkit.ErrOverlap) || errors.As(err, &oe)) {
 				t.Errorf("Err() = %v matches ErrOverlap without an overlap", err)
+			}
+			if len(tc.want.Overlaps) > 0 {
+				first := tc.want.Overlaps[0]
+				if !errors.As(err, &oe) || oe.First != first.First || oe.SecondWebhook != first.SecondWebhook ||
+					!reflect.DeepEqual(oe.NamespaceLabels, first.NamespaceLabels) {
+					t.Errorf("errors.As OverlapError = %+v, want the first overlap %+v", oe, first)
+				}
 			}
 			// Each Service is looked up once, however many webhooks call it.
 			seen := map[string]int{}
