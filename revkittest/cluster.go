@@ -281,6 +281,28 @@ func (c *Cluster) pods(ns, owner string, w *workload) {
 	}
 }
 
+// WithGateway adds an Istio gateway Deployment as Istio's gateway chart
+// makes it: pods labelled istio=<name>, injected with the gateway template,
+// and on rev (set on the pod template) when rev is not empty.
+func (c *Cluster) WithGateway(ns, name, rev string, opts ...WorkloadOption) *Cluster {
+	w, tmpl, sel := c.workload(ns, name, append([]WorkloadOption{OnRevision(rev)}, opts...))
+	tmpl.Labels["istio"] = name
+	tmpl.Labels[mesh.LabelSidecarInject] = "true"
+	if rev != "" {
+		tmpl.Labels[mesh.LabelRev] = rev
+	}
+	tmpl.Annotations = map[string]string{"inject.istio.io/templates": "gateway"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Generation: 1, Labels: map[string]string{"istio": name}},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(w.replicas), Selector: sel, Template: tmpl},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: w.replicas, UpdatedReplicas: w.replicas,
+			ReadyReplicas: w.replicas, AvailableReplicas: w.replicas},
+	}
+	c.objects = append(c.objects, d)
+	c.pods(ns, name, w)
+	return c
+}
+
 // WithPod adds a single running pod; rev "" means no sidecar.
 func (c *Cluster) WithPod(ns, name, rev string) *Cluster {
 	c.ensureNamespace(ns)

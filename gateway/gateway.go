@@ -1,0 +1,384 @@
+// Package gateway finds Istio gateway workloads and moves them between
+// revisions, in place or as canaries.
+//
+// Gateways are upgraded like any other injected workload, but a gateway
+// carries its revision on its own pod template (istio.io/rev), usually in a
+// namespace without an injection label. Two ways to move one:
+//
+//   - InPlace relabels the gateway's pod template, which rolls its pods onto
+//     the new revision.
+//   - Canary creates a second Deployment "<name>-<revision>" on the new
+//     revision beside the old one; the gateway's Service selects both, so
+//     traffic is shared until RemoveCanaries (after a rollback) or an
+//     InPlace move plus RemoveCanaries (after a promotion).
+//
+// A rollback must move gateways back before the canary revision is
+// uninstalled (Istio issue 33822); revision.Uninstall never deletes
+// gateways.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+const (
+	// LabelCanaryOf marks a canary gateway Deployment with the name of the
+	// gateway it copies.
+	LabelCanaryOf = "revkit.io/canary-of"
+	// LabelCanaryRevision is added to a canary's selector and pod labels so
+	// that its pods stay apart from the original's.
+	LabelCanaryRevision = "revkit.io/canary-revision"
+	// injectTemplates is the pod annotation that selects Istio's gateway
+	// injection template.
+	injectTemplates = "inject.istio.io/templates"
+)
+
+// Gateway is one gateway Deployment.
+type Gateway struct {
+	Namespace string
+	Name      string
+	// Revision is the istio.io/rev label of its pod template; "" when the
+	// gateway follows its namespace's injection.
+	Revision string
+	// Pods counts its running pods by the revision of their proxy.
+	Pods map[string]int
+	// CanaryOf names the gateway this one is a canary of, if any.
+	CanaryOf string
+}
+
+// IsGateway reports whether a Deployment runs an Istio gateway: its pods use
+// the gateway injection template, or carry an "istio" label naming a
+// gateway (as Istio's gateway chart sets).
+func IsGateway(d *appsv1.Deployment) bool {
+	t := d.Spec.Template
+	if strings.Contains(t.Annotations[injectTemplates], "gateway") {
+		return true
+	}
+	v, ok := t.Labels["istio"]
+	return ok && strings.HasSuffix(v, "gateway")
+}
+
+// ListOptions configures List.
+type ListOptions struct {
+	// Namespaces to look in; empty means all.
+	Namespaces []string
+}
+
+// List returns the gateway Deployments, sorted by namespace and name.
+func List(ctx context.Context, kube kubernetes.Interface, opts ListOptions) ([]Gateway, error) {
+	nss := opts.Namespaces
+	if len(nss) == 0 {
+		nss = []string{metav1.NamespaceAll}
+	}
+	var out []Gateway
+	for _, ns := range nss {
+		deps, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, &revkit.OpError{Op: "gateway.List", Verb: "list", Object: revkit.ObjectRef{Kind: "Deployment", Namespace: ns}, Err: err}
+		}
+		for i := range deps.Items {
+			d := &deps.Items[i]
+			if !IsGateway(d) {
+				continue
+			}
+			g := Gateway{Namespace: d.Namespace, Name: d.Name, Revision: d.Spec.Template.Labels[mesh.LabelRev],
+				CanaryOf: d.Labels[LabelCanaryOf], Pods: map[string]int{}}
+			sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+			if err == nil && !sel.Empty() {
+				pods, err := kubeutil.ListPods(ctx, kube, d.Namespace, metav1.ListOptions{LabelSelector: sel.String()})
+				if err != nil {
+					return nil, &revkit.OpError{Op: "gateway.List", Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: d.Namespace}, Err: err}
+				}
+				for i := range pods {
+					if !mesh.PodActive(&pods[i]) || !ownedBy(&pods[i], d) {
+						continue
+					}
+					rev, injected := mesh.PodRevision(&pods[i])
+					if !injected {
+						rev = "none"
+					}
+					g.Pods[rev]++
+				}
+			}
+			out = append(out, g)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// ownedBy tells a Deployment's pods from those of a canary whose selector
+// overlaps it: a canary's pods carry LabelCanaryRevision, the original's
+// do not.
+func ownedBy(p *corev1.Pod, d *appsv1.Deployment) bool {
+	_, podIsCanary := p.Labels[LabelCanaryRevision]
+	_, depIsCanary := d.Spec.Template.Labels[LabelCanaryRevision]
+	return podIsCanary == depIsCanary
+}
+
+// Mode says how Move moves a gateway.
+type Mode string
+
+const (
+	// InPlace relabels the gateway itself.
+	InPlace Mode = "in-place"
+	// Canary adds a second gateway Deployment on the target revision.
+	Canary Mode = "canary"
+)
+
+// MoveOptions configures Move.
+type MoveOptions struct {
+	revkit.Common
+	// Namespaces limits the gateways moved; empty means all namespaces.
+	Namespaces []string
+	// Names limits the gateways moved to these Deployment names.
+	Names []string
+	// Target is the revision or tag the gateways should run. Required.
+	Target string
+	// Mode is InPlace (the default) or Canary.
+	Mode Mode
+	// ControlPlaneNamespace; default istio-system.
+	ControlPlaneNamespace string
+}
+
+// MoveResult reports what Move did, one entry per gateway.
+type MoveResult struct {
+	Target   string
+	Revision string
+	Gateways []revkit.Change
+	DryRun   revkit.DryRun
+}
+
+// Changed reports whether a gateway was (or would be) changed.
+func (r *MoveResult) Changed() bool { return revkit.AnyChanged(r.Gateways) }
+
+// CanaryName is the Deployment name of a gateway's canary on a revision.
+func CanaryName(gateway, rev string) string { return gateway + "-" + rev }
+
+// Move puts gateways on the target revision: InPlace sets istio.io/rev on
+// the pod template (their pods roll over); Canary creates or updates
+// "<name>-<revision>" on the target next to each gateway. Canaries
+// themselves are never moved. Rerunning it changes nothing.
+func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*MoveResult, error) {
+	const op = "gateway.Move"
+	if opts.Target == "" {
+		return nil, &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
+	}
+	if err := revkit.ValidateRevision(opts.Target); err != nil {
+		return nil, err
+	}
+	if opts.Mode == "" {
+		opts.Mode = InPlace
+	}
+	if opts.Mode != InPlace && opts.Mode != Canary {
+		return nil, &revkit.InvalidInputError{Field: "Mode", Value: string(opts.Mode), Reason: `must be "in-place" or "canary"`}
+	}
+	if err := opts.DryRun.Validate(); err != nil {
+		return nil, err
+	}
+	model, err := mesh.Load(ctx, kube, revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace))
+	if err != nil {
+		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
+	}
+	rev, _, ok := model.Resolve(opts.Target)
+	if !ok {
+		return nil, &revkit.NotFoundError{Kind: "revision or tag", Name: opts.Target}
+	}
+	deps, err := gatewayDeployments(ctx, kube, opts.Namespaces, opts.Names)
+	if err != nil {
+		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Deployment"}, Err: err}
+	}
+	rec := kubeutil.NewRecorder(op, opts.Common)
+	res := &MoveResult{Target: opts.Target, Revision: rev, DryRun: opts.DryRun}
+	for i := range deps {
+		d := &deps[i]
+		if d.Labels[LabelCanaryOf] != "" {
+			continue
+		}
+		var err error
+		if opts.Mode == InPlace {
+			err = moveInPlace(ctx, kube, rec, d, opts.Target)
+		} else {
+			err = applyCanary(ctx, kube, rec, d, opts.Target, rev)
+		}
+		if err != nil {
+			res.Gateways = rec.Changes
+			return res, err
+		}
+	}
+	res.Gateways = rec.Changes
+	return res, nil
+}
+
+func gatewayDeployments(ctx context.Context, kube kubernetes.Interface, namespaces, names []string) ([]appsv1.Deployment, error) {
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []appsv1.Deployment
+	for _, ns := range namespaces {
+		list, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range list.Items {
+			if IsGateway(&d) && (len(want) == 0 || want[d.Name] || want[d.Labels[LabelCanaryOf]]) {
+				out = append(out, d)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name })
+	return out, nil
+}
+
+func moveInPlace(ctx context.Context, kube kubernetes.Interface, rec *kubeutil.Recorder, d *appsv1.Deployment, target string) error {
+	ref := revkit.ObjectRef{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}
+	if d.Spec.Template.Labels[mesh.LabelRev] == target {
+		rec.Record(ctx, ref, revkit.ActionUnchanged, "already on "+target)
+		return nil
+	}
+	patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"labels":{%q:%q}}}}}`, mesh.LabelRev, target)
+	if rec.Sends() {
+		if _, err := kube.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, typesMerge, patch, rec.PatchOptions()); err != nil {
+			return rec.Fail("patch", ref, err)
+		}
+	}
+	rec.Record(ctx, ref, revkit.ActionUpdate, fmt.Sprintf("%s → %s", orNone(d.Spec.Template.Labels[mesh.LabelRev]), target))
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "namespace injection"
+	}
+	return s
+}
+
+// canaryOf builds the canary Deployment of gateway d on a revision.
+func canaryOf(d *appsv1.Deployment, target, rev string) *appsv1.Deployment {
+	c := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: CanaryName(d.Name, rev), Namespace: d.Namespace,
+			// No istio.io/rev here: the canary is not part of the revision's
+			// control plane, and revision.Uninstall must not see it as such.
+			Labels: labels.Merge(d.Labels, map[string]string{LabelCanaryOf: d.Name, LabelCanaryRevision: rev}),
+		},
+		Spec: *d.Spec.DeepCopy(),
+	}
+	c.Spec.Paused = false
+	sel := c.Spec.Selector.DeepCopy()
+	if sel == nil {
+		sel = &metav1.LabelSelector{}
+	}
+	sel.MatchLabels = labels.Merge(sel.MatchLabels, map[string]string{LabelCanaryRevision: rev})
+	c.Spec.Selector = sel
+	c.Spec.Template.Labels = labels.Merge(c.Spec.Template.Labels, map[string]string{LabelCanaryRevision: rev, mesh.LabelRev: target})
+	return c
+}
+
+func applyCanary(ctx context.Context, kube kubernetes.Interface, rec *kubeutil.Recorder, d *appsv1.Deployment, target, rev string) error {
+	want := canaryOf(d, target, rev)
+	ref := revkit.ObjectRef{Kind: "Deployment", Namespace: want.Namespace, Name: want.Name}
+	client := kube.AppsV1().Deployments(d.Namespace)
+	cur, err := client.Get(ctx, want.Name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		if cur.Spec.Template.Labels[mesh.LabelRev] == target && cur.Labels[LabelCanaryOf] == d.Name {
+			rec.Record(ctx, ref, revkit.ActionUnchanged, "canary exists")
+			return nil
+		}
+		if cur.Labels[LabelCanaryOf] != d.Name {
+			return &revkit.ExistsError{Kind: "Deployment", Name: d.Namespace + "/" + want.Name,
+				Detail: "it is not a canary of gateway " + d.Name}
+		}
+		next := cur.DeepCopy()
+		next.Spec.Template.Labels[mesh.LabelRev] = target
+		if rec.Sends() {
+			if _, err := client.Update(ctx, next, rec.UpdateOptions()); err != nil {
+				return rec.Fail("update", ref, err)
+			}
+		}
+		rec.Record(ctx, ref, revkit.ActionUpdate, "canary of "+d.Name+" on "+target)
+		return nil
+	case isNotFound(err):
+		if rec.Sends() {
+			if _, err := client.Create(ctx, want, rec.CreateOptions()); err != nil {
+				return rec.Fail("create", ref, err)
+			}
+		}
+		rec.Record(ctx, ref, revkit.ActionCreate, "canary of "+d.Name+" on "+target)
+		return nil
+	default:
+		return rec.Fail("get", ref, err)
+	}
+}
+
+// RemoveCanariesOptions configures RemoveCanaries.
+type RemoveCanariesOptions struct {
+	revkit.Common
+	// Namespaces limits the search; empty means all namespaces.
+	Namespaces []string
+	// Revision removes only canaries on this revision; empty removes all
+	// canaries.
+	Revision string
+}
+
+// RemoveCanaries deletes the canary gateway Deployments Move created, for
+// one revision or all. The original gateways are untouched.
+func RemoveCanaries(ctx context.Context, kube kubernetes.Interface, opts RemoveCanariesOptions) ([]revkit.Change, error) {
+	const op = "gateway.RemoveCanaries"
+	if opts.Revision != "" {
+		if err := revkit.ValidateRevision(opts.Revision); err != nil {
+			return nil, err
+		}
+	}
+	if err := opts.DryRun.Validate(); err != nil {
+		return nil, err
+	}
+	nss := opts.Namespaces
+	if len(nss) == 0 {
+		nss = []string{metav1.NamespaceAll}
+	}
+	sel := LabelCanaryOf
+	if opts.Revision != "" {
+		sel += "," + LabelCanaryRevision + "=" + opts.Revision
+	}
+	rec := kubeutil.NewRecorder(op, opts.Common)
+	for _, ns := range nss {
+		list, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return rec.Changes, rec.Fail("list", revkit.ObjectRef{Kind: "Deployment", Namespace: ns}, err)
+		}
+		for _, d := range list.Items {
+			ref := revkit.ObjectRef{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}
+			if rec.Sends() {
+				if err := kube.AppsV1().Deployments(d.Namespace).Delete(ctx, d.Name, rec.DeleteOptions()); err != nil && !isNotFound(err) {
+					return rec.Changes, rec.Fail("delete", ref, err)
+				}
+			}
+			rec.Record(ctx, ref, revkit.ActionDelete, "canary of "+d.Labels[LabelCanaryOf])
+		}
+	}
+	return rec.Changes, nil
+}

@@ -1,0 +1,137 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/revkittest"
+)
+
+var ctx = context.Background()
+
+func cluster() *revkittest.Cluster {
+	return revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").
+		WithTag("prod-canary", "1-25-0").
+		WithNamespace("istio-ingress").
+		WithGateway("istio-ingress", "ingressgateway", "1-24-0", revkittest.Replicas(2)).
+		WithNamespace("shop", revkittest.Rev("1-24-0")).
+		WithDeployment("shop", "web", revkittest.OnRevision("1-24-0"))
+}
+
+func TestList(t *testing.T) {
+	gws, err := gateway.List(ctx, cluster().Kube(), gateway.ListOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []gateway.Gateway{{
+		Namespace: "istio-ingress", Name: "ingressgateway", Revision: "1-24-0", Pods: map[string]int{"1-24-0": 2},
+	}}, gws, "plain workloads are not gateways")
+}
+
+func TestMoveInPlace(t *testing.T) {
+	kube := cluster().Kube()
+	kube.ClearActions()
+	res, err := gateway.Move(ctx, kube, gateway.MoveOptions{Target: "prod-canary"})
+	require.NoError(t, err)
+	assert.Equal(t, "1-25-0", res.Revision)
+	assert.Equal(t, []string{"patch deployments istio-ingress/ingressgateway"}, revkittest.Writes(kube))
+	assert.Equal(t, []string{`{"spec":{"template":{"metadata":{"labels":{"istio.io/rev":"prod-canary"}}}}}`}, revkittest.Patches(kube))
+
+	kube.ClearActions()
+	res, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "prod-canary"})
+	require.NoError(t, err)
+	assert.False(t, res.Changed(), "second move changes nothing")
+	revkittest.NoWrites(t, kube)
+}
+
+func TestMoveCanaryAndRemove(t *testing.T) {
+	kube := cluster().Kube()
+	res, err := gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Mode: gateway.Canary})
+	require.NoError(t, err)
+	require.Len(t, res.Gateways, 1)
+	assert.Equal(t, revkit.ActionCreate, res.Gateways[0].Action)
+
+	c, err := kube.AppsV1().Deployments("istio-ingress").Get(ctx, "ingressgateway-1-25-0", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "1-25-0", c.Spec.Template.Labels["istio.io/rev"])
+	assert.Equal(t, "ingressgateway", c.Spec.Template.Labels["istio"], "the gateway Service selects the canary too")
+	assert.Equal(t, "ingressgateway", c.Labels[gateway.LabelCanaryOf])
+	assert.NotContains(t, c.Labels, "istio.io/rev", "a canary is not part of the revision's control plane")
+	assert.Equal(t, "1-25-0", c.Spec.Selector.MatchLabels[gateway.LabelCanaryRevision], "selectors stay apart")
+	orig, err := kube.AppsV1().Deployments("istio-ingress").Get(ctx, "ingressgateway", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "1-24-0", orig.Spec.Template.Labels["istio.io/rev"], "the original is untouched")
+
+	// Idempotent; canaries are not canaried again.
+	kube.ClearActions()
+	res, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Mode: gateway.Canary})
+	require.NoError(t, err)
+	assert.False(t, res.Changed())
+	revkittest.NoWrites(t, kube)
+
+	gws, err := gateway.List(ctx, kube, gateway.ListOptions{Namespaces: []string{"istio-ingress"}})
+	require.NoError(t, err)
+	require.Len(t, gws, 2)
+	assert.Equal(t, "ingressgateway", gws[1].CanaryOf)
+
+	// Dry run, then for real.
+	kube.ClearActions()
+	changes, err := gateway.RemoveCanaries(ctx, kube, gateway.RemoveCanariesOptions{Revision: "1-25-0", Common: revkit.Common{DryRun: revkit.DryRunClient}})
+	require.NoError(t, err)
+	assert.Len(t, changes, 1)
+	revkittest.NoWrites(t, kube)
+	changes, err = gateway.RemoveCanaries(ctx, kube, gateway.RemoveCanariesOptions{Revision: "1-25-0"})
+	require.NoError(t, err)
+	assert.Len(t, changes, 1)
+	assert.Equal(t, []string{"delete deployments istio-ingress/ingressgateway-1-25-0"}, revkittest.Writes(kube))
+	changes, err = gateway.RemoveCanaries(ctx, kube, gateway.RemoveCanariesOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, changes)
+}
+
+func TestMoveRefusals(t *testing.T) {
+	for name, opts := range map[string]gateway.MoveOptions{
+		"no target":     {},
+		"dotted target": {Target: "1.25.0"},
+		"bad mode":      {Target: "1-25-0", Mode: "sideways"},
+		"bad dry run":   {Target: "1-25-0", Common: revkit.Common{DryRun: 3}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			kube := cluster().Kube()
+			kube.ClearActions()
+			_, err := gateway.Move(ctx, kube, opts)
+			require.ErrorIs(t, err, revkit.ErrInvalidInput)
+			assert.Empty(t, kube.Actions())
+		})
+	}
+	_, err := gateway.Move(ctx, cluster().Kube(), gateway.MoveOptions{Target: "1-26-0"})
+	assert.ErrorIs(t, err, revkit.ErrNotFound)
+	_, err = gateway.RemoveCanaries(ctx, cluster().Kube(), gateway.RemoveCanariesOptions{Revision: "A"})
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+
+	kube := cluster().Kube()
+	revkittest.FailAlways(kube, "patch", "deployments", apierrors.NewInternalError(errors.New("boom")))
+	_, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0"})
+	require.Error(t, err)
+	assert.True(t, apierrors.IsInternalError(err))
+	assert.Contains(t, err.Error(), "gateway.Move: patch Deployment/istio-ingress/ingressgateway")
+}
+
+func ExampleMove() {
+	kube := revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").
+		WithNamespace("istio-ingress").
+		WithGateway("istio-ingress", "ingressgateway", "1-24-0").Kube()
+	res, _ := gateway.Move(context.Background(), kube, gateway.MoveOptions{Target: "1-25-0", Mode: gateway.Canary})
+	for _, c := range res.Gateways {
+		fmt.Println(c)
+	}
+	// Output:
+	// create Deployment/istio-ingress/ingressgateway-1-25-0 (canary of ingressgateway on 1-25-0)
+}
