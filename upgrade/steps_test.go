@@ -14,7 +14,6 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/internal/testutil"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
@@ -318,7 +317,7 @@ func TestOperationSteps(t *testing.T) {
 			} else {
 				require.NoError(t, err)
 			}
-			writes := testutil.Writes(kube)
+			writes := revkittest.Writes(kube)
 			if tt.writePrefix != "" {
 				require.NotEmpty(t, writes)
 				for _, w := range writes {
@@ -390,7 +389,7 @@ func TestFailureStopsWrites(t *testing.T) {
 		// on failure:
 		"delete mutatingwebhookconfigurations istio-revision-tag-prod-canary",
 		"delete services istio-system/istiod-revision-tag-prod-canary",
-	}, testutil.Writes(kube), "no namespace was patched after the gate failed")
+	}, revkittest.Writes(kube), "no namespace was patched after the gate failed")
 	ns, err := kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "enabled", ns.Labels["istio-injection"])
@@ -415,7 +414,7 @@ func canaryPlan() upgrade.Plan {
 }
 
 // dryRunFlags returns, for every write action, its dryRun option.
-// (testutil.Writes takes an update for a create and misses its option.)
+// (revkittest.Writes takes an update for a create and misses its option.)
 func dryRunFlags(kube *fake.Clientset) map[string][]string {
 	out := map[string][]string{}
 	for _, a := range kube.Actions() {
@@ -479,7 +478,7 @@ func TestDryRunPlan(t *testing.T) {
 				assert.Equal(t, tt.mode, e.DryRun)
 			}
 			if tt.mode == revkit.DryRunClient {
-				assert.Empty(t, testutil.Writes(kube), "a client dry run sends no write")
+				assert.Empty(t, revkittest.Writes(kube), "a client dry run sends no write")
 				ns, err := kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
 				require.NoError(t, err)
 				assert.Equal(t, "enabled", ns.Labels["istio-injection"], "the namespace was not relabelled")
@@ -501,7 +500,7 @@ func TestDryRunSeesTheClusterAsItIs(t *testing.T) {
 	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Common: revkit.Common{DryRun: revkit.DryRunClient}}, plan)
 	assert.ErrorIs(t, err, revkit.ErrNotFound)
 	assert.Equal(t, []string{"set-tag prod-canary→1-25-0=done", "migrate-namespaces=failed"}, outcomes(rep.Steps))
-	assert.Empty(t, testutil.Writes(kube))
+	assert.Empty(t, revkittest.Writes(kube))
 }
 
 // TestStepUsesPlanCommon shows that a step's own Common is replaced by the
@@ -518,7 +517,7 @@ func TestStepUsesPlanCommon(t *testing.T) {
 		OnEvent: func(e revkit.Event) { planEvents = append(planEvents, e) }}}
 	_, err := upgrade.Execute(ctx, env, upgrade.Plan{Steps: []upgrade.Step{step}})
 	require.NoError(t, err)
-	assert.Empty(t, testutil.Writes(kube))
+	assert.Empty(t, revkittest.Writes(kube))
 	assert.Zero(t, ownEvents)
 
 	var fromOp []string
@@ -588,5 +587,5 @@ func TestConstructorsCopyOptions(t *testing.T) {
 	kube := canaryCluster().Kube()
 	_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, upgrade.Plan{Steps: []upgrade.Step{step, restart}})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"patch namespaces blog", "patch deployments blog/post"}, testutil.Writes(kube))
+	assert.Equal(t, []string{"patch namespaces blog", "patch deployments blog/post"}, revkittest.Writes(kube))
 }
