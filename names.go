@@ -70,3 +70,16 @@ func ControlPlaneNamespace(ns string) string {
 	}
 	return ns
 }
+
+// ValidateNamespace checks that name can be a namespace, reporting it
+// under field. The empty name is accepted: options use it for "the
+// default".
+func ValidateNamespace(field, name string) error {
+	if name == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		return &InvalidInputError{Field: field, Value: name, Reason: strings.Join(errs, "; ")}
+	}
+	return nil
+}

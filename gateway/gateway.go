@@ -159,6 +159,23 @@ type MoveOptions struct {
 	ControlPlaneNamespace string
 }
 
+// Validate checks the options as Move does before any request.
+func (o *MoveOptions) Validate() error {
+	if o.Target == "" {
+		return &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
+	}
+	if err := revkit.ValidateRevision(o.Target); err != nil {
+		return err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
+		return err
+	}
+	if o.Mode != "" && o.Mode != InPlace && o.Mode != Canary {
+		return &revkit.InvalidInputError{Field: "Mode", Value: string(o.Mode), Reason: `must be "in-place" or "canary"`}
+	}
+	return o.DryRun.Validate()
+}
+
 // MoveResult reports what Move did, one entry per gateway.
 type MoveResult struct {
 	Target   string
@@ -179,20 +196,11 @@ func CanaryName(gateway, rev string) string { return gateway + "-" + rev }
 // themselves are never moved. Rerunning it changes nothing.
 func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*MoveResult, error) {
 	const op = "gateway.Move"
-	if opts.Target == "" {
-		return nil, &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
-	}
-	if err := revkit.ValidateRevision(opts.Target); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Mode == "" {
 		opts.Mode = InPlace
-	}
-	if opts.Mode != InPlace && opts.Mode != Canary {
-		return nil, &revkit.InvalidInputError{Field: "Mode", Value: string(opts.Mode), Reason: `must be "in-place" or "canary"`}
-	}
-	if err := opts.DryRun.Validate(); err != nil {
-		return nil, err
 	}
 	model, err := mesh.Load(ctx, kube, revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace))
 	if err != nil {
@@ -344,16 +352,21 @@ type RemoveCanariesOptions struct {
 	Revision string
 }
 
+// Validate checks the options as RemoveCanaries does before any request.
+func (o *RemoveCanariesOptions) Validate() error {
+	if o.Revision != "" {
+		if err := revkit.ValidateRevision(o.Revision); err != nil {
+			return err
+		}
+	}
+	return o.DryRun.Validate()
+}
+
 // RemoveCanaries deletes the canary gateway Deployments Move created, for
 // one revision or all. The original gateways are untouched.
 func RemoveCanaries(ctx context.Context, kube kubernetes.Interface, opts RemoveCanariesOptions) ([]revkit.Change, error) {
 	const op = "gateway.RemoveCanaries"
-	if opts.Revision != "" {
-		if err := revkit.ValidateRevision(opts.Revision); err != nil {
-			return nil, err
-		}
-	}
-	if err := opts.DryRun.Validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	nss := opts.Namespaces

@@ -3,6 +3,7 @@ package namespace
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -37,6 +38,9 @@ func (s Selection) validate() error {
 	for _, n := range s.Namespaces {
 		if n == "" {
 			return &revkit.InvalidInputError{Field: "Namespaces", Reason: "empty namespace name"}
+		}
+		if err := revkit.ValidateNamespace("Namespaces", n); err != nil {
+			return err
 		}
 	}
 	if s.Selector != "" {
@@ -135,13 +139,7 @@ func (r *MigrateResult) Changed() bool {
 // Namespaces already on the target are reported unchanged.
 func Migrate(ctx context.Context, kube kubernetes.Interface, opts MigrateOptions) (*MigrateResult, error) {
 	const op = "namespace.Migrate"
-	if err := validateTarget(opts.Target); err != nil {
-		return nil, err
-	}
-	if err := opts.Selection.validate(); err != nil {
-		return nil, err
-	}
-	if err := opts.DryRun.Validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
@@ -178,26 +176,32 @@ func Migrate(ctx context.Context, kube kubernetes.Interface, opts MigrateOptions
 	return res, nil
 }
 
+// Validate checks the options as Migrate does before any request.
+func (o *MigrateOptions) Validate() error {
+	if err := validateTarget(o.Target); err != nil {
+		return err
+	}
+	if err := o.Selection.validate(); err != nil {
+		return err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
+		return err
+	}
+	return o.DryRun.Validate()
+}
+
 func validateTarget(target string) error {
 	if target == "" {
 		return &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
 	}
 	if err := revkit.ValidateRevision(target); err != nil {
 		var inv *revkit.InvalidInputError
-		if ok := asInvalid(err, &inv); ok {
+		if errors.As(err, &inv) {
 			inv.Field = "Target"
 		}
 		return err
 	}
 	return nil
-}
-
-func asInvalid(err error, out **revkit.InvalidInputError) bool {
-	e, ok := err.(*revkit.InvalidInputError)
-	if ok {
-		*out = e
-	}
-	return ok
 }
 
 // resolveTarget returns the revision a revision-or-tag name stands for.

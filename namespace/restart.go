@@ -118,7 +118,7 @@ func (e *WaitError) Unwrap() error { return e.Err }
 // restart would not replace their pods.
 func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts RestartOptions) (*RestartResult, error) {
 	const op = "namespace.RolloutRestart"
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
@@ -188,7 +188,8 @@ func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts Restart
 	return res, nil
 }
 
-func (o *RestartOptions) validate() error {
+// Validate checks the options as RolloutRestart does before any request.
+func (o *RestartOptions) Validate() error {
 	if err := o.Selection.validate(); err != nil {
 		return err
 	}
@@ -208,6 +209,9 @@ func (o *RestartOptions) validate() error {
 		if _, err := labels.Parse(o.WorkloadSelector); err != nil {
 			return &revkit.InvalidInputError{Field: "WorkloadSelector", Value: o.WorkloadSelector, Reason: err.Error()}
 		}
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
+		return err
 	}
 	if o.Timeout < 0 || o.PollInterval < 0 {
 		return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}

@@ -111,8 +111,12 @@ func ReleaseName(rev string) string { return "istiod-" + rev }
 // BaseRelease is the Helm release of Istio's base chart.
 const BaseRelease = "istio-base"
 
-func (o *InstallOptions) validate() error {
+// Validate checks the options as Install does before any request.
+func (o *InstallOptions) Validate() error {
 	if err := revkit.ValidateRevision(o.Revision); err != nil {
+		return err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
 		return err
 	}
 	if err := o.Chart.validate("Chart"); err != nil {
@@ -147,7 +151,7 @@ func (o *InstallOptions) validate() error {
 // and its admission webhooks check it, and nothing persists.
 func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions) (*InstallResult, error) {
 	const op = "revision.Install"
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)

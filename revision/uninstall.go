@@ -55,6 +55,20 @@ type UninstallResult struct {
 	DryRun  revkit.DryRun
 }
 
+// Validate checks the options as Uninstall does before any request.
+func (o *UninstallOptions) Validate() error {
+	if err := revkit.ValidateRevision(o.Revision); err != nil {
+		return err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
+		return err
+	}
+	if o.Timeout < 0 {
+		return &revkit.InvalidInputError{Field: "Timeout", Reason: "must not be negative"}
+	}
+	return o.DryRun.Validate()
+}
+
 // Changed reports whether anything was (or would be) deleted.
 func (r *UninstallResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 
@@ -69,10 +83,7 @@ func (r *UninstallResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 // revision that is not there changes nothing and is not an error.
 func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOptions) (*UninstallResult, error) {
 	const op = "revision.Uninstall"
-	if err := revkit.ValidateRevision(opts.Revision); err != nil {
-		return nil, err
-	}
-	if err := opts.DryRun.Validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
@@ -89,9 +100,6 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 	}
 	if (res.Usage.InUse() && !opts.Force) || len(res.Usage.Tags) > 0 {
 		return nil, &revkit.InUseError{Kind: "revision", Name: opts.Revision, Usage: res.Usage}
-	}
-	if opts.Timeout < 0 {
-		return nil, &revkit.InvalidInputError{Field: "Timeout", Reason: "must not be negative"}
 	}
 
 	rec := kubeutil.NewRecorder(op, opts.Common)

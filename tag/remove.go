@@ -37,6 +37,17 @@ type RemoveResult struct {
 	DryRun     revkit.DryRun
 }
 
+// Validate checks the options as Remove does before any request.
+func (o *RemoveOptions) Validate() error {
+	if err := revkit.ValidateTag(o.Tag); err != nil {
+		return err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
+		return err
+	}
+	return o.DryRun.Validate()
+}
+
 // Changed reports whether Remove deleted (or would delete) anything.
 func (r *RemoveResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 
@@ -47,10 +58,7 @@ func (r *RemoveResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 // and is not an error.
 func Remove(ctx context.Context, kube kubernetes.Interface, opts RemoveOptions) (*RemoveResult, error) {
 	const op = "tag.Remove"
-	if err := revkit.ValidateTag(opts.Tag); err != nil {
-		return nil, err
-	}
-	if err := opts.DryRun.Validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)

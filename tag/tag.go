@@ -47,11 +47,15 @@ type SetResult struct {
 // cluster.
 func (r *SetResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 
-func (o *SetOptions) validate() error {
+// Validate checks the options as Set does before any request.
+func (o *SetOptions) Validate() error {
 	if err := revkit.ValidateTag(o.Tag); err != nil {
 		return err
 	}
 	if err := revkit.ValidateRevision(o.Revision); err != nil {
+		return err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
 		return err
 	}
 	return o.DryRun.Validate()
@@ -72,7 +76,7 @@ func (o *SetOptions) validate() error {
 // reports every object unchanged the second time.
 func Set(ctx context.Context, kube kubernetes.Interface, opts SetOptions) (*SetResult, error) {
 	const op = "tag.Set"
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)

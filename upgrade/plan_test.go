@@ -29,7 +29,7 @@ func planStringCases() []planStringCase {
 			plan: upgrade.Plan{
 				Name: "canary 1-25-0",
 				Steps: []upgrade.Step{
-					upgrade.InstallRevision(upgrade.InstallOptions{Revision: "1-25-0", ChartSource: "oci://example/istiod"}),
+					upgrade.InstallRevision(revision.InstallOptions{Revision: "1-25-0", Chart: revision.ChartSource{Ref: "oci://example/istiod"}}),
 					upgrade.SetTag(tag.SetOptions{Tag: "prod-canary", Revision: "1-25-0", Overwrite: true}),
 					upgrade.MigrateNamespace(namespace.MigrateOptions{Target: "prod-canary",
 						Selection: namespace.Selection{Namespaces: []string{"a", "b", "c", "d", "e", "f", "g"}}}),

@@ -3,13 +3,12 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/validation"
-
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
@@ -40,15 +39,10 @@ func SetTag(opts tag.SetOptions) Step {
 		desc += " (moving it if it points elsewhere)"
 	}
 	return &opStep{
-		name: "set-tag " + opts.Tag + "→" + opts.Revision,
-		desc: desc,
-		kube: true,
-		check: func() error {
-			if err := revkit.ValidateTag(opts.Tag); err != nil {
-				return err
-			}
-			return revkit.ValidateRevision(opts.Revision)
-		},
+		name:  "set-tag " + opts.Tag + "→" + opts.Revision,
+		desc:  desc,
+		kube:  true,
+		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -70,15 +64,10 @@ func SetTag(opts tag.SetOptions) Step {
 func MigrateNamespace(opts namespace.MigrateOptions) Step {
 	opts.Selection = cloneSelection(opts.Selection)
 	return &opStep{
-		name: "migrate-namespaces",
-		desc: fmt.Sprintf("label %s istio.io/rev=%s, removing istio-injection", describeSelection(opts.Selection), opts.Target),
-		kube: true,
-		check: func() error {
-			if err := checkTarget(opts.Target); err != nil {
-				return err
-			}
-			return checkSelection(opts.Selection)
-		},
+		name:  "migrate-namespaces",
+		desc:  fmt.Sprintf("label %s istio.io/rev=%s, removing istio-injection", describeSelection(opts.Selection), opts.Target),
+		kube:  true,
+		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -115,33 +104,10 @@ func RolloutRestart(opts namespace.RestartOptions) Step {
 		desc += ", and wait for the rollouts"
 	}
 	return &opStep{
-		name: "restart-workloads",
-		desc: desc,
-		kube: true,
-		check: func() error {
-			if err := checkSelection(opts.Selection); err != nil {
-				return err
-			}
-			if opts.Target != "" {
-				if err := checkTarget(opts.Target); err != nil {
-					return err
-				}
-			} else if opts.OnlyStale {
-				return &revkit.InvalidInputError{Field: "Target", Reason: "OnlyStale needs the target revision or tag"}
-			}
-			for _, k := range opts.Kinds {
-				if k != namespace.Deployment && k != namespace.StatefulSet && k != namespace.DaemonSet {
-					return &revkit.InvalidInputError{Field: "Kinds", Value: string(k), Reason: "must be Deployment, StatefulSet or DaemonSet"}
-				}
-			}
-			if err := checkSelector("WorkloadSelector", opts.WorkloadSelector); err != nil {
-				return err
-			}
-			if opts.Timeout < 0 || opts.PollInterval < 0 {
-				return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}
-			}
-			return nil
-		},
+		name:  "restart-workloads",
+		desc:  desc,
+		kube:  true,
+		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -173,7 +139,7 @@ func Uninstall(opts revision.UninstallOptions) Step {
 		name:  "uninstall-revision " + opts.Revision,
 		desc:  desc,
 		kube:  true,
-		check: func() error { return revkit.ValidateRevision(opts.Revision) },
+		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -189,44 +155,85 @@ func Uninstall(opts revision.UninstallOptions) Step {
 	}
 }
 
-// InstallOptions configures InstallRevision.
-type InstallOptions struct {
-	// Revision to install. Required.
-	Revision string
-	// ChartSource is the istiod chart: a repository reference, a URL or a
-	// local path.
-	ChartSource string
-	// Values are the chart values; revision is set from Revision.
-	Values map[string]any
-	// ControlPlaneNamespace; default istio-system.
-	ControlPlaneNamespace string
-}
-
 // InstallRevision installs a control-plane revision beside the current
-// one. Its name is "install-revision <revision>".
-//
-// Not implemented yet: the Helm-based install comes with a later release,
-// and until then the step fails with an error matching
-// revkit.ErrNotImplemented. Install the revision beforehand (istioctl or
-// Helm) and start the plan after it.
-func InstallRevision(opts InstallOptions) Step {
+// one with revision.Install (Helm). Its name is "install-revision
+// <revision>".
+func InstallRevision(opts revision.InstallOptions) Step {
+	opts.Values = maps.Clone(opts.Values)
 	desc := fmt.Sprintf("install revision %s into %s", opts.Revision, revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace))
-	if opts.ChartSource != "" {
-		desc += " from " + opts.ChartSource
+	switch {
+	case opts.Chart.Path != "":
+		desc += " from " + opts.Chart.Path
+	case opts.Chart.Ref != "":
+		desc += " from " + opts.Chart.Ref
+	}
+	if opts.Upgrade {
+		desc += " (upgrading its release if it exists)"
 	}
 	return &opStep{
-		name: "install-revision " + opts.Revision,
-		desc: desc,
-		kube: true,
-		check: func() error {
-			if err := revkit.ValidateRevision(opts.Revision); err != nil {
-				return err
+		name:  "install-revision " + opts.Revision,
+		desc:  desc,
+		kube:  true,
+		check: func() error { return opts.Validate() },
+		run: func(ctx context.Context, env Env) (Result, error) {
+			o := opts
+			o.Common = env.Common
+			res, err := revision.Install(ctx, env.Kube, o)
+			if res == nil {
+				return Result{}, err
 			}
-			return checkNamespaceName("ControlPlaneNamespace", opts.ControlPlaneNamespace)
+			verb := "installed"
+			if res.Upgraded {
+				verb = "upgraded"
+			}
+			if env.Common.DryRun != revkit.DryRunNone {
+				verb = "would have " + verb
+			}
+			return Result{Outcome: Done, Detail: fmt.Sprintf("%s release %s (%d objects, injector %s)",
+				verb, res.Release, len(res.Objects), res.Injector)}, err
 		},
-		run: func(context.Context, Env) (Result, error) {
-			return Result{}, fmt.Errorf("upgrade.InstallRevision %s: %w (install the revision with istioctl or Helm first)",
-				opts.Revision, revkit.ErrNotImplemented)
+	}
+}
+
+// MoveGateways moves gateways to a revision with gateway.Move, in place or
+// as canaries. Its name is "move-gateways <target>".
+func MoveGateways(opts gateway.MoveOptions) Step {
+	opts.Namespaces, opts.Names = slices.Clone(opts.Namespaces), slices.Clone(opts.Names)
+	mode := opts.Mode
+	if mode == "" {
+		mode = gateway.InPlace
+	}
+	return &opStep{
+		name:  "move-gateways " + opts.Target,
+		desc:  fmt.Sprintf("move gateways to %s (%s)", opts.Target, mode),
+		kube:  true,
+		check: func() error { return opts.Validate() },
+		run: func(ctx context.Context, env Env) (Result, error) {
+			o := opts
+			o.Common = env.Common
+			res, err := gateway.Move(ctx, env.Kube, o)
+			if res == nil {
+				return Result{}, err
+			}
+			return changeResult(res.Changed(), "", res.Gateways, env), err
+		},
+	}
+}
+
+// RemoveCanaryGateways deletes the canary gateways on a revision with
+// gateway.RemoveCanaries. Its name is "remove-canary-gateways <revision>".
+func RemoveCanaryGateways(opts gateway.RemoveCanariesOptions) Step {
+	opts.Namespaces = slices.Clone(opts.Namespaces)
+	return &opStep{
+		name:  "remove-canary-gateways " + opts.Revision,
+		desc:  fmt.Sprintf("delete canary gateways on revision %s", opts.Revision),
+		kube:  true,
+		check: func() error { return opts.Validate() },
+		run: func(ctx context.Context, env Env) (Result, error) {
+			o := opts
+			o.Common = env.Common
+			changes, err := gateway.RemoveCanaries(ctx, env.Kube, o)
+			return changeResult(revkit.AnyChanged(changes), "", changes, env), err
 		},
 	}
 }
@@ -240,21 +247,8 @@ func VerifyPods(opts verify.PodsOptions) Step {
 		name: "verify-pods",
 		desc: "check that the pods in " + describeSelection(namespace.Selection{Namespaces: opts.Namespaces, Selector: opts.Selector}) +
 			" run " + expected(opts.Target, "the sidecar their namespace selects"),
-		kube: true,
-		check: func() error {
-			if err := checkNamespaceList(opts.Namespaces); err != nil {
-				return err
-			}
-			if err := checkSelector("Selector", opts.Selector); err != nil {
-				return err
-			}
-			if opts.Target != "" {
-				if err := checkRevisionField("Target", opts.Target); err != nil {
-					return err
-				}
-			}
-			return checkNamespaceName("ControlPlaneNamespace", opts.ControlPlaneNamespace)
-		},
+		kube:  true,
+		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			if skip, ok := skipVerification(env); ok {
 				return skip, nil
@@ -294,36 +288,9 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 		desc += " and on revision " + opts.Target
 	}
 	return &opStep{
-		name: "verify-proxies",
-		desc: desc,
-		check: func() error {
-			if len(opts.Sources) == 0 {
-				return &revkit.InvalidInputError{Field: "Sources", Reason: "must name at least one istiod"}
-			}
-			for i, s := range opts.Sources {
-				field := fmt.Sprintf("Sources[%d]", i)
-				if s == nil {
-					return &revkit.InvalidInputError{Field: field, Reason: "must not be nil"}
-				}
-				if err := checkRevisionField(field+".Revision", s.Revision()); err != nil {
-					return err
-				}
-				if v, ok := s.(Validator); ok {
-					if err := v.Validate(); err != nil {
-						return err
-					}
-				}
-			}
-			if opts.Target != "" {
-				if err := checkRevisionField("Target", opts.Target); err != nil {
-					return err
-				}
-			}
-			if err := checkNamespaceList(opts.Namespaces); err != nil {
-				return err
-			}
-			return nil
-		},
+		name:  "verify-proxies",
+		desc:  desc,
+		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			if skip, ok := skipVerification(env); ok {
 				return skip, nil
@@ -361,7 +328,7 @@ func VerifyWebhooks(opts verify.WebhooksOptions) Step {
 		name:  "verify-webhooks",
 		desc:  "check the webhooks in " + revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace) + ": no overlapping injectors, no dangling service, no orphaned revision",
 		kube:  true,
-		check: func() error { return checkNamespaceName("ControlPlaneNamespace", opts.ControlPlaneNamespace) },
+		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			if skip, ok := skipVerification(env); ok {
 				return skip, nil
@@ -494,67 +461,3 @@ func describeSelection(s namespace.Selection) string {
 
 // The checks below repeat the input rules of the operations, which keep
 // theirs unexported, so that a plan is refused before its first step.
-
-// checkTarget is namespace's rule for a revision-or-tag target.
-func checkTarget(target string) error {
-	if target == "" {
-		return &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
-	}
-	return checkRevisionField("Target", target)
-}
-
-// checkRevisionField applies revkit.ValidateRevision, reporting field.
-func checkRevisionField(field, name string) error {
-	err := revkit.ValidateRevision(name)
-	if iie, ok := err.(*revkit.InvalidInputError); ok {
-		return &revkit.InvalidInputError{Field: field, Value: iie.Value, Reason: iie.Reason}
-	}
-	return err
-}
-
-func checkSelection(s namespace.Selection) error {
-	if len(s.Namespaces) == 0 && s.Selector == "" {
-		return &revkit.InvalidInputError{Field: "Namespaces", Reason: "name at least one namespace or give a Selector"}
-	}
-	for _, n := range s.Namespaces {
-		if n == "" {
-			return &revkit.InvalidInputError{Field: "Namespaces", Reason: "empty namespace name"}
-		}
-	}
-	return checkSelector("Selector", s.Selector)
-}
-
-func checkSelector(field, sel string) error {
-	if sel == "" {
-		return nil
-	}
-	if _, err := labels.Parse(sel); err != nil {
-		return &revkit.InvalidInputError{Field: field, Value: sel, Reason: err.Error()}
-	}
-	return nil
-}
-
-// checkNamespaceList is verify's rule for a list of namespaces: every
-// entry a namespace name.
-func checkNamespaceList(names []string) error {
-	for _, n := range names {
-		if n == "" {
-			return &revkit.InvalidInputError{Field: "Namespaces", Reason: "must not be empty"}
-		}
-		if err := checkNamespaceName("Namespaces", n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkNamespaceName accepts "" (the default) or a DNS-1123 label.
-func checkNamespaceName(field, name string) error {
-	if name == "" {
-		return nil
-	}
-	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
-		return &revkit.InvalidInputError{Field: field, Value: name, Reason: strings.Join(errs, "; ")}
-	}
-	return nil
-}

@@ -202,11 +202,18 @@ func TestOperationSteps(t *testing.T) {
 			is:      revkit.ErrInUse,
 		},
 		{
-			name:    "install-revision is not implemented yet",
+			name:    "install-revision installs a chart with Helm",
 			cluster: canaryCluster(),
-			step:    upgrade.InstallRevision(upgrade.InstallOptions{Revision: "1-26-0", ChartSource: "oci://example/istiod"}),
+			step:    upgrade.InstallRevision(revision.InstallOptions{Revision: "1-26-0", Chart: testChart, Helm: memHelm()}),
+			outcome: upgrade.Done,
+			detail:  "installed release istiod-1-26-0 (3 objects, injector istio-sidecar-injector-1-26-0)",
+		},
+		{
+			name:    "install-revision refuses an installed revision",
+			cluster: canaryCluster(),
+			step:    upgrade.InstallRevision(revision.InstallOptions{Revision: "1-25-0", Chart: testChart, Helm: memHelm()}),
 			outcome: upgrade.Failed,
-			is:      revkit.ErrNotImplemented,
+			is:      revkit.ErrExists,
 		},
 		{
 			name:    "verify-pods passes when every pod is on the target",

@@ -173,9 +173,10 @@ func TestStepValidationMatchesOperations(t *testing.T) {
 				_, err := verify.Webhooks(ctx, k, verify.WebhooksOptions{ControlPlaneNamespace: "-x"})
 				return err
 			}, "ControlPlaneNamespace"},
-		{"install-revision: dotted revision", upgrade.InstallRevision(upgrade.InstallOptions{Revision: "1.26.0"}), nil, "revision"},
-		{"install-revision: bad control-plane namespace", upgrade.InstallRevision(upgrade.InstallOptions{Revision: "1-26-0", ControlPlaneNamespace: "Istio"}),
+		{"install-revision: dotted revision", upgrade.InstallRevision(revision.InstallOptions{Revision: "1.26.0"}), nil, "revision"},
+		{"install-revision: bad control-plane namespace", upgrade.InstallRevision(revision.InstallOptions{Revision: "1-26-0", ControlPlaneNamespace: "Istio"}),
 			nil, "ControlPlaneNamespace"},
+		{"install-revision: no chart", upgrade.InstallRevision(revision.InstallOptions{Revision: "1-26-0", Helm: memHelm()}), nil, "Chart"},
 		{"renamed step keeps its validation", upgrade.Named("tag-it", upgrade.SetTag(tag.SetOptions{Tag: "prod", Revision: "1.25.0"})), nil, "revision"},
 	}
 	for _, tt := range tests {
@@ -237,7 +238,7 @@ func TestStepValidationAcceptsWhatOperationsAccept(t *testing.T) {
 		upgrade.VerifyPods(verify.PodsOptions{Namespaces: []string{"shop"}, Selector: "team", Target: "prod-stable", ControlPlaneNamespace: "istio-system"}),
 		upgrade.VerifyProxies(verify.ProxiesOptions{Sources: []verify.SyncSource{static}, Target: "1-25-0", Namespaces: []string{"shop"}}),
 		upgrade.VerifyWebhooks(verify.WebhooksOptions{ControlPlaneNamespace: "istio-system"}),
-		upgrade.InstallRevision(upgrade.InstallOptions{Revision: "1-26-0", ControlPlaneNamespace: "istio-system"}),
+		upgrade.InstallRevision(revision.InstallOptions{Revision: "1-26-0", ControlPlaneNamespace: "istio-system", Chart: testChart, Helm: memHelm()}),
 	}
 	for _, s := range steps {
 		t.Run(s.Name(), func(t *testing.T) {

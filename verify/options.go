@@ -2,9 +2,6 @@ package verify
 
 import (
 	"errors"
-	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/revkit/revkit"
 )
@@ -14,19 +11,13 @@ func validateNamespaceName(field, name string) error {
 	if name == "" {
 		return &revkit.InvalidInputError{Field: field, Reason: "must not be empty"}
 	}
-	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
-		return &revkit.InvalidInputError{Field: field, Value: name, Reason: strings.Join(errs, "; ")}
-	}
-	return nil
+	return revkit.ValidateNamespace(field, name)
 }
 
 // validateControlPlaneNamespace accepts "" (the default) or a namespace
 // name.
 func validateControlPlaneNamespace(ns string) error {
-	if ns == "" {
-		return nil
-	}
-	return validateNamespaceName("ControlPlaneNamespace", ns)
+	return revkit.ValidateNamespace("ControlPlaneNamespace", ns)
 }
 
 // validateTarget checks a revision (or tag) name, reporting it under field.

@@ -108,6 +108,12 @@ func (r *PodsReport) Err() error {
 	return verificationErr(opPods, problems)
 }
 
+// Validate checks the options as Pods does before any request.
+func (o *PodsOptions) Validate() error {
+	_, err := o.validate()
+	return err
+}
+
 func (o *PodsOptions) validate() (labels.Selector, error) {
 	if err := validateNamespaces(o.Namespaces); err != nil {
 		return nil, err

@@ -188,6 +188,9 @@ func describeNotSynced(p *ProxyStatus) string {
 	return strings.Join(parts, ", ")
 }
 
+// Validate checks the options as Proxies does before reading any source.
+func (o *ProxiesOptions) Validate() error { return o.validate() }
+
 func (o *ProxiesOptions) validate() error {
 	if len(o.Sources) == 0 {
 		return &revkit.InvalidInputError{Field: "Sources", Reason: "must name at least one istiod"}

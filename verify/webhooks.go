@@ -126,6 +126,11 @@ func (r *WebhooksReport) Err() error {
 	return verificationErr(opWebhooks, problems, causes...)
 }
 
+// Validate checks the options as Webhooks does before any request.
+func (o *WebhooksOptions) Validate() error {
+	return validateControlPlaneNamespace(o.ControlPlaneNamespace)
+}
+
 // Webhooks checks the Istio webhook configurations: that no two injectors
 // would inject the same pod (for every combination of namespace and pod
 // labels), that every injector and validator calls a Service that exists,
