@@ -17,13 +17,18 @@ package revkittest
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	admv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/version"
+	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/revkit/revkit"
@@ -33,6 +38,8 @@ import (
 // Cluster accumulates the objects of a fake cluster. Build it with the With
 // methods, then call Kube (or Objects).
 type Cluster struct {
+	version string
+	denied  map[string]bool
 	cpNS    string
 	objects []runtime.Object
 	revs    map[string]*mesh.Injector
@@ -43,7 +50,8 @@ type Cluster struct {
 // NewCluster starts an empty cluster whose control plane lives in
 // istio-system.
 func NewCluster() *Cluster {
-	c := &Cluster{cpNS: revkit.DefaultControlPlaneNamespace, revs: map[string]*mesh.Injector{}, nsSeen: map[string]bool{}}
+	c := &Cluster{cpNS: revkit.DefaultControlPlaneNamespace, revs: map[string]*mesh.Injector{}, nsSeen: map[string]bool{},
+		version: "v1.36.3", denied: map[string]bool{}}
 	return c
 }
 
@@ -359,13 +367,53 @@ func (c *Cluster) Objects() []runtime.Object {
 	return out
 }
 
-// Kube returns a fake clientset holding the objects. It panics if the
-// builder was misused (see Err): that is a bug in the test, not input.
+// WithServerVersion sets the Kubernetes version discovery reports; the
+// default is v1.36.3.
+func (c *Cluster) WithServerVersion(gitVersion string) *Cluster {
+	c.version = gitVersion
+	return c
+}
+
+// Deny makes SelfSubjectAccessReviews for verb on group/resource come back
+// denied; every other review is allowed, as for a cluster admin.
+func (c *Cluster) Deny(verb, group, resource string) *Cluster {
+	c.denied[verb+" "+group+"/"+resource] = true
+	return c
+}
+
+// Kube returns a fake clientset holding the objects, whose discovery reports
+// the server version and which answers SelfSubjectAccessReviews. It panics
+// if the builder was misused (see Err): that is a bug in the test, not
+// input.
 func (c *Cluster) Kube() *fake.Clientset {
 	if c.err != nil {
 		panic("revkittest: " + c.err.Error())
 	}
-	return fake.NewClientset(c.Objects()...)
+	kube := fake.NewClientset(c.Objects()...)
+	if fd, ok := kube.Discovery().(*fakediscovery.FakeDiscovery); ok {
+		v := strings.TrimPrefix(c.version, "v")
+		parts := strings.SplitN(v, ".", 3)
+		info := &version.Info{GitVersion: c.version}
+		if len(parts) >= 2 {
+			info.Major, info.Minor = parts[0], parts[1]
+		}
+		fd.FakedServerVersion = info
+	}
+	denied := c.denied
+	kube.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		review, ok := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		if !ok || review.Spec.ResourceAttributes == nil {
+			return false, nil, nil
+		}
+		ra := review.Spec.ResourceAttributes
+		out := review.DeepCopy()
+		out.Status.Allowed = !denied[ra.Verb+" "+ra.Group+"/"+ra.Resource]
+		if !out.Status.Allowed {
+			out.Status.Reason = "denied by revkittest.Deny"
+		}
+		return true, out, nil
+	})
+	return kube
 }
 
 // DeleteNow returns delete options for removing an object at once, as a

@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v4/pkg/storage/driver"
 
 	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/verify"
 )
 
 // testChart is the small istiod stand-in chart of the revision package.
@@ -27,3 +28,5 @@ func memHelm() *action.Configuration {
 	cfg.Capabilities = chartcommon.DefaultCapabilities
 	return cfg
 }
+
+func verifyPrecheckDefaults() verify.PrecheckOptions { return verify.PrecheckOptions{} }

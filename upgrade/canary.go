@@ -1,0 +1,365 @@
+package upgrade
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/tag"
+	"github.com/revkit/revkit/verify"
+)
+
+// CanaryOptions describes a canary upgrade from one revision to another:
+// the guide's walkthrough as a plan.
+type CanaryOptions struct {
+	// From is the revision in use now; To the revision to move to. Both
+	// required.
+	From, To string
+	// Install, when set, installs To first (its Revision is set to To).
+	// Leave it nil when To is installed already.
+	Install *revision.InstallOptions
+	// CanaryTag, when set (e.g. "prod-canary"), is pointed at To and the
+	// namespaces move to it; otherwise they move to To itself.
+	CanaryTag string
+	// StableTag, when set (e.g. "prod-stable"), is moved to To at promotion.
+	StableTag string
+	// PromoteDefault moves the default tag to To at promotion, which also
+	// moves istio-injection=enabled namespaces and validation.
+	PromoteDefault bool
+	// Namespaces selects the namespaces to migrate: a list, a label
+	// selector, or both.
+	Namespaces namespace.Selection
+	// BatchSize is the number of namespaces migrated, restarted and
+	// verified together; BatchPercent sets it as a share of all selected
+	// namespaces instead. Zero for both means one batch.
+	BatchSize    int
+	BatchPercent int
+	// Pause waits between batches.
+	Pause time.Duration
+	// Proxies, when set, are checked after every batch: the batch's proxies
+	// must be connected to To and SYNCED.
+	Proxies []verify.SyncSource
+	// Gates are extra health checks run after every batch's own checks; a
+	// failing gate stops the plan.
+	Gates []Step
+	// Gateways moves gateway Deployments to To ("" leaves them alone).
+	Gateways gateway.Mode
+	// GatewayNamespaces limits the gateways moved; empty means all.
+	GatewayNamespaces []string
+	// KeepOld leaves From installed at the end.
+	KeepOld bool
+	// RollbackOnFailure runs the rollback steps (without uninstalling To)
+	// when a step fails.
+	RollbackOnFailure bool
+	// RestartTimeout bounds each batch's rollout wait; default 10 minutes.
+	RestartTimeout time.Duration
+	// ControlPlaneNamespace; default istio-system.
+	ControlPlaneNamespace string
+}
+
+func (o *CanaryOptions) validate() error {
+	if err := revkit.ValidateRevision(o.From); err != nil {
+		return fieldErr("From", err)
+	}
+	if err := revkit.ValidateRevision(o.To); err != nil {
+		return fieldErr("To", err)
+	}
+	if o.From == o.To {
+		return &revkit.InvalidInputError{Field: "To", Value: o.To, Reason: "must differ from From"}
+	}
+	for _, t := range []string{o.CanaryTag, o.StableTag} {
+		if t == "" {
+			continue
+		}
+		if err := revkit.ValidateTag(t); err != nil {
+			return err
+		}
+		if t == o.From || t == o.To {
+			return &revkit.InvalidInputError{Field: "tag", Value: t, Reason: "a tag must not share its name with a revision"}
+		}
+	}
+	if o.CanaryTag != "" && o.CanaryTag == o.StableTag {
+		return &revkit.InvalidInputError{Field: "CanaryTag", Value: o.CanaryTag, Reason: "must differ from StableTag"}
+	}
+	if o.BatchSize < 0 || o.BatchPercent < 0 || o.BatchPercent > 100 {
+		return &revkit.InvalidInputError{Field: "BatchSize", Reason: "BatchSize must be >= 0 and BatchPercent within 0..100"}
+	}
+	if o.Pause < 0 || o.RestartTimeout < 0 {
+		return &revkit.InvalidInputError{Field: "Pause", Reason: "durations must not be negative"}
+	}
+	if o.Gateways != "" && o.Gateways != gateway.InPlace && o.Gateways != gateway.Canary {
+		return &revkit.InvalidInputError{Field: "Gateways", Value: string(o.Gateways), Reason: `must be "", "in-place" or "canary"`}
+	}
+	return revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace)
+}
+
+func fieldErr(field string, err error) error {
+	if iie, ok := err.(*revkit.InvalidInputError); ok {
+		return &revkit.InvalidInputError{Field: field, Value: iie.Value, Reason: iie.Reason}
+	}
+	return err
+}
+
+// target is what namespaces are labelled with during the canary.
+func (o *CanaryOptions) target() string {
+	if o.CanaryTag != "" {
+		return o.CanaryTag
+	}
+	return o.To
+}
+
+// home is what namespaces go back to on rollback.
+func (o *CanaryOptions) home() string {
+	if o.StableTag != "" {
+		return o.StableTag
+	}
+	return o.From
+}
+
+// Batches resolves the selection to namespace names and splits them into
+// batches, in name order.
+func (o *CanaryOptions) Batches(ctx context.Context, kube kubernetes.Interface) ([][]string, error) {
+	set := map[string]bool{}
+	for _, n := range o.Namespaces.Namespaces {
+		set[n] = true
+	}
+	if o.Namespaces.Selector != "" {
+		if _, err := labels.Parse(o.Namespaces.Selector); err != nil {
+			return nil, &revkit.InvalidInputError{Field: "Namespaces.Selector", Value: o.Namespaces.Selector, Reason: err.Error()}
+		}
+		list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: o.Namespaces.Selector})
+		if err != nil {
+			return nil, &revkit.OpError{Op: "upgrade.Canary", Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace", Name: o.Namespaces.Selector}, Err: err}
+		}
+		for _, ns := range list.Items {
+			set[ns.Name] = true
+		}
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, &revkit.InvalidInputError{Field: "Namespaces", Reason: "selects no namespace"}
+	}
+	size := o.BatchSize
+	if o.BatchPercent > 0 {
+		size = (len(names)*o.BatchPercent + 99) / 100
+	}
+	if size <= 0 || size > len(names) {
+		size = len(names)
+	}
+	var out [][]string
+	for i := 0; i < len(names); i += size {
+		out = append(out, names[i:min(i+size, len(names))])
+	}
+	return out, nil
+}
+
+// Canary returns the guide's canary upgrade as a plan: precheck, install
+// the new revision, point the canary tag at it, then per batch of
+// namespaces migrate, restart and verify (a failed check stops the plan),
+// move gateways, promote the stable and default tags, check the webhooks,
+// and uninstall the old revision. It reads the cluster only to resolve the
+// namespace selection into batches. The plan is ordinary data: print it,
+// edit it, run it with Execute.
+func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) (Plan, error) {
+	if err := opts.validate(); err != nil {
+		return Plan{}, err
+	}
+	batches, err := opts.Batches(ctx, kube)
+	if err != nil {
+		return Plan{}, err
+	}
+	cp := opts.ControlPlaneNamespace
+	p := Plan{Name: fmt.Sprintf("canary %s → %s", opts.From, opts.To)}
+	add := func(s ...Step) { p.Steps = append(p.Steps, s...) }
+
+	add(Precheck(verify.PrecheckOptions{ControlPlaneNamespace: cp}))
+	if opts.Install != nil {
+		in := *opts.Install
+		in.Revision = opts.To
+		if in.ControlPlaneNamespace == "" {
+			in.ControlPlaneNamespace = cp
+		}
+		add(InstallRevision(in))
+	}
+	if opts.CanaryTag != "" {
+		add(SetTag(tag.SetOptions{Tag: opts.CanaryTag, Revision: opts.To, Overwrite: true, ControlPlaneNamespace: cp}))
+	}
+	for i, batch := range batches {
+		label := fmt.Sprintf(" %d/%d", i+1, len(batches))
+		if i > 0 && opts.Pause > 0 {
+			add(Named("pause"+label, Pause(opts.Pause)))
+		}
+		sel := namespace.Selection{Namespaces: batch, AllowSystem: opts.Namespaces.AllowSystem}
+		add(
+			Named("migrate-namespaces"+label, MigrateNamespace(namespace.MigrateOptions{Selection: sel, Target: opts.target(), ControlPlaneNamespace: cp})),
+			Named("restart-workloads"+label, RolloutRestart(namespace.RestartOptions{Selection: sel, Target: opts.target(), OnlyStale: true,
+				Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp})),
+			Named("verify-pods"+label, VerifyPods(verify.PodsOptions{Namespaces: batch, Target: opts.To, ControlPlaneNamespace: cp})),
+		)
+		if len(opts.Proxies) > 0 {
+			add(Named("verify-proxies"+label, VerifyProxies(verify.ProxiesOptions{Sources: opts.Proxies, Target: opts.To, Namespaces: batch})))
+		}
+		for _, g := range opts.Gates {
+			add(Named(g.Name()+label, g))
+		}
+	}
+	if opts.Gateways != "" {
+		add(MoveGateways(gateway.MoveOptions{Target: opts.To, Mode: opts.Gateways, Namespaces: opts.GatewayNamespaces, ControlPlaneNamespace: cp}))
+	}
+	if opts.StableTag != "" {
+		add(SetTag(tag.SetOptions{Tag: opts.StableTag, Revision: opts.To, Overwrite: true, ControlPlaneNamespace: cp}))
+	}
+	if opts.PromoteDefault {
+		add(SetTag(tag.SetOptions{Tag: revkit.DefaultTag, Revision: opts.To, Overwrite: true, ControlPlaneNamespace: cp}))
+	}
+	add(VerifyWebhooks(verify.WebhooksOptions{ControlPlaneNamespace: cp}))
+	if !opts.KeepOld {
+		add(Uninstall(revision.UninstallOptions{Revision: opts.From, ControlPlaneNamespace: cp, Helm: helmOf(opts.Install)}))
+	}
+	if opts.RollbackOnFailure {
+		p.OnFailure = rollbackSteps(opts, batches, false, "rollback: ")
+	}
+	return p, nil
+}
+
+// Rollback returns the reverse of Canary: tags back to From, namespaces
+// back (to StableTag, or From), their workloads restarted and verified on
+// From, gateways back on From (canary gateways removed) — before To is
+// uninstalled, so no gateway is lost (Istio issue 33822).
+func Rollback(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) (Plan, error) {
+	if err := opts.validate(); err != nil {
+		return Plan{}, err
+	}
+	batches, err := opts.Batches(ctx, kube)
+	if err != nil {
+		return Plan{}, err
+	}
+	return Plan{
+		Name:  fmt.Sprintf("rollback %s → %s", opts.To, opts.From),
+		Steps: rollbackSteps(opts, batches, !opts.KeepOld, ""),
+	}, nil
+}
+
+func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool, prefix string) []Step {
+	cp := opts.ControlPlaneNamespace
+	var all []string
+	for _, b := range batches {
+		all = append(all, b...)
+	}
+	sel := namespace.Selection{Namespaces: all, AllowSystem: opts.Namespaces.AllowSystem}
+	var out []Step
+	add := func(s Step) { out = append(out, Named(prefix+s.Name(), s)) }
+	if opts.PromoteDefault {
+		add(SetTag(tag.SetOptions{Tag: revkit.DefaultTag, Revision: opts.From, Overwrite: true, ControlPlaneNamespace: cp}))
+	}
+	if opts.StableTag != "" {
+		add(SetTag(tag.SetOptions{Tag: opts.StableTag, Revision: opts.From, Overwrite: true, ControlPlaneNamespace: cp}))
+	}
+	add(MigrateNamespace(namespace.MigrateOptions{Selection: sel, Target: opts.home(), ControlPlaneNamespace: cp}))
+	add(RolloutRestart(namespace.RestartOptions{Selection: sel, Target: opts.home(), OnlyStale: true,
+		Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}))
+	add(VerifyPods(verify.PodsOptions{Namespaces: all, Target: opts.From, ControlPlaneNamespace: cp}))
+	if opts.Gateways != "" {
+		add(MoveGateways(gateway.MoveOptions{Target: opts.From, Mode: gateway.InPlace, Namespaces: opts.GatewayNamespaces, ControlPlaneNamespace: cp}))
+		add(RemoveCanaryGateways(gateway.RemoveCanariesOptions{Revision: opts.To, Namespaces: opts.GatewayNamespaces}))
+	}
+	if opts.CanaryTag != "" && uninstallCanary {
+		add(RemoveTag(tag.RemoveOptions{Tag: opts.CanaryTag, ControlPlaneNamespace: cp}))
+	}
+	if uninstallCanary {
+		add(Uninstall(revision.UninstallOptions{Revision: opts.To, ControlPlaneNamespace: cp, Helm: helmOf(opts.Install)}))
+	}
+	return out
+}
+
+func helmOf(in *revision.InstallOptions) *action.Configuration {
+	if in == nil {
+		return nil
+	}
+	return in.Helm
+}
+
+// Precheck gates a plan on verify.Precheck: Kubernetes version and the
+// permissions the plan needs. It runs in dry runs too, since it only reads.
+// Its name is "precheck".
+func Precheck(opts verify.PrecheckOptions) Step {
+	return &opStep{
+		name:  "precheck",
+		desc:  "check the Kubernetes version and the permissions the upgrade needs",
+		kube:  true,
+		check: func() error { return revkit.ValidateNamespace("ControlPlaneNamespace", opts.ControlPlaneNamespace) },
+		run: func(ctx context.Context, env Env) (Result, error) {
+			rep, err := verify.Precheck(ctx, env.Kube, opts)
+			if err != nil {
+				return Result{}, err
+			}
+			if err := rep.Err(); err != nil {
+				return Result{Outcome: Failed, Detail: err.Error()}, err
+			}
+			return Result{Outcome: Done, Detail: fmt.Sprintf("Kubernetes %s, %d permissions, revisions %v",
+				rep.ServerVersion, rep.Checked, rep.Revisions)}, nil
+		},
+	}
+}
+
+// Pause waits d between batches; cancelling the context ends the wait and
+// fails the step. In a dry run it is skipped. Its name is "pause".
+func Pause(d time.Duration) Step {
+	return &opStep{
+		name: "pause",
+		desc: "wait " + d.String(),
+		check: func() error {
+			if d < 0 {
+				return &revkit.InvalidInputError{Field: "Pause", Value: d.String(), Reason: "must not be negative"}
+			}
+			return nil
+		},
+		run: func(ctx context.Context, env Env) (Result, error) {
+			if skip, ok := skipVerification(env); ok {
+				return skip, nil
+			}
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return Result{}, ctx.Err()
+			case <-t.C:
+				return Result{Outcome: Done, Detail: "waited " + d.String()}, nil
+			}
+		},
+	}
+}
+
+// RemoveTag removes a revision tag with tag.Remove. Its name is
+// "remove-tag <tag>".
+func RemoveTag(opts tag.RemoveOptions) Step {
+	return &opStep{
+		name:  "remove-tag " + opts.Tag,
+		desc:  "remove revision tag " + opts.Tag,
+		kube:  true,
+		check: func() error { return opts.Validate() },
+		run: func(ctx context.Context, env Env) (Result, error) {
+			o := opts
+			o.Common = env.Common
+			res, err := tag.Remove(ctx, env.Kube, o)
+			if res == nil {
+				return Result{}, err
+			}
+			return changeResult(res.Changed(), "", res.Changes, env), err
+		},
+	}
+}

@@ -1,0 +1,215 @@
+package upgrade_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revkittest"
+	"github.com/revkit/revkit/upgrade"
+)
+
+func fleetCluster() *revkittest.Cluster {
+	c := revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").
+		WithTag("prod-stable", "1-24-0").
+		WithNamespace("istio-ingress").WithGateway("istio-ingress", "ingressgateway", "1-24-0")
+	for _, ns := range []string{"a", "b", "c"} {
+		c = c.WithNamespace(ns, revkittest.Rev("prod-stable"), revkittest.Label("team", "shop")).
+			WithDeployment(ns, "web", revkittest.OnRevision("1-24-0"))
+	}
+	return c
+}
+
+func canaryOpts() upgrade.CanaryOptions {
+	return upgrade.CanaryOptions{
+		From: "1-24-0", To: "1-25-0", CanaryTag: "prod-canary", StableTag: "prod-stable",
+		Namespaces: namespace.Selection{Selector: "team=shop"}, BatchSize: 2,
+		Gateways: gateway.Canary,
+	}
+}
+
+func stepNames(p upgrade.Plan) []string {
+	var out []string
+	for _, s := range p.Steps {
+		out = append(out, s.Name())
+	}
+	return out
+}
+
+func TestCanaryPlanShape(t *testing.T) {
+	kube := fleetCluster().Kube()
+	p, err := upgrade.Canary(ctx, kube, canaryOpts())
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		"precheck",
+		"set-tag prod-canary→1-25-0",
+		"migrate-namespaces 1/2", "restart-workloads 1/2", "verify-pods 1/2",
+		"migrate-namespaces 2/2", "restart-workloads 2/2", "verify-pods 2/2",
+		"move-gateways 1-25-0",
+		"set-tag prod-stable→1-25-0",
+		"verify-webhooks",
+		"uninstall-revision 1-24-0",
+	}, stepNames(p))
+	assert.Empty(t, p.OnFailure)
+	require.NoError(t, p.Validate())
+	revkittest.NoWrites(t, kube)
+
+	opts := canaryOpts()
+	opts.BatchSize, opts.BatchPercent, opts.Pause, opts.RollbackOnFailure, opts.KeepOld = 0, 50, time.Second, true, true
+	opts.Gates = []upgrade.Step{upgrade.Func("error-rate", "error rate below 1%", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+		return upgrade.Result{}, nil
+	})}
+	p, err = upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	names := stepNames(p)
+	assert.Contains(t, names, "pause 2/2")
+	assert.Contains(t, names, "error-rate 1/2")
+	assert.NotContains(t, names, "uninstall-revision 1-24-0", "KeepOld")
+	assert.Equal(t, []string{
+		"rollback: set-tag prod-stable→1-24-0",
+		"rollback: migrate-namespaces",
+		"rollback: restart-workloads",
+		"rollback: verify-pods",
+		"rollback: move-gateways 1-24-0",
+		"rollback: remove-canary-gateways 1-25-0",
+	}, stepNames(upgrade.Plan{Steps: p.OnFailure}), "the on-failure rollback keeps the canary installed")
+	require.NoError(t, p.Validate())
+	assert.Contains(t, p.String(), "canary 1-24-0 → 1-25-0")
+}
+
+// On a fake cluster restarted pods never come back on the new revision, so
+// the first batch's verification is a failing health gate: the plan must
+// stop there, name the step, and touch nothing after it.
+func TestCanaryStopsAtFailedGate(t *testing.T) {
+	kube := fleetCluster().Kube()
+	p, err := upgrade.Canary(ctx, kube, canaryOpts())
+	require.NoError(t, err)
+	kube.ClearActions()
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, p)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, revkit.ErrVerificationFailed)
+	failed := rep.Failed()
+	require.NotNil(t, failed)
+	assert.Equal(t, "verify-pods 1/2", failed.Name)
+	assert.True(t, failed.GateFailed())
+	after := false
+	for _, s := range rep.Steps {
+		if after {
+			assert.Equal(t, upgrade.NotRun, s.Outcome, s.Name)
+		}
+		if s.Name == failed.Name {
+			after = true
+		}
+	}
+	for _, w := range revkittest.Writes(kube) {
+		assert.False(t, strings.Contains(w, "namespaces c") || strings.Contains(w, "deployments c/"),
+			"batch 2 (namespace c) must not be touched: %s", w)
+		assert.NotContains(t, w, "istio-revision-tag-prod-stable", "no promotion after a failed gate")
+	}
+	inj, err := revkittest.NamespaceInjection(ctx, kube)
+	require.NoError(t, err)
+	assert.Equal(t, "istio.io/rev=prod-canary", inj["a"])
+	assert.Equal(t, "istio.io/rev=prod-stable", inj["c"])
+}
+
+func TestCanaryRollbackOnFailure(t *testing.T) {
+	kube := fleetCluster().Kube()
+	opts := canaryOpts()
+	opts.RollbackOnFailure = true
+	p, err := upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, p)
+	require.Error(t, err)
+	require.NotEmpty(t, rep.OnFailure)
+	assert.Equal(t, upgrade.Done, rep.OnFailure[1].Outcome, "namespaces went back: %+v", rep.OnFailure[1])
+	inj, err := revkittest.NamespaceInjection(ctx, kube)
+	require.NoError(t, err)
+	for _, ns := range []string{"a", "b", "c"} {
+		assert.Equal(t, "istio.io/rev=prod-stable", inj[ns], ns)
+	}
+}
+
+func TestRollbackPlan(t *testing.T) {
+	// The canary revision is installed and tagged, a gateway canary runs,
+	// but the namespaces are (back) on the stable tag.
+	c := fleetCluster().WithTag("prod-canary", "1-25-0")
+	kube := c.Kube()
+	_, err := gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Mode: gateway.Canary})
+	require.NoError(t, err)
+
+	p, err := upgrade.Rollback(ctx, kube, canaryOpts())
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		"set-tag prod-stable→1-24-0",
+		"migrate-namespaces", "restart-workloads", "verify-pods",
+		"move-gateways 1-24-0", "remove-canary-gateways 1-25-0",
+		"remove-tag prod-canary",
+		"uninstall-revision 1-25-0",
+	}, stepNames(p))
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, p)
+	require.NoError(t, err, "%s", rep)
+	_, err = kube.AppsV1().Deployments("istio-ingress").Get(ctx, "ingressgateway-1-25-0", metav1.GetOptions{})
+	assert.Error(t, err, "the canary gateway is gone")
+	_, err = kube.AppsV1().Deployments("istio-ingress").Get(ctx, "ingressgateway", metav1.GetOptions{})
+	assert.NoError(t, err, "the original gateway survives the rollback")
+	_, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-1-25-0", metav1.GetOptions{})
+	assert.Error(t, err, "the canary revision is uninstalled")
+}
+
+func TestCanaryRefusals(t *testing.T) {
+	kube := fleetCluster().Kube()
+	for name, mutate := range map[string]func(*upgrade.CanaryOptions){
+		"same revisions":       func(o *upgrade.CanaryOptions) { o.To = o.From },
+		"dotted revision":      func(o *upgrade.CanaryOptions) { o.To = "1.25.0" },
+		"empty from":           func(o *upgrade.CanaryOptions) { o.From = "" },
+		"tag named a revision": func(o *upgrade.CanaryOptions) { o.CanaryTag = "1-25-0" },
+		"same tags":            func(o *upgrade.CanaryOptions) { o.CanaryTag = o.StableTag },
+		"bad percent":          func(o *upgrade.CanaryOptions) { o.BatchPercent = 101 },
+		"bad gateways":         func(o *upgrade.CanaryOptions) { o.Gateways = "sideways" },
+		"no namespaces":        func(o *upgrade.CanaryOptions) { o.Namespaces = namespace.Selection{Selector: "team=nobody"} },
+		"bad selector":         func(o *upgrade.CanaryOptions) { o.Namespaces = namespace.Selection{Selector: "a in (("} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := canaryOpts()
+			mutate(&o)
+			_, err := upgrade.Canary(ctx, kube, o)
+			assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+			_, err = upgrade.Rollback(ctx, kube, o)
+			assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+		})
+	}
+	revkittest.NoWrites(t, kube)
+}
+
+func TestPauseStep(t *testing.T) {
+	s := upgrade.Pause(time.Hour)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := s.Run(cctx, upgrade.Env{})
+	assert.True(t, errors.Is(err, context.Canceled))
+	res, err := s.Run(ctx, upgrade.Env{Common: revkit.Common{DryRun: revkit.DryRunClient}})
+	require.NoError(t, err)
+	assert.Equal(t, upgrade.Skipped, res.Outcome)
+	res, err = upgrade.Pause(time.Millisecond).Run(ctx, upgrade.Env{})
+	require.NoError(t, err)
+	assert.Equal(t, upgrade.Done, res.Outcome)
+	assert.Error(t, upgrade.Pause(-1).(upgrade.Validator).Validate())
+}
+
+func TestPrecheckStepDenied(t *testing.T) {
+	kube := fleetCluster().Deny("patch", "", "namespaces").Kube()
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, upgrade.Plan{Steps: []upgrade.Step{
+		upgrade.Precheck(verifyPrecheckDefaults()),
+	}})
+	require.Error(t, err)
+	assert.Contains(t, rep.Steps[0].Detail, "patch namespaces")
+}
