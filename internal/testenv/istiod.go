@@ -35,8 +35,11 @@ type Istiod struct {
 	Objects []ObjectRef
 	// Process is the pilot-discovery process.
 	Process *Process
-	// Manifest is the rendered chart that was applied.
+	// Manifest is the rendered chart that was applied (empty when the chart
+	// was installed by the caller, see ReserveIstiod).
 	Manifest []byte
+
+	ctrlzPort int
 
 	mu       sync.Mutex
 	sidecars []*Sidecar
@@ -59,43 +62,82 @@ var ErrRevisionRunning = errors.New("testenv: revision already running")
 // (and switched the validator to failurePolicy Fail), and a dry-run pod
 // selecting the revision comes back injected by it.
 func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error) {
+	is, err := e.ReserveIstiod(revision)
+	if err != nil {
+		return nil, err
+	}
+	return e.startIstiod(ctx, is, true)
+}
+
+// ReserveIstiod picks the loopback addresses of a revision's istiod without
+// starting anything, so that its chart can be installed by other means (for
+// example revision.Install with Helm) with ChartValues, before
+// StartInstalledIstiod runs the process.
+func (e *Env) ReserveIstiod(revision string) (*Istiod, error) {
 	if errs := validation.IsDNS1123Label(revision); len(errs) > 0 {
 		return nil, fmt.Errorf("%w %q: %s", ErrInvalidRevision, revision, strings.Join(errs, "; "))
 	}
 	e.mu.Lock()
-	if old, ok := e.istiods[revision]; ok && !old.Process.Exited() {
+	if old, ok := e.istiods[revision]; ok && old.Process != nil && !old.Process.Exited() {
 		e.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrRevisionRunning, revision)
 	}
 	e.mu.Unlock()
-	ctx, cancel := withDefaultTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	begin := time.Now()
 	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
 	}
-	is := &Istiod{
+	return &Istiod{
 		Revision:         revision,
 		HTTPAddr:         loopback(ports[0]),
 		XDSAddr:          loopback(ports[1]),
 		SecureXDSAddr:    loopback(ports[2]),
 		WebhookAddr:      loopback(ports[3]),
 		MonitoringAddr:   loopback(ports[4]),
+		ctrlzPort:        ports[5],
 		InjectorWebhook:  "istio-sidecar-injector-" + revision,
 		ValidatorWebhook: "istio-validator-" + revision + "-" + IstioNamespace,
+	}, nil
+}
+
+// ChartValues are the istio-discovery chart values that point the
+// revision's webhooks at this local istiod.
+func (i *Istiod) ChartValues() map[string]any {
+	return map[string]any{
+		"istiodRemote": map[string]any{"injectionURL": "https://" + i.WebhookAddr + "/inject"},
+		"base":         map[string]any{"validationURL": "https://" + i.WebhookAddr + "/validate"},
 	}
-	manifest, err := e.render(ctx, "-chart", "istio-discovery", "-revision", revision,
-		"-namespace", IstioNamespace,
-		"-set", "istiodRemote.injectionURL=https://"+is.WebhookAddr+"/inject",
-		"-set", "base.validationURL=https://"+is.WebhookAddr+"/validate",
-	)
-	if err != nil {
-		return nil, err
-	}
-	is.Manifest = manifest
-	if is.Objects, err = e.Apply(ctx, manifest, IstioNamespace); err != nil {
-		return nil, fmt.Errorf("testenv: applying istio-discovery for %s: %w", revision, err)
+}
+
+// ChartDir is the directory of one of the Istio charts the tools build
+// unpacked ("istio-discovery" or "base").
+func (e *Env) ChartDir(name string) string { return filepath.Join(e.bin("istio-charts"), name) }
+
+// StartInstalledIstiod runs the istiod process of a reserved revision whose
+// chart was installed with ChartValues, and waits for it as StartIstiod
+// does.
+func (e *Env) StartInstalledIstiod(ctx context.Context, is *Istiod) (*Istiod, error) {
+	return e.startIstiod(ctx, is, false)
+}
+
+func (e *Env) startIstiod(ctx context.Context, is *Istiod, apply bool) (*Istiod, error) {
+	revision := is.Revision
+	ctx, cancel := withDefaultTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	begin := time.Now()
+	if apply {
+		manifest, err := e.render(ctx, "-chart", "istio-discovery", "-revision", revision,
+			"-namespace", IstioNamespace,
+			"-set", "istiodRemote.injectionURL=https://"+is.WebhookAddr+"/inject",
+			"-set", "base.validationURL=https://"+is.WebhookAddr+"/validate",
+		)
+		if err != nil {
+			return nil, err
+		}
+		is.Manifest = manifest
+		if is.Objects, err = e.Apply(ctx, manifest, IstioNamespace); err != nil {
+			return nil, fmt.Errorf("testenv: applying istio-discovery for %s: %w", revision, err)
+		}
 	}
 
 	dir := filepath.Join(e.Dir, "istiod-"+revision)
@@ -121,7 +163,7 @@ func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error)
 		"--httpsAddr=" + is.WebhookAddr,
 		"--monitoringAddr=" + is.MonitoringAddr,
 		"--ctrlz_address=127.0.0.1",
-		"--ctrlz_port=" + strconv.Itoa(ports[5]),
+		"--ctrlz_port=" + strconv.Itoa(is.ctrlzPort),
 		"--domain=cluster.local",
 		"--log_output_level=default:info",
 	})
