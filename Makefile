@@ -1,14 +1,21 @@
-# revkit. `make test` runs the unit tests, then the integration tests against a
-# real local control plane (see docs/TESTING.md); `make tools` builds that
-# control plane's binaries into bin/.
+# revkit. `make demo` runs the canary-upgrade example end to end on a local
+# control plane; `make test` runs the unit tests, then the integration tests
+# against that control plane (see docs/TESTING.md); `make tools` builds its
+# binaries into bin/.
 
 GO ?= go
 BIN := $(CURDIR)/bin
 export REVKIT_BIN := $(BIN)
 
-.PHONY: all test unit integration tools clean-tools
+.PHONY: all demo test unit integration tools clean-tools
 
 all: test
+
+## demo: build what is missing, then upgrade a demo mesh on a local control plane
+##       (in a loopback-only network namespace) with examples/canary-upgrade
+demo: tools
+	$(GO) build -o $(BIN)/canary-upgrade ./examples/canary-upgrade
+	hack/netns-run.sh $(BIN)/canary-upgrade $(DEMO_ARGS)
 
 ## test: unit tests, then integration tests in a loopback-only network namespace
 test: unit integration

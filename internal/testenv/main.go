@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"testing"
@@ -54,11 +55,17 @@ type mainTB struct {
 	mu       sync.Mutex
 	cleanups []func()
 	failed   bool
+	// out receives log lines; nil means standard error.
+	out io.Writer
 }
 
 func (t *mainTB) Helper()      {}
 func (t *mainTB) Name() string { return t.name }
 func (t *mainTB) Logf(format string, args ...any) {
+	if t.out != nil {
+		t.printf(format, args...)
+		return
+	}
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 

@@ -1,0 +1,186 @@
+// Command canary-upgrade runs the Istio canary upgrade from the guides as
+// one revkit plan: install the new revision beside the old one, point the
+// canary tag at it, move the namespaces over in batches (restart, verify),
+// move the gateways, promote the stable tag and uninstall the old revision.
+//
+// With --kubeconfig (or $KUBECONFIG) it works on that cluster. Without, it
+// starts a local control plane, installs an "old" revision with a few demo
+// namespaces and a gateway on it, and upgrades them; run it that way with
+// `make demo`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/examples/internal/demo"
+	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/upgrade"
+	"github.com/revkit/revkit/verify"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("canary-upgrade", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: canary-upgrade [flags]\n\nUpgrade namespaces from one Istio revision to another with a canary plan.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	kubeconfig := demo.KubeconfigFlag(fs)
+	from := fs.String("from", "1-30-0", "revision in use now")
+	to := fs.String("to", "1-31-0", "revision to upgrade to")
+	chart := fs.String("chart", "", "istiod chart (directory, .tgz or oci:// reference) to install --to from; empty: --to is installed already (local mode: the built chart)")
+	selector := fs.String("selector", "demo=true", "label selector of the namespaces to migrate")
+	canaryTag := fs.String("canary-tag", "prod-canary", "tag pointed at --to during the canary (empty: none)")
+	stableTag := fs.String("stable-tag", "prod-stable", "tag moved to --to at promotion (empty: none)")
+	batch := fs.Int("batch-size", 2, "namespaces per batch")
+	gateways := fs.String("gateways", "in-place", `gateway move: "in-place", "canary" or "" to leave them`)
+	keepOld := fs.Bool("keep-old", false, "do not uninstall --from at the end")
+	dryRun := fs.String("dry-run", "none", `"none", "client" or "server"`)
+	timeout := fs.Duration("timeout", 15*time.Minute, "time limit for the whole upgrade")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	mode, err := revkit.ParseDryRun(*dryRun)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	out := os.Stdout
+	cluster, err := demo.Connect(*kubeconfig, out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "canary-upgrade:", err)
+		return 1
+	}
+	defer cluster.Close()
+
+	opts := upgrade.CanaryOptions{
+		From: *from, To: *to, CanaryTag: *canaryTag, StableTag: *stableTag,
+		Namespaces: namespace.Selection{Selector: *selector}, BatchSize: *batch,
+		Gateways: gateway.Mode(*gateways), KeepOld: *keepOld,
+		RestartTimeout: 5 * time.Minute,
+	}
+	var local []upgrade.Step
+	if cluster.Local != nil {
+		if err := cluster.SeedMesh(ctx, *from, *stableTag, out); err != nil {
+			fmt.Fprintln(os.Stderr, "canary-upgrade: seeding the demo mesh:", err)
+			return 1
+		}
+		fmt.Fprintln(out, "\nbefore the upgrade:")
+		if err := demo.PrintMesh(ctx, out, cluster.Kube, cluster.LocalSources(*from)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		is, err := cluster.Local.ReserveIstiod(*to)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if *chart == "" {
+			*chart = cluster.Local.ChartDir("istio-discovery")
+		}
+		opts.Install = &revision.InstallOptions{Chart: chartSource(*chart), Values: is.ChartValues(), Wait: true, Timeout: 3 * time.Minute}
+		local = append(local, cluster.LocalRevisionStep(is))
+		opts.Proxies = []verify.SyncSource{verify.HTTPSource{Rev: *to, URL: "http://" + is.MonitoringAddr}}
+	} else if *chart != "" {
+		opts.Install = &revision.InstallOptions{Chart: chartSource(*chart), Wait: true, Timeout: 5 * time.Minute}
+	}
+	if opts.Install != nil {
+		helm, err := revision.NewHelm(cluster.Config, "istio-system", nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		opts.Install.Helm = helm
+	}
+
+	plan, err := upgrade.Canary(ctx, cluster.Kube, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "canary-upgrade:", err)
+		return 1
+	}
+	if cluster.Local != nil {
+		batches, err := opts.Batches(ctx, cluster.Kube)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "canary-upgrade:", err)
+			return 1
+		}
+		plan = localize(plan, cluster, local[0], batches)
+	}
+	fmt.Fprintf(out, "\nplan:\n%s\n", plan)
+
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: cluster.Kube, Common: revkit.Common{DryRun: mode, OnEvent: demo.PrintEvents(out)}}, plan)
+	fmt.Fprintf(out, "\nreport:\n%s\n", rep)
+	if err != nil {
+		name := "?"
+		if f := rep.Failed(); f != nil {
+			name = f.Name
+		}
+		fmt.Fprintf(os.Stderr, "canary-upgrade: step %q failed: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintln(out, "after the upgrade:")
+	var sources []verify.SyncSource
+	if cluster.Local != nil {
+		sources = cluster.LocalSources(*from, *to)
+	}
+	if err := demo.PrintMesh(ctx, out, cluster.Kube, sources); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func chartSource(s string) revision.ChartSource {
+	if strings.HasPrefix(s, "oci://") {
+		return revision.ChartSource{Ref: s}
+	}
+	return revision.ChartSource{Path: s}
+}
+
+// localize adapts the plan to the local control plane, where istiod runs as
+// a process rather than as the chart's Deployment, and pods run no Envoy:
+// it starts the new istiod right after the install, connects the pods'
+// sidecars after every restart, and stops the old istiod after its
+// uninstall. That a plan can be edited like this is the point of it being
+// data.
+func localize(p upgrade.Plan, c *demo.Cluster, startIstiod upgrade.Step, batches [][]string) upgrade.Plan {
+	var steps []upgrade.Step
+	batch := 0
+	for _, s := range p.Steps {
+		steps = append(steps, s)
+		switch name := s.Name(); {
+		case strings.HasPrefix(name, "install-revision "):
+			steps = append(steps, startIstiod)
+		case strings.HasPrefix(name, "uninstall-revision "):
+			steps = append(steps, c.StopRevisionStep(strings.TrimPrefix(name, "uninstall-revision ")))
+		case strings.HasPrefix(name, "restart-workloads") && batch < len(batches):
+			suffix := strings.TrimPrefix(name, "restart-workloads")
+			steps = append(steps, c.ConnectSidecarsStep("connect-sidecars"+suffix, batches[batch]))
+			batch++
+		}
+	}
+	p.Steps = steps
+	return p
+}
