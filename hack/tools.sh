@@ -83,6 +83,8 @@ build() {
 	echo "$k" >"$stamp"
 	mkdir -p "$cached.tmp$$" && cp -f "$BIN/$name" "$cached.tmp$$/$name"
 	rm -rf "$cached" && mv "$cached.tmp$$" "$cached"
+	# Older builds of this tool would pile up (~100 MB each).
+	find "$CACHE" -maxdepth 1 -name "$name-*" ! -name "$name-$k" -exec rm -rf {} + 2>/dev/null || true
 	log "$name: built in $(elapsed "$start")s ($(du -h "$BIN/$name" | cut -f1))"
 	SUMMARY+=("$name built $(elapsed "$start")s")
 }
