@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -157,6 +158,12 @@ type MoveOptions struct {
 	Mode Mode
 	// ControlPlaneNamespace; default istio-system.
 	ControlPlaneNamespace string
+	// Wait blocks until every changed gateway has rolled out, so that no
+	// pod of the old revision is left when Move returns.
+	Wait bool
+	// Timeout bounds the wait; default 5 minutes. PollInterval is the pause
+	// between checks; default 1 second.
+	Timeout, PollInterval time.Duration
 }
 
 // Validate checks the options as Move does before any request.
@@ -169,6 +176,9 @@ func (o *MoveOptions) Validate() error {
 	}
 	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
 		return err
+	}
+	if o.Timeout < 0 || o.PollInterval < 0 {
+		return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}
 	}
 	if o.Mode != "" && o.Mode != InPlace && o.Mode != Canary {
 		return &revkit.InvalidInputError{Field: "Mode", Value: string(o.Mode), Reason: `must be "in-place" or "canary"`}
@@ -233,7 +243,62 @@ func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*Mo
 		}
 	}
 	res.Gateways = rec.Changes
+	if opts.Wait && opts.DryRun == revkit.DryRunNone {
+		if err := waitRolledOut(ctx, kube, opts, res.Gateways); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// waitRolledOut polls the changed gateway Deployments until each has
+// rolled out.
+func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOptions, changes []revkit.Change) error {
+	timeout, interval := opts.Timeout, opts.PollInterval
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	if interval == 0 {
+		interval = time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pending := map[revkit.ObjectRef]string{}
+	for _, c := range changes {
+		if c.Action.Changed() {
+			pending[c.Object] = "not checked yet"
+		}
+	}
+	for len(pending) > 0 {
+		for ref := range pending {
+			d, err := kube.AppsV1().Deployments(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return &revkit.OpError{Op: "gateway.Move", Verb: "get", Object: ref, Err: err}
+			}
+			if why := kubeutil.DeploymentPending(d); why != "" {
+				pending[ref] = why
+			} else {
+				delete(pending, ref)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var list []string
+			for ref, why := range pending {
+				list = append(list, ref.String()+": "+why)
+			}
+			sort.Strings(list)
+			return fmt.Errorf("gateway.Move: rollout not complete (%s): %w", strings.Join(list, "; "), ctx.Err())
+		case <-time.After(interval):
+		}
+	}
+	return nil
 }
 
 func gatewayDeployments(ctx context.Context, kube kubernetes.Interface, namespaces, names []string) ([]appsv1.Deployment, error) {

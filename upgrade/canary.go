@@ -218,10 +218,17 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 		}
 	}
 	if opts.Gateways != "" {
-		add(MoveGateways(gateway.MoveOptions{Target: opts.To, Mode: opts.Gateways, Namespaces: opts.GatewayNamespaces, ControlPlaneNamespace: cp}))
+		add(MoveGateways(gateway.MoveOptions{Target: opts.To, Mode: opts.Gateways, Namespaces: opts.GatewayNamespaces,
+			ControlPlaneNamespace: cp, Wait: true, Timeout: opts.RestartTimeout}))
 	}
 	if opts.StableTag != "" {
 		add(SetTag(tag.SetOptions{Tag: opts.StableTag, Revision: opts.To, Overwrite: true, ControlPlaneNamespace: cp}))
+	}
+	if opts.Gateways == gateway.Canary {
+		// Promotion: the gateways themselves move, then their canaries go.
+		add(Named("promote-gateways "+opts.To, MoveGateways(gateway.MoveOptions{Target: opts.To, Mode: gateway.InPlace,
+			Namespaces: opts.GatewayNamespaces, ControlPlaneNamespace: cp, Wait: true, Timeout: opts.RestartTimeout})))
+		add(RemoveCanaryGateways(gateway.RemoveCanariesOptions{Revision: opts.To, Namespaces: opts.GatewayNamespaces}))
 	}
 	if opts.PromoteDefault {
 		add(SetTag(tag.SetOptions{Tag: revkit.DefaultTag, Revision: opts.To, Overwrite: true, ControlPlaneNamespace: cp}))
@@ -274,7 +281,8 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 		Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}))
 	add(VerifyPods(verify.PodsOptions{Namespaces: all, Target: opts.From, ControlPlaneNamespace: cp}))
 	if opts.Gateways != "" {
-		add(MoveGateways(gateway.MoveOptions{Target: opts.From, Mode: gateway.InPlace, Namespaces: opts.GatewayNamespaces, ControlPlaneNamespace: cp}))
+		add(MoveGateways(gateway.MoveOptions{Target: opts.From, Mode: gateway.InPlace, Namespaces: opts.GatewayNamespaces,
+			ControlPlaneNamespace: cp, Wait: true, Timeout: opts.RestartTimeout}))
 		add(RemoveCanaryGateways(gateway.RemoveCanariesOptions{Revision: opts.To, Namespaces: opts.GatewayNamespaces}))
 	}
 	if opts.CanaryTag != "" && uninstallCanary {

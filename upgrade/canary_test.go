@@ -56,6 +56,7 @@ func TestCanaryPlanShape(t *testing.T) {
 		"migrate-namespaces 2/2", "restart-workloads 2/2", "verify-pods 2/2",
 		"move-gateways 1-25-0",
 		"set-tag prod-stable→1-25-0",
+		"promote-gateways 1-25-0", "remove-canary-gateways 1-25-0",
 		"verify-webhooks",
 		"uninstall-revision 1-24-0",
 	}, stepNames(p))

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -30,11 +31,12 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+func run(args []string, out, errOut io.Writer) int {
 	fs := flag.NewFlagSet("canary-upgrade", flag.ContinueOnError)
+	fs.SetOutput(errOut)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: canary-upgrade [flags]\n\nUpgrade namespaces from one Istio revision to another with a canary plan.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -59,7 +61,7 @@ func run(args []string) int {
 	}
 	mode, err := revkit.ParseDryRun(*dryRun)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(errOut, err)
 		return 2
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -67,10 +69,9 @@ func run(args []string) int {
 	ctx, cancel = context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	out := os.Stdout
 	cluster, err := demo.Connect(*kubeconfig, out)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "canary-upgrade:", err)
+		fmt.Fprintln(errOut, "canary-upgrade:", err)
 		return 1
 	}
 	defer cluster.Close()
@@ -84,17 +85,17 @@ func run(args []string) int {
 	var local []upgrade.Step
 	if cluster.Local != nil {
 		if err := cluster.SeedMesh(ctx, *from, *stableTag, out); err != nil {
-			fmt.Fprintln(os.Stderr, "canary-upgrade: seeding the demo mesh:", err)
+			fmt.Fprintln(errOut, "canary-upgrade: seeding the demo mesh:", err)
 			return 1
 		}
 		fmt.Fprintln(out, "\nbefore the upgrade:")
 		if err := demo.PrintMesh(ctx, out, cluster.Kube, cluster.LocalSources(*from)); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(errOut, err)
 			return 1
 		}
 		is, err := cluster.Local.ReserveIstiod(*to)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(errOut, err)
 			return 1
 		}
 		if *chart == "" {
@@ -109,7 +110,7 @@ func run(args []string) int {
 	if opts.Install != nil {
 		helm, err := revision.NewHelm(cluster.Config, "istio-system", nil)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(errOut, err)
 			return 1
 		}
 		opts.Install.Helm = helm
@@ -117,13 +118,13 @@ func run(args []string) int {
 
 	plan, err := upgrade.Canary(ctx, cluster.Kube, opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "canary-upgrade:", err)
+		fmt.Fprintln(errOut, "canary-upgrade:", err)
 		return 1
 	}
 	if cluster.Local != nil {
 		batches, err := opts.Batches(ctx, cluster.Kube)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "canary-upgrade:", err)
+			fmt.Fprintln(errOut, "canary-upgrade:", err)
 			return 1
 		}
 		plan = localize(plan, cluster, local[0], batches)
@@ -137,7 +138,7 @@ func run(args []string) int {
 		if f := rep.Failed(); f != nil {
 			name = f.Name
 		}
-		fmt.Fprintf(os.Stderr, "canary-upgrade: step %q failed: %v\n", name, err)
+		fmt.Fprintf(errOut, "canary-upgrade: step %q failed: %v\n", name, err)
 		return 1
 	}
 	fmt.Fprintln(out, "after the upgrade:")
@@ -146,7 +147,7 @@ func run(args []string) int {
 		sources = cluster.LocalSources(*from, *to)
 	}
 	if err := demo.PrintMesh(ctx, out, cluster.Kube, sources); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(errOut, err)
 		return 1
 	}
 	return 0
