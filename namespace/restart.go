@@ -445,4 +445,3 @@ func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, ki
 	}
 	return out, nil
 }
-
