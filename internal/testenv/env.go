@@ -44,6 +44,17 @@ type Options struct {
 	StartTimeout time.Duration
 	// SkipIstioCRDs leaves the Istio CRDs out.
 	SkipIstioCRDs bool
+	// DefaultClientLimits starts kube-controller-manager and kube-scheduler
+	// without --kube-api-qps/--kube-api-burst, so they run with the
+	// Kubernetes defaults (20/30 and 50/100) as in an untuned cluster;
+	// ClientQPS and SchedulerQPS are then ignored.
+	DefaultClientLimits bool
+	// SchedulerQPS is the --kube-api-qps of kube-scheduler (burst twice
+	// that); zero keeps the scheduler's default (50).
+	SchedulerQPS int
+	// PodReadyDelay delays KWOK's pod-ready stage, to model container start
+	// and readiness probes; zero makes pods Ready at once.
+	PodReadyDelay time.Duration
 }
 
 // Env is a running control plane. All fields are read-only.
@@ -374,7 +385,7 @@ func (e *Env) startControllers() error {
 	}
 	kc := e.Kubeconfig
 	qps := e.opts.ClientQPS
-	if _, err := e.spawn("kube-controller-manager", "kube-controller-manager", "", nil, []string{
+	if _, err := e.spawn("kube-controller-manager", "kube-controller-manager", "", nil, append(append([]string{
 		"--kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
@@ -386,13 +397,10 @@ func (e *Env) startControllers() error {
 		"--use-service-account-credentials=false",
 		"--service-account-private-key-file=" + e.pki.SAKeyFile,
 		"--root-ca-file=" + e.pki.CACertFile,
-		"--kube-api-qps=" + strconv.Itoa(qps),
-		"--kube-api-burst=" + strconv.Itoa(2*qps),
-		"--v=1",
-	}); err != nil {
+	}, clientLimitArgs(qps, e.opts.DefaultClientLimits)...), "--v=1")); err != nil {
 		return err
 	}
-	if _, err := e.spawn("kube-scheduler", "kube-scheduler", "", nil, []string{
+	if _, err := e.spawn("kube-scheduler", "kube-scheduler", "", nil, append(append([]string{
 		"--kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
@@ -400,8 +408,7 @@ func (e *Env) startControllers() error {
 		"--secure-port=" + strconv.Itoa(ports[1]),
 		"--cert-dir=" + filepath.Join(e.Dir, "scheduler"),
 		"--leader-elect=false",
-		"--v=1",
-	}); err != nil {
+	}, clientLimitArgs(e.opts.SchedulerQPS, e.opts.DefaultClientLimits)...), "--v=1")); err != nil {
 		return err
 	}
 	return nil
@@ -414,9 +421,13 @@ func (e *Env) startKWOK(ctx context.Context) error {
 			return err
 		}
 	}
+	stages, err := e.kwokStages()
+	if err != nil {
+		return err
+	}
 	proc, err := e.spawn("kwok", "kwok", "", nil, []string{
 		"--kubeconfig=" + e.Kubeconfig,
-		"--config=" + e.bin("kwok-stages.yaml"),
+		"--config=" + stages,
 		"--manage-all-nodes=true",
 		"--cidr=10.244.0.0/16",
 		"--node-ip=127.0.0.1",
