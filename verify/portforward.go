@@ -1,0 +1,134 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+
+	"github.com/revkit/revkit"
+)
+
+// PortForwardSource reads /debug/syncz from one of a revision's istiod pods
+// through the apiserver's port-forward, as istioctl does, so that a program
+// outside the cluster can see the control plane's view of its proxies.
+type PortForwardSource struct {
+	// Rev is the revision whose istiod is read.
+	Rev string
+	// Config and Kube reach the cluster.
+	Config *rest.Config
+	Kube   kubernetes.Interface
+	// ControlPlaneNamespace holds istiod; default istio-system.
+	ControlPlaneNamespace string
+	// Pod names the istiod pod; empty picks a running, ready pod labelled
+	// app=istiod and istio.io/rev=<Rev>.
+	Pod string
+	// Port is istiod's monitoring port; default 15014.
+	Port int
+}
+
+// Revision returns s.Rev.
+func (s PortForwardSource) Revision() string { return s.Rev }
+
+// Validate checks the source before any request.
+func (s PortForwardSource) Validate() error {
+	if err := validateTarget("PortForwardSource.Rev", s.Rev); err != nil {
+		return err
+	}
+	if s.Config == nil || s.Kube == nil {
+		return &revkit.InvalidInputError{Field: "PortForwardSource", Reason: "Config and Kube are required"}
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return &revkit.InvalidInputError{Field: "PortForwardSource.Port", Value: strconv.Itoa(s.Port), Reason: "not a port"}
+	}
+	return validateControlPlaneNamespace(s.ControlPlaneNamespace)
+}
+
+// Syncz forwards a local loopback port to the pod, fetches /debug/syncz and
+// closes the forward.
+func (s PortForwardSource) Syncz(ctx context.Context) ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	ns := revkit.ControlPlaneNamespace(s.ControlPlaneNamespace)
+	pod := s.Pod
+	if pod == "" {
+		p, err := IstiodPod(ctx, s.Kube, ns, s.Rev)
+		if err != nil {
+			return nil, err
+		}
+		pod = p
+	}
+	port := s.Port
+	if port == 0 {
+		port = 15014
+	}
+	transport, upgrader, err := spdy.RoundTripperFor(s.Config)
+	if err != nil {
+		return nil, err
+	}
+	url := s.Kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("portforward").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
+	stop, ready := make(chan struct{}), make(chan struct{})
+	defer close(stop)
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(port)}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- fw.ForwardPorts() }()
+	select {
+	case <-ready:
+	case err := <-errc:
+		return nil, fmt.Errorf("port-forward to %s/%s: %w", ns, pod, err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	ports, err := fw.GetPorts()
+	if err != nil || len(ports) == 0 {
+		return nil, fmt.Errorf("port-forward to %s/%s: no local port: %v", ns, pod, err)
+	}
+	return HTTPSource{Rev: s.Rev, URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0].Local)}.Syncz(ctx)
+}
+
+// IstiodPod returns the name of a running, ready istiod pod of a revision
+// in ns, preferring the oldest (the most likely to have every proxy
+// connected), or a *revkit.NotFoundError.
+func IstiodPod(ctx context.Context, kube kubernetes.Interface, ns, rev string) (string, error) {
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod,istio.io/rev=" + rev})
+	if err != nil {
+		return "", &revkit.OpError{Op: opProxies, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns, Name: "app=istiod"}, Err: err}
+	}
+	var ok []corev1.Pod
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && podReady(&p) {
+			ok = append(ok, p)
+		}
+	}
+	if len(ok) == 0 {
+		return "", &revkit.NotFoundError{Kind: "running istiod pod of revision", Name: rev}
+	}
+	sort.Slice(ok, func(i, j int) bool {
+		return ok[i].CreationTimestamp.Before(&ok[j].CreationTimestamp) ||
+			ok[i].CreationTimestamp.Equal(&ok[j].CreationTimestamp) && ok[i].Name < ok[j].Name
+	})
+	return ok[0].Name, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
