@@ -38,6 +38,8 @@ type Cluster struct {
 	// Local is set when the example started the local control plane.
 	Local *testenv.Env
 	stop  func()
+	// sidecars are the fake sidecars connected, by namespace and proxy ID.
+	sidecars map[string]map[string]*testenv.Sidecar
 }
 
 // Close stops the local control plane, if one was started.
@@ -142,17 +144,44 @@ func (c *Cluster) SeedMesh(ctx context.Context, rev, tg string, log io.Writer) e
 	// KWOK's pods run no Envoy: connect one for each, as the real sidecars
 	// would, so that istiod reports them.
 	for _, ns := range append(names, "istio-ingress") {
-		ss, err := c.Local.ConnectPodSidecars(ctx, ns, "")
-		if err != nil {
+		if _, err := c.connectSidecars(ctx, ns); err != nil {
 			return err
-		}
-		for _, s := range ss {
-			if err := s.WaitSynced(ctx); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
+}
+
+// connectSidecars connects a fake sidecar for every running injected pod of
+// the namespace and waits until they are synced. The sidecars of pods that
+// are gone (replaced by a restart) are closed, as their Envoy would end
+// with the pod, so that istiod stops reporting them.
+func (c *Cluster) connectSidecars(ctx context.Context, ns string) (int, error) {
+	ss, err := c.Local.ConnectPodSidecars(ctx, ns, "")
+	if c.sidecars == nil {
+		c.sidecars = map[string]map[string]*testenv.Sidecar{}
+	}
+	old := c.sidecars[ns]
+	now := map[string]*testenv.Sidecar{}
+	for _, s := range ss {
+		if prev := old[s.ProxyID]; prev != nil {
+			_ = prev.Close()
+		}
+		delete(old, s.ProxyID)
+		now[s.ProxyID] = s
+	}
+	for _, gone := range old {
+		_ = gone.Close()
+	}
+	c.sidecars[ns] = now
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range ss {
+		if err := s.WaitSynced(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return len(ss), nil
 }
 
 // StopRevisionStep returns a step that stops a revision's local istiod
@@ -254,16 +283,11 @@ func (c *Cluster) ConnectSidecarsStep(name string, namespaces []string) upgrade.
 			}
 			n := 0
 			for _, ns := range namespaces {
-				ss, err := c.Local.ConnectPodSidecars(ctx, ns, "")
+				k, err := c.connectSidecars(ctx, ns)
 				if err != nil {
 					return upgrade.Result{}, err
 				}
-				for _, s := range ss {
-					if err := s.WaitSynced(ctx); err != nil {
-						return upgrade.Result{}, err
-					}
-				}
-				n += len(ss)
+				n += k
 			}
 			return upgrade.Result{Outcome: upgrade.Done, Detail: fmt.Sprintf("%d sidecars connected", n)}, nil
 		})
