@@ -35,3 +35,11 @@ tools:
 ## clean-tools: remove bin/ (the cache in ~/.cache/revkit/tools stays)
 clean-tools:
 	rm -rf $(BIN)
+
+## bench: migrate a KWOK fleet old→new three ways (revkit, kubectl loop, floor)
+##        under cluster profiles a, b, c; BENCH_ARGS e.g. "-namespaces=1000 -profiles=b"
+##        (see docs/BENCHMARKS.md)
+.PHONY: bench
+bench: tools
+	$(GO) build -o $(BIN)/bench ./bench
+	hack/netns-run.sh $(BIN)/bench $(BENCH_ARGS)
