@@ -19,10 +19,15 @@ import (
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	admv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/kubernetes"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
 	"github.com/revkit/revkit"
@@ -101,6 +106,10 @@ type InstallResult struct {
 	Objects []revkit.ObjectRef
 	// BaseRelease is the base chart's release when Base was set.
 	BaseRelease string
+	// IstiodStatus is the kstatus of istiod's Deployment after the install
+	// ("Current" once it is available); empty in dry runs or when the chart
+	// made no Deployment istiod-<revision>.
+	IstiodStatus string
 	DryRun      revkit.DryRun
 }
 
@@ -245,8 +254,36 @@ func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions
 			res.Version = r.Version
 		}
 	}
+	st, err := istiodStatus(ctx, kube, ns, opts.Revision)
+	if err != nil {
+		return res, rec.Fail("get", revkit.ObjectRef{Kind: "Deployment", Namespace: ns, Name: mesh.IstiodName(opts.Revision)}, err)
+	}
+	res.IstiodStatus = st
 	rec.Record(ctx, ref, act, "")
 	return res, nil
+}
+
+// istiodStatus computes the kstatus of the revision's istiod Deployment, or
+// "" if there is none.
+func istiodStatus(ctx context.Context, kube kubernetes.Interface, ns, rev string) (string, error) {
+	d, err := kube.AppsV1().Deployments(ns).Get(ctx, mesh.IstiodName(rev), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+	if err != nil {
+		return "", err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	r, err := kstatus.Compute(u)
+	if err != nil {
+		return "", err
+	}
+	return r.Status.String(), nil
 }
 
 func releaseExists(cfg *action.Configuration, name string) (bool, error) {

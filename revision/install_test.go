@@ -8,6 +8,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"helm.sh/helm/v4/pkg/action"
 	chartcommon "helm.sh/helm/v4/pkg/chart/common"
 	v2loader "helm.sh/helm/v4/pkg/chart/v2/loader"
@@ -69,6 +73,7 @@ func TestInstall(t *testing.T) {
 		{Kind: "Service", Namespace: "istio-system", Name: "istiod-1-26-0"},
 	}, res.Objects)
 	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, helm))
+	assert.Equal(t, "", res.IstiodStatus, "the fake Helm client created no Deployment")
 	require.Len(t, events, 1)
 	assert.Equal(t, revkit.ActionCreate, events[0].Action)
 	assert.Empty(t, revkittest.Writes(kube), "Helm writes through its own client, revkit's client only reads")
@@ -81,6 +86,26 @@ func TestInstall(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Upgraded)
 	assert.Equal(t, 2, res.Version)
+}
+
+// After the install, the kstatus of istiod's Deployment is reported.
+func TestInstallReportsIstiodStatus(t *testing.T) {
+	for _, tc := range []struct {
+		available int32
+		want      string
+	}{{1, "Current"}, {0, "InProgress"}} {
+		dep := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "istiod-1-26-0", Namespace: "istio-system", Generation: 1},
+			Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](1)},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1,
+				ReadyReplicas: tc.available, AvailableReplicas: tc.available,
+				Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}}},
+		}
+		res, err := revision.Install(ctx, base().WithObjects(dep).Kube(), revision.InstallOptions{
+			Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: memHelm(t)})
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, res.IstiodStatus)
+	}
 }
 
 func TestInstallRefusals(t *testing.T) {

@@ -47,6 +47,7 @@ func TestHelmCanaryWalkthrough(t *testing.T) {
 		require.NoError(t, err, "install %s", rev)
 		t.Logf("installed %s as %s v%d with %d objects in %s", rev, res.Release, res.Version, len(res.Objects), time.Since(start).Round(time.Millisecond))
 		assert.Equal(t, "istio-sidecar-injector-"+rev, res.Injector)
+		assert.Equal(t, "Current", res.IstiodStatus, "kstatus of istiod's Deployment after the wait")
 		_, err = env.StartInstalledIstiod(ctx, is)
 		require.NoError(t, err, "istiod %s", rev)
 		istiods[rev] = is
