@@ -110,7 +110,7 @@ type InstallResult struct {
 	// ("Current" once it is available); empty in dry runs or when the chart
 	// made no Deployment istiod-<revision>.
 	IstiodStatus string
-	DryRun      revkit.DryRun
+	DryRun       revkit.DryRun
 }
 
 // ReleaseName is the Helm release of a revision's control plane, as in
