@@ -7,11 +7,9 @@ import (
 
 	admv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/kubeutil"
@@ -125,7 +123,7 @@ func Set(ctx context.Context, kube kubernetes.Interface, opts SetOptions) (*SetR
 	}
 	if opts.Tag == revkit.DefaultTag {
 		if legacy != nil {
-			if err := deactivate(ctx, kube, rec, legacy.Name); err != nil {
+			if err := deactivate(ctx, kube, rec, legacy); err != nil {
 				return res, err
 			}
 		}
@@ -166,42 +164,14 @@ func checkOverlap(m *mesh.Model, desired *admv1.MutatingWebhookConfiguration, de
 }
 
 func applyTagWebhook(ctx context.Context, k kubernetes.Interface, rec *kubeutil.Recorder, desired *admv1.MutatingWebhookConfiguration) error {
-	client := k.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	ref := revkit.ObjectRef{Kind: "MutatingWebhookConfiguration", Name: desired.Name}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.Get(ctx, desired.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			if rec.Sends() {
-				if _, err := client.Create(ctx, desired, rec.CreateOptions()); err != nil {
-					return rec.Fail("create", ref, err)
-				}
-			}
-			rec.Record(ctx, ref, revkit.ActionCreate, "")
-			return nil
-		}
-		if err != nil {
-			return rec.Fail("get", ref, err)
-		}
-		// istiod patches the caBundle of every webhook labelled with its
-		// revision; keep what it wrote when the endpoint is unchanged.
-		next := cur.DeepCopy()
-		mergeLabels(&next.ObjectMeta, desired.Labels)
-		next.Webhooks = desired.Webhooks
-		if equality.Semantic.DeepEqual(cur, next) {
-			rec.Record(ctx, ref, revkit.ActionUnchanged, "")
-			return nil
-		}
-		if rec.Sends() {
-			if _, err := client.Update(ctx, next, rec.UpdateOptions()); err != nil {
-				if apierrors.IsConflict(err) {
-					return err
-				}
-				return rec.Fail("update", ref, err)
-			}
-		}
-		rec.Record(ctx, ref, revkit.ActionUpdate, "")
-		return nil
-	})
+	return kubeutil.Apply(ctx, rec, k.AdmissionregistrationV1().MutatingWebhookConfigurations(), ref, desired,
+		func(cur *admv1.MutatingWebhookConfiguration) *admv1.MutatingWebhookConfiguration {
+			next := cur.DeepCopy()
+			mergeLabels(&next.ObjectMeta, desired.Labels)
+			next.Webhooks = desired.Webhooks
+			return next
+		}, "")
 }
 
 func applyTagService(ctx context.Context, k kubernetes.Interface, rec *kubeutil.Recorder, ns, tag, rev string) error {
@@ -217,39 +187,13 @@ func applyTagService(ctx context.Context, k kubernetes.Interface, rec *kubeutil.
 		desired.Spec.Ports[i].NodePort = 0
 	}
 	ref := revkit.ObjectRef{Kind: "Service", Namespace: ns, Name: desired.Name}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.Get(ctx, desired.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			if rec.Sends() {
-				if _, err := client.Create(ctx, desired, rec.CreateOptions()); err != nil {
-					return rec.Fail("create", ref, err)
-				}
-			}
-			rec.Record(ctx, ref, revkit.ActionCreate, "")
-			return nil
-		}
-		if err != nil {
-			return rec.Fail("get", ref, err)
-		}
+	return kubeutil.Apply(ctx, rec, client, ref, desired, func(cur *corev1.Service) *corev1.Service {
 		next := cur.DeepCopy()
 		mergeLabels(&next.ObjectMeta, desired.Labels)
 		next.Spec.Selector = desired.Spec.Selector
 		next.Spec.Ports = mergePorts(cur.Spec.Ports, desired.Spec.Ports)
-		if equality.Semantic.DeepEqual(cur, next) {
-			rec.Record(ctx, ref, revkit.ActionUnchanged, "")
-			return nil
-		}
-		if rec.Sends() {
-			if _, err := client.Update(ctx, next, rec.UpdateOptions()); err != nil {
-				if apierrors.IsConflict(err) {
-					return err
-				}
-				return rec.Fail("update", ref, err)
-			}
-		}
-		rec.Record(ctx, ref, revkit.ActionUpdate, "")
-		return nil
-	})
+		return next
+	}, "")
 }
 
 // mergePorts keeps the node ports the apiserver allocated for ports that
@@ -278,34 +222,17 @@ func mergeLabels(meta *metav1.ObjectMeta, labels map[string]string) {
 
 // deactivate makes a non-revisioned injector inert without deleting it, as
 // istioctl does, so that a user can still switch back to it.
-func deactivate(ctx context.Context, k kubernetes.Interface, rec *kubeutil.Recorder, name string) error {
-	client := k.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	ref := revkit.ObjectRef{Kind: "MutatingWebhookConfiguration", Name: name}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return rec.Fail("get", ref, err)
-		}
-		next := cur.DeepCopy()
-		for i := range next.Webhooks {
-			next.Webhooks[i].NamespaceSelector = mesh.NeverMatchSelector()
-			next.Webhooks[i].ObjectSelector = mesh.NeverMatchSelector()
-		}
-		if equality.Semantic.DeepEqual(cur, next) {
-			rec.Record(ctx, ref, revkit.ActionUnchanged, "already deactivated")
-			return nil
-		}
-		if rec.Sends() {
-			if _, err := client.Update(ctx, next, rec.UpdateOptions()); err != nil {
-				if apierrors.IsConflict(err) {
-					return err
-				}
-				return rec.Fail("update", ref, err)
+func deactivate(ctx context.Context, k kubernetes.Interface, rec *kubeutil.Recorder, inj *mesh.Injector) error {
+	ref := revkit.ObjectRef{Kind: "MutatingWebhookConfiguration", Name: inj.Name}
+	return kubeutil.Modify(ctx, rec, k.AdmissionregistrationV1().MutatingWebhookConfigurations(), ref,
+		func(cur *admv1.MutatingWebhookConfiguration) *admv1.MutatingWebhookConfiguration {
+			next := cur.DeepCopy()
+			for i := range next.Webhooks {
+				next.Webhooks[i].NamespaceSelector = mesh.NeverMatchSelector()
+				next.Webhooks[i].ObjectSelector = mesh.NeverMatchSelector()
 			}
-		}
-		rec.Record(ctx, ref, revkit.ActionUpdate, "deactivated non-revisioned injector")
-		return nil
-	})
+			return next
+		}, "deactivated non-revisioned injector")
 }
 
 // applyDefaultValidator points istiod-default-validator at the revision.
@@ -328,48 +255,21 @@ func applyDefaultValidator(ctx context.Context, k kubernetes.Interface, rec *kub
 		derived := mesh.ValidationClient(inj)
 		cc = &derived
 	}
-	client := k.AdmissionregistrationV1().ValidatingWebhookConfigurations()
 	ref := revkit.ObjectRef{Kind: "ValidatingWebhookConfiguration", Name: mesh.DefaultValidatorName}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.Get(ctx, mesh.DefaultValidatorName, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			desired := mesh.DefaultValidator(rev, *cc, nil)
-			if rec.Sends() {
-				if _, err := client.Create(ctx, desired, rec.CreateOptions()); err != nil {
-					return rec.Fail("create", ref, err)
-				}
+	return kubeutil.Apply(ctx, rec, k.AdmissionregistrationV1().ValidatingWebhookConfigurations(), ref, mesh.DefaultValidator(rev, *cc, nil),
+		func(cur *admv1.ValidatingWebhookConfiguration) *admv1.ValidatingWebhookConfiguration {
+			// istiod switches failurePolicy to Fail once it serves; keep
+			// that when the validator stays on the same revision.
+			var failure *admv1.FailurePolicyType
+			if cur.Labels[mesh.LabelRev] == rev && len(cur.Webhooks) > 0 {
+				failure = cur.Webhooks[0].FailurePolicy
 			}
-			rec.Record(ctx, ref, revkit.ActionCreate, "")
-			return nil
-		}
-		if err != nil {
-			return rec.Fail("get", ref, err)
-		}
-		// istiod switches failurePolicy to Fail once it serves; keep that
-		// when the validator stays on the same revision.
-		var failure *admv1.FailurePolicyType
-		if cur.Labels[mesh.LabelRev] == rev && len(cur.Webhooks) > 0 {
-			failure = cur.Webhooks[0].FailurePolicy
-		}
-		desired := mesh.DefaultValidator(rev, *cc, failure)
-		next := cur.DeepCopy()
-		mergeLabels(&next.ObjectMeta, desired.Labels)
-		next.Webhooks = desired.Webhooks
-		if equality.Semantic.DeepEqual(cur, next) {
-			rec.Record(ctx, ref, revkit.ActionUnchanged, "")
-			return nil
-		}
-		if rec.Sends() {
-			if _, err := client.Update(ctx, next, rec.UpdateOptions()); err != nil {
-				if apierrors.IsConflict(err) {
-					return err
-				}
-				return rec.Fail("update", ref, err)
-			}
-		}
-		rec.Record(ctx, ref, revkit.ActionUpdate, "")
-		return nil
-	})
+			desired := mesh.DefaultValidator(rev, *cc, failure)
+			next := cur.DeepCopy()
+			mergeLabels(&next.ObjectMeta, desired.Labels)
+			next.Webhooks = desired.Webhooks
+			return next
+		}, "")
 }
 
 // Tag describes one revision tag.
