@@ -9,7 +9,6 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -127,17 +126,9 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 	for _, k := range kept {
 		rec.Record(ctx, k, revkit.ActionSkip, "gateway: move it to another revision before removing it")
 	}
-	for _, v := range victims {
-		if rec.Sends() {
-			if err := v.Delete(ctx, rec.DeleteOptions()); err != nil && !apierrors.IsNotFound(err) {
-				res.Changes = rec.Changes
-				return res, rec.Fail("delete", v.Ref, err)
-			}
-		}
-		rec.Record(ctx, v.Ref, revkit.ActionDelete, "")
-	}
+	err = kubeutil.DeleteAll(ctx, rec, victims)
 	res.Changes = rec.Changes
-	return res, nil
+	return res, err
 }
 
 // helmUninstall removes the revision's Helm release. Dry runs do not call

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -105,15 +104,7 @@ func Remove(ctx context.Context, kube kubernetes.Interface, opts RemoveOptions) 
 		victims = append(victims, kubeutil.DeleteValidatingWebhook(kube, o.Name))
 	}
 	sort.SliceStable(victims, func(i, j int) bool { return victims[i].Order < victims[j].Order })
-	for _, v := range victims {
-		if rec.Sends() {
-			if err := v.Delete(ctx, rec.DeleteOptions()); err != nil && !apierrors.IsNotFound(err) {
-				res.Changes = rec.Changes
-				return res, rec.Fail("delete", v.Ref, err)
-			}
-		}
-		rec.Record(ctx, v.Ref, revkit.ActionDelete, "")
-	}
+	err = kubeutil.DeleteAll(ctx, rec, victims)
 	res.Changes = rec.Changes
-	return res, nil
+	return res, err
 }

@@ -3,6 +3,7 @@ package kubeutil
 import (
 	"context"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -46,4 +47,18 @@ func DeleteService(k kubernetes.Interface, ns, name string) Deletion {
 func Named(kind, ns, name string, order int, del func(context.Context, string, metav1.DeleteOptions) error) Deletion {
 	return Deletion{Ref: revkit.ObjectRef{Kind: kind, Namespace: ns, Name: name}, Order: order,
 		Delete: func(ctx context.Context, o metav1.DeleteOptions) error { return del(ctx, name, o) }}
+}
+
+// DeleteAll deletes in order, recording each deletion; an object already
+// gone counts as deleted. It stops at the first failure.
+func DeleteAll(ctx context.Context, rec *Recorder, victims []Deletion) error {
+	for _, v := range victims {
+		if rec.Sends() {
+			if err := v.Delete(ctx, rec.DeleteOptions()); err != nil && !apierrors.IsNotFound(err) {
+				return rec.Fail("delete", v.Ref, err)
+			}
+		}
+		rec.Record(ctx, v.Ref, revkit.ActionDelete, "")
+	}
+	return nil
 }
