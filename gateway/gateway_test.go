@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
@@ -134,4 +138,27 @@ func ExampleMove() {
 	}
 	// Output:
 	// create Deployment/istio-ingress/ingressgateway-1-25-0 (canary of ingressgateway on 1-25-0)
+}
+
+func TestMoveWaits(t *testing.T) {
+	// The fake's gateway keeps its rolled-out status: the wait ends at once.
+	kube := cluster().Kube()
+	res, err := gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Wait: true, PollInterval: time.Millisecond})
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+
+	// A gateway that never rolls out ends the wait with the reason.
+	kube = cluster().Kube()
+	kube.PrependReactor("get", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "ingressgateway", Namespace: "istio-ingress", Generation: 2},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 1}}
+		return true, d, nil
+	})
+	_, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Wait: true,
+		Timeout: 30 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "Deployment/istio-ingress/ingressgateway: waiting for the controller to observe the change")
+
+	_, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Timeout: -1})
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
 }
