@@ -303,6 +303,8 @@ func PrintEvents(w io.Writer) func(revkit.Event) {
 		switch e.Action {
 		case upgrade.ActionStart:
 			fmt.Fprintf(w, "==> %s\n", e.Step)
+		case revkit.Action(upgrade.NotRun):
+			fmt.Fprintf(w, "==> %s: not run, an earlier step failed\n", e.Step)
 		default:
 			fmt.Fprintf(w, "    %s\n", e.Message)
 		}
