@@ -97,6 +97,11 @@ type MigrateOptions struct {
 	Target string
 	// ControlPlaneNamespace; default istio-system.
 	ControlPlaneNamespace string
+	// Concurrency is how many label patches are in flight at once; default
+	// DefaultConcurrency from ten namespaces on, else one. The client's QPS
+	// limit still applies. With more than one, writes go out in no fixed
+	// order.
+	Concurrency int
 }
 
 // MigrateResult reports what Migrate did.
@@ -153,27 +158,45 @@ func Migrate(ctx context.Context, kube kubernetes.Interface, opts MigrateOptions
 	}
 	rec := kubeutil.NewRecorder(op, opts.Common)
 	res := &MigrateResult{Target: opts.Target, Revision: rev, DryRun: opts.DryRun}
-	for _, ns := range nss {
-		nr := NamespaceResult{Name: ns.Name, Previous: previous(ns.Labels)}
-		ref := revkit.ObjectRef{Kind: "Namespace", Name: ns.Name}
+	results := make([]NamespaceResult, len(nss))
+	for i, ns := range nss {
+		results[i] = NamespaceResult{Name: ns.Name, Previous: previous(ns.Labels), Action: revkit.ActionUpdate}
 		_, hasInjection := ns.Labels[mesh.LabelInjection]
 		if ns.Labels[mesh.LabelRev] == opts.Target && !hasInjection {
-			nr.Action = revkit.ActionUnchanged
-			rec.Record(ctx, ref, nr.Action, "")
-			res.Namespaces = append(res.Namespaces, nr)
+			results[i].Action = revkit.ActionUnchanged
+		}
+	}
+	// Patch with bounded concurrency; after a failure nothing new starts.
+	ran, errs := forEach(ctx, len(nss), concurrency(opts.Concurrency, len(nss)), func(ctx context.Context, i int) error {
+		if results[i].Action != revkit.ActionUpdate || !rec.Sends() {
+			return nil
+		}
+		_, err := kube.CoreV1().Namespaces().Patch(ctx, nss[i].Name, types.MergePatchType, labelPatch(opts.Target), rec.PatchOptions())
+		return err
+	})
+	var failure error
+	for i, nr := range results {
+		if !ran[i] {
 			continue
 		}
-		nr.Action = revkit.ActionUpdate
-		if rec.Sends() {
-			if _, err := kube.CoreV1().Namespaces().Patch(ctx, ns.Name, types.MergePatchType,
-				labelPatch(opts.Target), rec.PatchOptions()); err != nil {
-				return res, rec.Fail("patch", ref, err)
+		ref := revkit.ObjectRef{Kind: "Namespace", Name: nr.Name}
+		if errs[i] != nil {
+			if failure == nil {
+				failure = rec.Fail("patch", ref, errs[i])
 			}
+			continue
 		}
-		rec.Record(ctx, ref, nr.Action, fmt.Sprintf("%s → %s=%s", orNone(nr.Previous), mesh.LabelRev, opts.Target))
+		reason := ""
+		if nr.Action == revkit.ActionUpdate {
+			reason = fmt.Sprintf("%s → %s=%s", orNone(nr.Previous), mesh.LabelRev, opts.Target)
+		}
+		rec.Record(ctx, ref, nr.Action, reason)
 		res.Namespaces = append(res.Namespaces, nr)
 	}
-	return res, nil
+	if failure != nil {
+		return res, failure
+	}
+	return res, firstError(ctx, ran, errs)
 }
 
 // Validate checks the options as Migrate does before any request.
@@ -186,6 +209,9 @@ func (o *MigrateOptions) Validate() error {
 	}
 	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
 		return err
+	}
+	if o.Concurrency < 0 {
+		return &revkit.InvalidInputError{Field: "Concurrency", Reason: "must not be negative"}
 	}
 	return o.DryRun.Validate()
 }

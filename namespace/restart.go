@@ -3,7 +3,6 @@ package namespace
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -48,8 +47,15 @@ type RestartOptions struct {
 	Wait bool
 	// Timeout bounds the wait; default 10 minutes.
 	Timeout time.Duration
-	// PollInterval is the pause between status checks; default 2 seconds.
+	// PollInterval is the pause between status checks when the wait polls;
+	// default 2 seconds. A wait over at least ten namespaces watches each
+	// kind across the cluster instead, and polls only when it may not.
 	PollInterval time.Duration
+	// Concurrency is how many requests are in flight at once (reads per
+	// namespace, restart patches, status checks); default DefaultConcurrency
+	// from ten namespaces on, else one. The client's QPS limit still
+	// applies. With more than one, writes go out in no fixed order.
+	Concurrency int
 	// ControlPlaneNamespace; default istio-system.
 	ControlPlaneNamespace string
 	// Now stamps the restart annotation; default time.Now.
@@ -141,23 +147,29 @@ func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts Restart
 	patch := restartPatch(now())
 	rec := kubeutil.NewRecorder(op, opts.Common)
 	res := &RestartResult{DryRun: opts.DryRun}
+	workers := concurrency(opts.Concurrency, len(nss))
 
-	var restarted []*WorkloadResult
-	for _, ns := range nss {
-		ws, err := listWorkloads(ctx, kube, ns.Name, opts.kinds(), opts.WorkloadSelector)
-		if err != nil {
-			return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "workloads", Namespace: ns.Name}, Err: err}
-		}
+	// Read and decide per namespace (concurrently), then patch.
+	byNS, clusterWide, err := listSelected(ctx, kube, op, nss, opts.kinds(), opts.WorkloadSelector, workers)
+	if err != nil {
+		return res, err
+	}
+	decided := make([][]WorkloadResult, len(nss))
+	workloads := make([][]workload, len(nss))
+	ran, errs := forEach(ctx, len(nss), workers, func(ctx context.Context, i int) error {
+		ns := nss[i].Name
+		ws := byNS[ns]
 		var pods []corev1.Pod
 		if opts.OnlyStale && len(ws) > 0 {
-			pods, err = kubeutil.ListPods(ctx, kube, ns.Name, metav1.ListOptions{})
+			var err error
+			pods, err = kubeutil.ListPods(ctx, kube, ns, metav1.ListOptions{})
 			if err != nil {
-				return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns.Name}, Err: err}
+				return &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns}, Err: err}
 			}
 		}
-		for _, w := range ws {
+		out := make([]WorkloadResult, len(ws))
+		for j, w := range ws {
 			wr := WorkloadResult{Kind: w.kind, Namespace: w.namespace, Name: w.name}
-			ref := revkit.ObjectRef{Kind: string(w.kind), Namespace: w.namespace, Name: w.name}
 			if skip := w.skipReason(); skip != "" {
 				wr.Action, wr.Reason = revkit.ActionSkip, skip
 			} else if opts.OnlyStale {
@@ -165,23 +177,61 @@ func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts Restart
 			} else {
 				wr.Action = revkit.ActionUpdate
 			}
-			if wr.Action == revkit.ActionUpdate && rec.Sends() {
-				if err := w.patch(ctx, kube, patch, rec.PatchOptions()); err != nil {
-					res.Workloads = append(res.Workloads, wr)
-					return res, rec.Fail("patch", ref, err)
-				}
-			}
-			rec.Record(ctx, ref, wr.Action, wr.Reason)
-			res.Workloads = append(res.Workloads, wr)
+			out[j] = wr
 		}
+		decided[i], workloads[i] = out, ws
+		return nil
+	})
+	if err := firstError(ctx, ran, errs); err != nil {
+		return res, err
 	}
+	var (
+		all []WorkloadResult
+		ws  []workload
+	)
+	for i := range nss {
+		all = append(all, decided[i]...)
+		ws = append(ws, workloads[i]...)
+	}
+
+	// Patch with bounded concurrency; after a failure nothing new starts and
+	// the result lists what was done before it, in order.
+	ran, errs = forEach(ctx, len(all), workers, func(ctx context.Context, i int) error {
+		if all[i].Action != revkit.ActionUpdate || !rec.Sends() {
+			return nil
+		}
+		return ws[i].patch(ctx, kube, patch, rec.PatchOptions())
+	})
+	var failure error
+	for i := range all {
+		if !ran[i] {
+			continue
+		}
+		wr := all[i]
+		ref := revkit.ObjectRef{Kind: string(wr.Kind), Namespace: wr.Namespace, Name: wr.Name}
+		res.Workloads = append(res.Workloads, wr)
+		if errs[i] != nil {
+			if failure == nil {
+				failure = rec.Fail("patch", ref, errs[i])
+			}
+			continue
+		}
+		rec.Record(ctx, ref, wr.Action, wr.Reason)
+	}
+	if failure != nil {
+		return res, failure
+	}
+	if err := firstError(ctx, ran, errs); err != nil {
+		return res, err
+	}
+	var restarted []*WorkloadResult
 	for i := range res.Workloads {
 		if res.Workloads[i].Action == revkit.ActionUpdate {
 			restarted = append(restarted, &res.Workloads[i])
 		}
 	}
 	if opts.Wait && opts.DryRun == revkit.DryRunNone && len(restarted) > 0 {
-		if err := waitRollouts(ctx, kube, opts, restarted); err != nil {
+		if err := waitRollouts(ctx, kube, opts, restarted, clusterWide, workers); err != nil {
 			return res, err
 		}
 	}
@@ -212,6 +262,9 @@ func (o *RestartOptions) Validate() error {
 	}
 	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
 		return err
+	}
+	if o.Concurrency < 0 {
+		return &revkit.InvalidInputError{Field: "Concurrency", Reason: "must not be negative"}
 	}
 	if o.Timeout < 0 || o.PollInterval < 0 {
 		return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}
@@ -280,7 +333,7 @@ func listWorkloads(ctx context.Context, kube kubernetes.Interface, ns string, ki
 				return nil, err
 			}
 			for _, d := range l.Items {
-				out = append(out, workload{kind: k, namespace: ns, name: d.Name, selector: d.Spec.Selector,
+				out = append(out, workload{kind: k, namespace: d.Namespace, name: d.Name, selector: d.Spec.Selector,
 					template: d.Spec.Template, paused: d.Spec.Paused})
 			}
 		case StatefulSet:
@@ -289,7 +342,7 @@ func listWorkloads(ctx context.Context, kube kubernetes.Interface, ns string, ki
 				return nil, err
 			}
 			for _, s := range l.Items {
-				out = append(out, workload{kind: k, namespace: ns, name: s.Name, selector: s.Spec.Selector,
+				out = append(out, workload{kind: k, namespace: s.Namespace, name: s.Name, selector: s.Spec.Selector,
 					template: s.Spec.Template, onDelete: s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType})
 			}
 		case DaemonSet:
@@ -298,12 +351,15 @@ func listWorkloads(ctx context.Context, kube kubernetes.Interface, ns string, ki
 				return nil, err
 			}
 			for _, d := range l.Items {
-				out = append(out, workload{kind: k, namespace: ns, name: d.Name, selector: d.Spec.Selector,
+				out = append(out, workload{kind: k, namespace: d.Namespace, name: d.Name, selector: d.Spec.Selector,
 					template: d.Spec.Template, onDelete: d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType})
 			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].namespace != out[j].namespace {
+			return out[i].namespace < out[j].namespace
+		}
 		if out[i].kind != out[j].kind {
 			return out[i].kind < out[j].kind
 		}
@@ -342,106 +398,4 @@ func staleness(w workload, pods []corev1.Pod, rev string) (revkit.Action, string
 		return revkit.ActionUnchanged, "no running pods"
 	}
 	return revkit.ActionUnchanged, "all pods on revision " + rev
-}
-
-// waitRollouts polls until every restarted workload has rolled out, the
-// timeout passes or ctx ends. Each poll lists a kind once per namespace
-// rather than getting workloads one by one.
-func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOptions, ws []*WorkloadResult) error {
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Minute
-	}
-	interval := opts.PollInterval
-	if interval == 0 {
-		interval = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	type group struct {
-		ns   string
-		kind Kind
-	}
-	pending := map[string]string{}
-	for {
-		groups := map[group][]*WorkloadResult{}
-		for _, w := range ws {
-			if !w.RolledOut {
-				groups[group{w.Namespace, w.Kind}] = append(groups[group{w.Namespace, w.Kind}], w)
-			}
-		}
-		if len(groups) == 0 {
-			return nil
-		}
-		clear(pending)
-		for g, members := range groups {
-			status, err := rolloutStatus(ctx, kube, g.ns, g.kind)
-			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list",
-					Object: revkit.ObjectRef{Kind: string(g.kind), Namespace: g.ns}, Err: err}
-			}
-			for _, w := range members {
-				reason, ok := status[w.Name]
-				if !ok {
-					reason = "not found"
-				}
-				if reason == "" {
-					w.RolledOut = true
-					continue
-				}
-				pending[fmt.Sprintf("%s/%s/%s", w.Kind, w.Namespace, w.Name)] = reason
-			}
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			var list []string
-			for k, v := range pending {
-				list = append(list, k+": "+v)
-			}
-			sort.Strings(list)
-			return &WaitError{Pending: list, Err: ctx.Err()}
-		case <-time.After(interval):
-		}
-	}
-}
-
-// rolloutStatus maps each workload of a kind in ns to "" when rolled out,
-// or why not, following kubectl rollout status.
-func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind) (map[string]string, error) {
-	out := map[string]string{}
-	switch kind {
-	case Deployment:
-		l, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range l.Items {
-			out[d.Name] = kubeutil.DeploymentPending(&d)
-		}
-	case StatefulSet:
-		l, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range l.Items {
-			out[s.Name] = kubeutil.StatefulSetPending(&s)
-		}
-	case DaemonSet:
-		l, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range l.Items {
-			out[d.Name] = kubeutil.DaemonSetPending(&d)
-		}
-	default:
-		return nil, errors.New("unknown kind " + string(kind))
-	}
-	return out, nil
 }

@@ -1,0 +1,344 @@
+package namespace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+)
+
+// waitRollouts blocks until every restarted workload has rolled out, the
+// timeout passes or ctx ends. With clusterWide it lists and then watches
+// each kind once across the cluster, so a rollout is seen done as soon as
+// its controller reports it and the wait costs a few requests whatever the
+// fleet size; if watching is forbidden, or for fewer namespaces, it polls
+// each (namespace, kind) with one list, Concurrency at a time.
+func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOptions, ws []*WorkloadResult, clusterWide bool, workers int) error {
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	w := &waiter{kube: kube, opts: opts, workers: workers, pending: map[string]string{}}
+	if clusterWide {
+		err := w.watch(ctx, ws)
+		if !errors.Is(err, errNoWatch) {
+			return w.result(err)
+		}
+	}
+	return w.result(w.poll(ctx, ws))
+}
+
+// errNoWatch: the cluster-wide list or watch is forbidden; poll instead.
+var errNoWatch = errors.New("cannot watch across the cluster")
+
+type waiter struct {
+	kube    kubernetes.Interface
+	opts    RestartOptions
+	workers int
+
+	mu      sync.Mutex
+	pending map[string]string // "Kind/ns/name" → reason, for the timeout error
+}
+
+func (w *waiter) result(err error) error {
+	if err == nil {
+		return nil
+	}
+	var op *revkit.OpError
+	if errors.As(err, &op) {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	list := make([]string, 0, len(w.pending))
+	for k, v := range w.pending {
+		list = append(list, k+": "+v)
+	}
+	sort.Strings(list)
+	return &WaitError{Pending: list, Err: err}
+}
+
+func (w *waiter) note(wr *WorkloadResult, reason string) {
+	key := fmt.Sprintf("%s/%s/%s", wr.Kind, wr.Namespace, wr.Name)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if reason == "" {
+		wr.RolledOut = true
+		delete(w.pending, key)
+		return
+	}
+	w.pending[key] = reason
+}
+
+// watch waits kind by kind: all kinds roll out at once, so waiting for the
+// second only after the first costs nothing.
+func (w *waiter) watch(ctx context.Context, ws []*WorkloadResult) error {
+	byKind := map[Kind]map[string]*WorkloadResult{}
+	for _, wr := range ws {
+		if byKind[wr.Kind] == nil {
+			byKind[wr.Kind] = map[string]*WorkloadResult{}
+		}
+		byKind[wr.Kind][wr.Namespace+"/"+wr.Name] = wr
+		w.note(wr, "not seen yet")
+	}
+	for _, kind := range []Kind{Deployment, StatefulSet, DaemonSet} {
+		if members := byKind[kind]; len(members) > 0 {
+			if err := w.watchKind(ctx, kind, members); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *waiter) watchKind(ctx context.Context, kind Kind, members map[string]*WorkloadResult) error {
+	left := len(members)
+	for _, wr := range members {
+		if wr.RolledOut {
+			left--
+		}
+	}
+	observe := func(obj runtime.Object) {
+		ns, name, reason, ok := rolloutOf(obj)
+		if !ok {
+			return
+		}
+		wr := members[ns+"/"+name]
+		if wr == nil || wr.RolledOut {
+			return
+		}
+		w.note(wr, reason)
+		if wr.RolledOut {
+			left--
+		}
+	}
+	for {
+		list, rv, err := listKind(ctx, w.kube, kind, w.opts.WorkloadSelector)
+		if err != nil {
+			if apierrors.IsForbidden(err) {
+				return errNoWatch
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list", Object: revkit.ObjectRef{Kind: string(kind)}, Err: err}
+		}
+		for _, obj := range list {
+			observe(obj)
+		}
+		if left == 0 {
+			return nil
+		}
+		wi, err := watchKind(ctx, w.kube, kind, w.opts.WorkloadSelector, rv)
+		if err != nil {
+			if apierrors.IsForbidden(err) {
+				return errNoWatch
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "watch", Object: revkit.ObjectRef{Kind: string(kind)}, Err: err}
+		}
+		done := func() bool {
+			defer wi.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return true
+				case ev, ok := <-wi.ResultChan():
+					if !ok || ev.Type == watch.Error {
+						return false // expired or closed: list again
+					}
+					if ev.Type == watch.Added || ev.Type == watch.Modified {
+						observe(ev.Object)
+						if left == 0 {
+							return true
+						}
+					}
+				}
+			}
+		}()
+		if done {
+			if left == 0 {
+				return nil
+			}
+			return ctx.Err()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func listKind(ctx context.Context, kube kubernetes.Interface, kind Kind, sel string) ([]runtime.Object, string, error) {
+	lo := metav1.ListOptions{LabelSelector: sel}
+	var out []runtime.Object
+	switch kind {
+	case Deployment:
+		l, err := kube.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, lo)
+		if err != nil {
+			return nil, "", err
+		}
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+		return out, l.ResourceVersion, nil
+	case StatefulSet:
+		l, err := kube.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, lo)
+		if err != nil {
+			return nil, "", err
+		}
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+		return out, l.ResourceVersion, nil
+	case DaemonSet:
+		l, err := kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, lo)
+		if err != nil {
+			return nil, "", err
+		}
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+		return out, l.ResourceVersion, nil
+	}
+	return nil, "", errors.New("unknown kind " + string(kind))
+}
+
+func watchKind(ctx context.Context, kube kubernetes.Interface, kind Kind, sel, rv string) (watch.Interface, error) {
+	lo := metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true}
+	switch kind {
+	case Deployment:
+		return kube.AppsV1().Deployments(metav1.NamespaceAll).Watch(ctx, lo)
+	case StatefulSet:
+		return kube.AppsV1().StatefulSets(metav1.NamespaceAll).Watch(ctx, lo)
+	case DaemonSet:
+		return kube.AppsV1().DaemonSets(metav1.NamespaceAll).Watch(ctx, lo)
+	}
+	return nil, errors.New("unknown kind " + string(kind))
+}
+
+// rolloutOf returns a workload's namespace, name and why it has not rolled
+// out ("" when it has), following kubectl rollout status.
+func rolloutOf(obj runtime.Object) (ns, name, reason string, ok bool) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Namespace, o.Name, kubeutil.DeploymentPending(o), true
+	case *appsv1.StatefulSet:
+		return o.Namespace, o.Name, kubeutil.StatefulSetPending(o), true
+	case *appsv1.DaemonSet:
+		return o.Namespace, o.Name, kubeutil.DaemonSetPending(o), true
+	}
+	return "", "", "", false
+}
+
+// poll lists each (namespace, kind) that still has a pending workload,
+// Concurrency at a time, every PollInterval.
+func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
+	interval := w.opts.PollInterval
+	if interval == 0 {
+		interval = 2 * time.Second
+	}
+	type group struct {
+		ns   string
+		kind Kind
+	}
+	for {
+		groups := map[group][]*WorkloadResult{}
+		var keys []group
+		for _, wr := range ws {
+			if !wr.RolledOut {
+				g := group{wr.Namespace, wr.Kind}
+				if groups[g] == nil {
+					keys = append(keys, g)
+				}
+				groups[g] = append(groups[g], wr)
+			}
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		ran, errs := forEach(ctx, len(keys), w.workers, func(ctx context.Context, i int) error {
+			g := keys[i]
+			status, err := rolloutStatus(ctx, w.kube, g.ns, g.kind)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list",
+					Object: revkit.ObjectRef{Kind: string(g.kind), Namespace: g.ns}, Err: err}
+			}
+			for _, wr := range groups[g] {
+				reason, ok := status[wr.Name]
+				if !ok {
+					reason = "not found"
+				}
+				w.note(wr, reason)
+			}
+			return nil
+		})
+		if err := firstError(ctx, ran, errs); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		left := len(w.pending)
+		w.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// rolloutStatus maps each workload of a kind in ns to "" when rolled out,
+// or why not, following kubectl rollout status.
+func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind) (map[string]string, error) {
+	out := map[string]string{}
+	switch kind {
+	case Deployment:
+		l, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range l.Items {
+			out[d.Name] = kubeutil.DeploymentPending(&d)
+		}
+	case StatefulSet:
+		l, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range l.Items {
+			out[s.Name] = kubeutil.StatefulSetPending(&s)
+		}
+	case DaemonSet:
+		l, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range l.Items {
+			out[d.Name] = kubeutil.DaemonSetPending(&d)
+		}
+	default:
+		return nil, errors.New("unknown kind " + string(kind))
+	}
+	return out, nil
+}
