@@ -185,9 +185,12 @@ func runProfile(ctx context.Context, p Profile, o options) (*ProfileResult, erro
 	res := &ProfileResult{Profile: p.Name, Description: p.Description, Fleet: f}
 	begin := time.Now()
 	eo := p.Options
-	// Room for every pod plus a surge of one per Deployment, on 3 nodes.
-	eo.Nodes = 3
-	eo.PodsPerNode = max(250, (f.Workloads()*(f.Replicas+1))/3+50)
+	// Room for every pod plus a surge of one per Deployment. testenv's
+	// nodes have 32 CPUs and each pod's istio-proxy requests 100m, so a
+	// node holds 320 injected pods.
+	pods := f.Workloads() * (f.Replicas + 1)
+	eo.Nodes = max(3, pods/300+2)
+	eo.PodsPerNode = 320
 	eo.StartTimeout = 5 * time.Minute
 	o.logf("profile %s: %s; starting the control plane", p.Name, p.Description)
 	env, stop, err := testenv.Launch(eo, o.Log)
@@ -248,7 +251,7 @@ func runWay(ctx context.Context, env *testenv.Env, kube kubernetes.Interface, wa
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Way: way}
+	r := &Result{Way: way, LoadStart: loadAvg()}
 	var counter clientCounter
 	start := time.Now()
 	switch way {
@@ -266,6 +269,7 @@ func runWay(ctx context.Context, env *testenv.Env, kube kubernetes.Interface, wa
 		r.Restarted = o.Fleet.Workloads()
 	}
 	r.Seconds = time.Since(start).Seconds()
+	r.LoadEnd = loadAvg()
 	if way != "revkit" {
 		r.Client = counter.counts()
 	}
@@ -282,15 +286,15 @@ func printTable(w io.Writer, p *ProfileResult) {
 	fmt.Fprintf(w, "\n### profile %s — %s\n\nfleet %d namespaces × %d Deployments × %d replicas (%d workloads, %d pods); minimal writes %d; setup %.0fs\n\n",
 		p.Profile, p.Description, p.Fleet.Namespaces, p.Fleet.Deployments, p.Fleet.Replicas, p.Fleet.Workloads(),
 		p.Fleet.Workloads()*p.Fleet.Replicas, p.Fleet.MinimalWrites(), p.SetupSecs)
-	fmt.Fprintln(w, "| way | wall s | client requests | client by verb | apiserver requests (all clients) by verb | peak RSS MB | peak heap MB |")
-	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---:|")
+	fmt.Fprintln(w, "| way | wall s | client requests | client by verb | apiserver requests (all clients) by verb | peak RSS MB | peak heap MB | load start→end |")
+	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---:|---|")
 	for _, r := range p.Results {
 		rss, heap := "", ""
 		if r.RSSBytes > 0 {
 			rss = fmt.Sprintf("%.0f", float64(r.RSSBytes)/(1<<20))
 			heap = fmt.Sprintf("%.0f", float64(r.HeapBytes)/(1<<20))
 		}
-		fmt.Fprintf(w, "| %s | %.1f | %.0f | %s | %s | %s | %s |\n", r.Way, r.Seconds, r.Client.Total(), r.Client, r.APIServer, rss, heap)
+		fmt.Fprintf(w, "| %s | %.1f | %.0f | %s | %s | %s | %s | %.1f→%.1f |\n", r.Way, r.Seconds, r.Client.Total(), r.Client, r.APIServer, rss, heap, r.LoadStart, r.LoadEnd)
 	}
 	fmt.Fprintln(w)
 }

@@ -35,6 +35,10 @@ type Result struct {
 	HeapBytes uint64 `json:"heap_bytes,omitempty"`
 	// Restarted counts restarted workloads as the way reports them.
 	Restarted int `json:"restarted"`
+	// Load is /proc/loadavg's 1-minute figure when the way started and
+	// ended: the machine is shared.
+	LoadStart float64 `json:"load_start"`
+	LoadEnd   float64 `json:"load_end"`
 }
 
 // childResult is what `bench -child revkit` prints.
