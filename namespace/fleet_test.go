@@ -198,3 +198,34 @@ func TestMigrateFleet(t *testing.T) {
 		assert.Equal(t, "istio.io/rev=1-25-0", got[fmt.Sprintf("ns-%02d", i)])
 	}
 }
+
+// A small selection waits with a watch per namespace too, so it sees a
+// rollout finish without waiting for the next poll.
+func TestRolloutRestartSmallSelectionWatches(t *testing.T) {
+	kube := bigFleet(2, false).Kube()
+	kube.ClearActions()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for !hasWatch(kube) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			finish(kube, 2)
+		}
+	}()
+	res, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
+		Selection: namespace.Selection{Namespaces: []string{"ns-00", "ns-01"}}, Kinds: []namespace.Kind{namespace.Deployment},
+		Wait: true, Timeout: 10 * time.Second, PollInterval: time.Hour,
+	})
+	require.NoError(t, err)
+	for _, w := range res.Workloads {
+		assert.True(t, w.RolledOut)
+	}
+	assert.Equal(t, []string{"ns-00", "ns-01", "ns-00", "ns-01"}, listNamespaces(kube, "deployments"))
+}

@@ -20,11 +20,13 @@ import (
 )
 
 // waitRollouts blocks until every restarted workload has rolled out, the
-// timeout passes or ctx ends. With clusterWide it lists and then watches
-// each kind once across the cluster, so a rollout is seen done as soon as
-// its controller reports it and the wait costs a few requests whatever the
-// fleet size; if watching is forbidden, or for fewer namespaces, it polls
-// each (namespace, kind) with one list, Concurrency at a time.
+// timeout passes or ctx ends. It lists and then watches each kind — once
+// across the cluster with clusterWide, else once per namespace when there
+// are fewer than ten — so a rollout is seen done as soon as its controller
+// reports it and the wait costs a few requests whatever the fleet size.
+// When watching is forbidden, or the namespaces are many but cannot be
+// watched together, it polls each (namespace, kind) with one list every
+// PollInterval, workers at a time.
 func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOptions, ws []*WorkloadResult, clusterWide bool, workers int) error {
 	timeout := opts.Timeout
 	if timeout == 0 {
@@ -33,8 +35,19 @@ func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOp
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	w := &waiter{kube: kube, opts: opts, workers: workers, pending: map[string]string{}}
-	if clusterWide {
-		err := w.watch(ctx, ws)
+	scopes := []string{metav1.NamespaceAll}
+	if !clusterWide {
+		scopes = scopes[:0]
+		seen := map[string]bool{}
+		for _, wr := range ws {
+			if !seen[wr.Namespace] {
+				seen[wr.Namespace] = true
+				scopes = append(scopes, wr.Namespace)
+			}
+		}
+	}
+	if len(scopes) < clusterWideFrom {
+		err := w.watch(ctx, ws, scopes)
 		if !errors.Is(err, errNoWatch) {
 			return w.result(err)
 		}
@@ -42,7 +55,7 @@ func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOp
 	return w.result(w.poll(ctx, ws))
 }
 
-// errNoWatch: the cluster-wide list or watch is forbidden; poll instead.
+// errNoWatch: the list or watch is forbidden; poll instead.
 var errNoWatch = errors.New("cannot watch across the cluster")
 
 type waiter struct {
@@ -84,9 +97,9 @@ func (w *waiter) note(wr *WorkloadResult, reason string) {
 	w.pending[key] = reason
 }
 
-// watch waits kind by kind: all kinds roll out at once, so waiting for the
-// second only after the first costs nothing.
-func (w *waiter) watch(ctx context.Context, ws []*WorkloadResult) error {
+// watch waits scope by scope and kind by kind: everything rolls out at
+// once, so waiting for one only after another costs nothing.
+func (w *waiter) watch(ctx context.Context, ws []*WorkloadResult, scopes []string) error {
 	byKind := map[Kind]map[string]*WorkloadResult{}
 	for _, wr := range ws {
 		if byKind[wr.Kind] == nil {
@@ -95,22 +108,28 @@ func (w *waiter) watch(ctx context.Context, ws []*WorkloadResult) error {
 		byKind[wr.Kind][wr.Namespace+"/"+wr.Name] = wr
 		w.note(wr, "not seen yet")
 	}
-	for _, kind := range []Kind{Deployment, StatefulSet, DaemonSet} {
-		if members := byKind[kind]; len(members) > 0 {
-			if err := w.watchKind(ctx, kind, members); err != nil {
-				return err
+	for _, ns := range scopes {
+		for _, kind := range []Kind{Deployment, StatefulSet, DaemonSet} {
+			if members := byKind[kind]; len(members) > 0 {
+				if err := w.watchKind(ctx, ns, kind, members); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
 }
 
-func (w *waiter) watchKind(ctx context.Context, kind Kind, members map[string]*WorkloadResult) error {
-	left := len(members)
+// watchKind waits for the members of kind in ns ("" for all namespaces).
+func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members map[string]*WorkloadResult) error {
+	left := 0
 	for _, wr := range members {
-		if wr.RolledOut {
-			left--
+		if !wr.RolledOut && (ns == metav1.NamespaceAll || wr.Namespace == ns) {
+			left++
 		}
+	}
+	if left == 0 {
+		return nil
 	}
 	observe := func(obj runtime.Object) {
 		ns, name, reason, ok := rolloutOf(obj)
@@ -127,7 +146,7 @@ func (w *waiter) watchKind(ctx context.Context, kind Kind, members map[string]*W
 		}
 	}
 	for {
-		list, rv, err := listKind(ctx, w.kube, kind, w.opts.WorkloadSelector)
+		list, rv, err := listKind(ctx, w.kube, ns, kind, w.opts.WorkloadSelector)
 		if err != nil {
 			if apierrors.IsForbidden(err) {
 				return errNoWatch
@@ -135,7 +154,7 @@ func (w *waiter) watchKind(ctx context.Context, kind Kind, members map[string]*W
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list", Object: revkit.ObjectRef{Kind: string(kind)}, Err: err}
+			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
 		}
 		for _, obj := range list {
 			observe(obj)
@@ -143,7 +162,7 @@ func (w *waiter) watchKind(ctx context.Context, kind Kind, members map[string]*W
 		if left == 0 {
 			return nil
 		}
-		wi, err := watchKind(ctx, w.kube, kind, w.opts.WorkloadSelector, rv)
+		wi, err := watchKind(ctx, w.kube, ns, kind, w.opts.WorkloadSelector, rv)
 		if err != nil {
 			if apierrors.IsForbidden(err) {
 				return errNoWatch
@@ -151,7 +170,7 @@ func (w *waiter) watchKind(ctx context.Context, kind Kind, members map[string]*W
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "watch", Object: revkit.ObjectRef{Kind: string(kind)}, Err: err}
+			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "watch", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
 		}
 		done := func() bool {
 			defer wi.Stop()
@@ -184,12 +203,12 @@ func (w *waiter) watchKind(ctx context.Context, kind Kind, members map[string]*W
 	}
 }
 
-func listKind(ctx context.Context, kube kubernetes.Interface, kind Kind, sel string) ([]runtime.Object, string, error) {
+func listKind(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind, sel string) ([]runtime.Object, string, error) {
 	lo := metav1.ListOptions{LabelSelector: sel}
 	var out []runtime.Object
 	switch kind {
 	case Deployment:
-		l, err := kube.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, lo)
+		l, err := kube.AppsV1().Deployments(ns).List(ctx, lo)
 		if err != nil {
 			return nil, "", err
 		}
@@ -198,7 +217,7 @@ func listKind(ctx context.Context, kube kubernetes.Interface, kind Kind, sel str
 		}
 		return out, l.ResourceVersion, nil
 	case StatefulSet:
-		l, err := kube.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, lo)
+		l, err := kube.AppsV1().StatefulSets(ns).List(ctx, lo)
 		if err != nil {
 			return nil, "", err
 		}
@@ -207,7 +226,7 @@ func listKind(ctx context.Context, kube kubernetes.Interface, kind Kind, sel str
 		}
 		return out, l.ResourceVersion, nil
 	case DaemonSet:
-		l, err := kube.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, lo)
+		l, err := kube.AppsV1().DaemonSets(ns).List(ctx, lo)
 		if err != nil {
 			return nil, "", err
 		}
@@ -219,15 +238,15 @@ func listKind(ctx context.Context, kube kubernetes.Interface, kind Kind, sel str
 	return nil, "", errors.New("unknown kind " + string(kind))
 }
 
-func watchKind(ctx context.Context, kube kubernetes.Interface, kind Kind, sel, rv string) (watch.Interface, error) {
+func watchKind(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind, sel, rv string) (watch.Interface, error) {
 	lo := metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true}
 	switch kind {
 	case Deployment:
-		return kube.AppsV1().Deployments(metav1.NamespaceAll).Watch(ctx, lo)
+		return kube.AppsV1().Deployments(ns).Watch(ctx, lo)
 	case StatefulSet:
-		return kube.AppsV1().StatefulSets(metav1.NamespaceAll).Watch(ctx, lo)
+		return kube.AppsV1().StatefulSets(ns).Watch(ctx, lo)
 	case DaemonSet:
-		return kube.AppsV1().DaemonSets(metav1.NamespaceAll).Watch(ctx, lo)
+		return kube.AppsV1().DaemonSets(ns).Watch(ctx, lo)
 	}
 	return nil, errors.New("unknown kind " + string(kind))
 }
