@@ -155,3 +155,30 @@ func (e *OverlapError) Error() string {
 }
 
 func (e *OverlapError) Is(target error) bool { return target == ErrOverlap }
+
+// ErrForbidden: the caller lacks a permission an operation needs.
+var ErrForbidden = errors.New("forbidden")
+
+// ForbiddenError names a missing permission, found before anything was
+// changed (by a SelfSubjectAccessReview).
+type ForbiddenError struct {
+	Verb string
+	// Group is the API group, "" for the core group.
+	Group     string
+	Resource  string
+	Namespace string
+}
+
+func (e *ForbiddenError) Error() string {
+	res := e.Resource
+	if e.Group != "" {
+		res += "." + e.Group
+	}
+	s := "forbidden: cannot " + e.Verb + " " + res
+	if e.Namespace != "" {
+		s += " in namespace " + e.Namespace
+	}
+	return s
+}
+
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }

@@ -99,6 +99,12 @@ func (e *VerificationError) Is(target error) bool {
 	switch target {
 	case revkit.ErrVerificationFailed:
 		return true
+	case revkit.ErrForbidden:
+		for _, p := range e.Problems {
+			if p.Kind == ProblemPermission {
+				return true
+			}
+		}
 	case revkit.ErrOverlap:
 		for _, p := range e.Problems {
 			if p.Kind == ProblemOverlap {

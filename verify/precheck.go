@@ -44,11 +44,13 @@ func (p Permission) String() string {
 	return p.Verb + " " + res
 }
 
-// DefaultPermissions lists what revkit's operations need: reading and
-// labelling namespaces, restarting workloads, reading pods, managing the
-// webhook configurations, and managing the control plane's Services,
-// Deployments and ConfigMaps in controlPlaneNamespace ("" means
-// istio-system).
+// DefaultPermissions lists what the standard canary plan needs (all but a
+// Helm install, which needs whatever the chart creates): reading and
+// labelling namespaces, restarting workloads and waiting for them, reading
+// pods, managing the webhook configurations, managing the control plane's
+// Services, Deployments and ConfigMaps in controlPlaneNamespace ("" means
+// istio-system), and deleting the rest of a revision's objects on
+// uninstall. RBAC turns the list into a ClusterRole and a Role.
 func DefaultPermissions(controlPlaneNamespace string) []Permission {
 	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
 	var out []Permission
@@ -58,7 +60,7 @@ func DefaultPermissions(controlPlaneNamespace string) []Permission {
 		}
 	}
 	add("", "namespaces", "", "get", "list", "patch")
-	add("apps", "deployments", "", "list", "patch")
+	add("apps", "deployments", "", "get", "list", "patch")
 	add("apps", "statefulsets", "", "list", "patch")
 	add("apps", "daemonsets", "", "list", "patch")
 	add("", "pods", "", "list")
@@ -68,6 +70,14 @@ func DefaultPermissions(controlPlaneNamespace string) []Permission {
 	add("", "services", cp, crud...)
 	add("apps", "deployments", cp, crud...)
 	add("", "configmaps", cp, crud...)
+	// What revision.Uninstall deletes besides the above.
+	add("autoscaling", "horizontalpodautoscalers", cp, "list", "delete")
+	add("policy", "poddisruptionbudgets", cp, "list", "delete")
+	add("", "serviceaccounts", cp, "list", "delete")
+	add("rbac.authorization.k8s.io", "roles", cp, "list", "delete")
+	add("rbac.authorization.k8s.io", "rolebindings", cp, "list", "delete")
+	add("rbac.authorization.k8s.io", "clusterroles", "", "list", "delete")
+	add("rbac.authorization.k8s.io", "clusterrolebindings", "", "list", "delete")
 	return out
 }
 
@@ -109,10 +119,12 @@ func (r *PrecheckReport) Err() error {
 		problems = append(problems, Problem{Kind: ProblemVersion, Object: "kubernetes",
 			Detail: fmt.Sprintf("server version %s is older than %s", r.ServerVersion, r.MinKubernetesVersion)})
 	}
+	var causes []error
 	for _, p := range r.Missing {
 		problems = append(problems, Problem{Kind: ProblemPermission, Detail: "cannot " + p.String()})
+		causes = append(causes, &revkit.ForbiddenError{Verb: p.Verb, Group: p.Group, Resource: p.Resource, Namespace: p.Namespace})
 	}
-	return verificationErr(opPrecheck, problems)
+	return verificationErr(opPrecheck, problems, causes...)
 }
 
 func (o *PrecheckOptions) validate() (*version.Version, error) {

@@ -173,8 +173,8 @@ func TestPrecheck(t *testing.T) {
 
 func TestDefaultPermissions(t *testing.T) {
 	perms := DefaultPermissions("")
-	if len(perms) != 35 {
-		t.Errorf("%d default permissions, want 35", len(perms))
+	if len(perms) != 50 {
+		t.Errorf("%d default permissions, want 50", len(perms))
 	}
 	has := func(p Permission) bool {
 		for _, q := range perms {
@@ -197,8 +197,10 @@ func TestDefaultPermissions(t *testing.T) {
 			t.Errorf("DefaultPermissions lacks %v", p)
 		}
 	}
-	if got := DefaultPermissions("mesh")[len(perms)-1]; got.Namespace != "mesh" {
-		t.Errorf("last permission for namespace mesh = %v", got)
+	for _, got := range DefaultPermissions("mesh") {
+		if got.Namespace != "" && got.Namespace != "mesh" {
+			t.Errorf("permission %v is not in the control-plane namespace mesh", got)
+		}
 	}
 }
 
