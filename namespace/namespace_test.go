@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/revkit/revkit"
@@ -353,4 +354,32 @@ func TestRolloutRestartErrors(t *testing.T) {
 		require.Error(t, err, r)
 		assert.Empty(t, revkittest.Writes(kube), r)
 	}
+}
+
+// A rerun of an interrupted plan does not restart a workload twice: one
+// restarted since the plan began is only waited for.
+func TestRolloutRestartResumes(t *testing.T) {
+	kube := fleet().Kube()
+	began := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	_, err := kube.AppsV1().Deployments("shop").Patch(ctx, "web", types.MergePatchType,
+		[]byte(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-25T12:01:00Z"}}}}}`), metav1.PatchOptions{})
+	require.NoError(t, err)
+	_, err = kube.AppsV1().Deployments("shop").Patch(ctx, "new", types.MergePatchType,
+		[]byte(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-25T11:00:00Z"}}}}}`), metav1.PatchOptions{})
+	require.NoError(t, err)
+	kube.ClearActions()
+	res, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
+		Selection: namespace.Selection{Namespaces: []string{"shop"}}, Kinds: []namespace.Kind{namespace.Deployment},
+		RestartedSince: began, Wait: true, PollInterval: time.Millisecond, Now: func() time.Time { return began.Add(time.Hour) },
+	})
+	require.NoError(t, err)
+	got := map[string]namespace.WorkloadResult{}
+	for _, w := range res.Workloads {
+		got[w.Name] = w
+	}
+	assert.True(t, got["web"].Resumed)
+	assert.Equal(t, revkit.ActionUnchanged, got["web"].Action)
+	assert.True(t, got["web"].RolledOut, "a resumed workload is still waited for")
+	assert.Equal(t, revkit.ActionUpdate, got["new"].Action, "restarted before the plan began: restarted again")
+	assert.NotContains(t, revkittest.Writes(kube), "patch deployments shop/web")
 }

@@ -60,6 +60,11 @@ type RestartOptions struct {
 	ControlPlaneNamespace string
 	// Now stamps the restart annotation; default time.Now.
 	Now func() time.Time
+	// RestartedSince, when set, marks workloads whose restart annotation is
+	// at or after it as restarted already (by an earlier, interrupted run
+	// of the same plan): they are not restarted again, only waited for.
+	// upgrade.Execute sets it from its journal.
+	RestartedSince time.Time
 }
 
 // RestartResult reports what RolloutRestart did.
@@ -80,6 +85,10 @@ type WorkloadResult struct {
 	Reason string
 	// RolledOut is set when Wait saw the rollout complete.
 	RolledOut bool
+	// Resumed is set for a workload restarted by an earlier run of the
+	// same plan (see RestartOptions.RestartedSince): it was waited for, not
+	// restarted again.
+	Resumed bool
 }
 
 // Changed reports whether a workload was (or would be) restarted.
@@ -170,7 +179,10 @@ func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts Restart
 		out := make([]WorkloadResult, len(ws))
 		for j, w := range ws {
 			wr := WorkloadResult{Kind: w.kind, Namespace: w.namespace, Name: w.name}
-			if skip := w.skipReason(); skip != "" {
+			if at, ok := w.restartedAt(); ok && !opts.RestartedSince.IsZero() && !at.Before(opts.RestartedSince) {
+				wr.Action, wr.Reason = revkit.ActionUnchanged, "restarted by this plan at "+at.Format(time.RFC3339)
+				wr.Resumed = true
+			} else if skip := w.skipReason(); skip != "" {
 				wr.Action, wr.Reason = revkit.ActionSkip, skip
 			} else if opts.OnlyStale {
 				wr.Action, wr.Reason = staleness(w, pods, rev)
@@ -226,7 +238,7 @@ func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts Restart
 	}
 	var restarted []*WorkloadResult
 	for i := range res.Workloads {
-		if res.Workloads[i].Action == revkit.ActionUpdate {
+		if res.Workloads[i].Action == revkit.ActionUpdate || res.Workloads[i].Resumed {
 			restarted = append(restarted, &res.Workloads[i])
 		}
 	}
@@ -297,6 +309,16 @@ type workload struct {
 	template  corev1.PodTemplateSpec
 	paused    bool
 	onDelete  bool
+}
+
+// restartedAt reads the restart annotation of the pod template.
+func (w *workload) restartedAt() (time.Time, bool) {
+	v, ok := w.template.Annotations[mesh.RestartedAtAnnotation]
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
 }
 
 func (w *workload) skipReason() string {
