@@ -145,6 +145,19 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 		}
 	}
 
+	var j *journal
+	if env.Journal != nil && env.Common.DryRun == revkit.DryRunNone {
+		if env.Kube == nil {
+			return nil, &revkit.InvalidInputError{Field: "Env.Kube", Reason: "a journal lives in the cluster"}
+		}
+		var err error
+		if j, err = env.Journal.open(ctx, env.Kube, plan); err != nil {
+			return nil, err
+		}
+		defer j.release(context.WithoutCancel(ctx))
+		env.PlanStarted = j.started
+	}
+
 	rep := &Report{Plan: plan, DryRun: env.Common.DryRun}
 	var failed *StepError
 	for _, s := range plan.Steps {
@@ -152,13 +165,36 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 			rep.Steps = append(rep.Steps, notRun(ctx, env, s))
 			continue
 		}
+		if j != nil && j.done[s.Name()] {
+			sr := StepReport{Name: s.Name(), Description: s.Description(), Outcome: Skipped, Detail: "done in an earlier run"}
+			emit(ctx, env, sr.Name, revkit.Action(Skipped), "skipped: done in an earlier run (journal)")
+			rep.Steps = append(rep.Steps, sr)
+			continue
+		}
+		if j != nil {
+			if err := j.renew(ctx); err != nil {
+				rep.Steps = append(rep.Steps, StepReport{Name: s.Name(), Description: s.Description(), Outcome: Failed, Detail: err.Error(), Err: err})
+				failed = &StepError{Step: s.Name(), Err: err}
+				continue
+			}
+		}
 		sr := runStep(ctx, env, s)
+		if sr.Outcome != Failed && j != nil {
+			if err := j.mark(ctx, sr.Name, false); err != nil {
+				sr.Outcome, sr.Err, sr.Detail = Failed, err, "journal: "+err.Error()
+			}
+		}
 		rep.Steps = append(rep.Steps, sr)
 		if sr.Outcome == Failed {
 			failed = &StepError{Step: sr.Name, Err: sr.Err}
 		}
 	}
 	if failed == nil {
+		if j != nil && !j.complete {
+			if err := j.mark(ctx, "", true); err != nil {
+				return rep, err
+			}
+		}
 		return rep, nil
 	}
 	for _, s := range plan.OnFailure {

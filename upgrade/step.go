@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -23,6 +24,14 @@ type Env struct {
 	// every event a step emits goes through Execute, which stamps the step
 	// name on it and hands it to the plan's callback and logger.
 	Common revkit.Common
+	// Journal, when set, keeps the plan's progress in the cluster: a rerun
+	// of the same plan skips the steps done before and two runs cannot
+	// overlap. Dry runs do not use it. See Journal.
+	Journal *Journal
+	// PlanStarted is when the journaled plan first started; Execute sets it
+	// for the steps (zero without a journal). RolloutRestart uses it not to
+	// restart a workload twice.
+	PlanStarted time.Time
 }
 
 // Outcome is what became of a step.

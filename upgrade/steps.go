@@ -111,6 +111,9 @@ func RolloutRestart(opts namespace.RestartOptions) Step {
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
+			if o.RestartedSince.IsZero() {
+				o.RestartedSince = env.PlanStarted
+			}
 			res, err := namespace.RolloutRestart(ctx, env.Kube, o)
 			if res == nil {
 				return Result{}, err
