@@ -21,6 +21,17 @@
 // would change and no write is sent; in server mode every patch goes out
 // with dryRun=All and RolloutRestart does not wait.
 //
+// # Large fleets
+//
+// From ten selected namespaces on, both keep DefaultConcurrency requests in
+// flight (Concurrency overrides it; the client's QPS and Burst still bound
+// the rate), and RolloutRestart lists each kind once across the cluster
+// instead of once per namespace and waits with one watch per kind, falling
+// back to per-namespace lists and polling when the caller may not list
+// across the cluster. Below ten, requests go one at a time, in order, and
+// the wait watches each namespace. Every read happens before the first
+// restart patch, so a failed read writes nothing.
+//
 // # Errors
 //
 // Bad options give a *revkit.InvalidInputError; a target that is neither a
@@ -28,4 +39,6 @@
 // *revkit.NotFoundError — both before any write. System namespaces and the
 // control-plane namespace are refused unless Selection.AllowSystem is set.
 // A wait that times out returns a *WaitError naming the pending workloads.
+// After a failed patch no new one starts; the result lists the workloads
+// or namespaces attempted, the failed one included.
 package namespace
