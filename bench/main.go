@@ -13,8 +13,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -117,6 +120,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: need 1..1000 namespaces and at least one Deployment and replica")
 		os.Exit(2)
 	}
+	go func() {
+		// Stop the control plane and remove its directory on Ctrl-C or
+		// SIGTERM (its processes would die with us anyway).
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		stopCurrent()
+		os.Exit(130)
+	}()
 	opts := options{Fleet: f, Ways: split(*wayList), QPS: *qps, Burst: *burst, FloorWorkers: *floorWorkers, Log: os.Stderr}
 	all := profiles(*raisedQPS, *readyDelay)
 	var results []*ProfileResult
@@ -197,7 +209,8 @@ func runProfile(ctx context.Context, p Profile, o options) (*ProfileResult, erro
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
+	setStop(stop)
+	defer stopCurrent()
 	for _, rev := range []string{"old", "new"} {
 		if _, err := env.StartIstiod(ctx, rev); err != nil {
 			return nil, fmt.Errorf("istiod %s: %w", rev, err)
@@ -241,6 +254,27 @@ func runProfile(ctx context.Context, p Profile, o options) (*ProfileResult, erro
 		}
 	}
 	return res, nil
+}
+
+var (
+	stopMu  sync.Mutex
+	stopEnv func()
+)
+
+func setStop(stop func()) {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	stopEnv = stop
+}
+
+// stopCurrent stops the running environment, once.
+func stopCurrent() {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	if stopEnv != nil {
+		stopEnv()
+		stopEnv = nil
+	}
 }
 
 func runWay(ctx context.Context, env *testenv.Env, kube kubernetes.Interface, way string, o options) (*Result, error) {
