@@ -174,6 +174,8 @@ func localize(p upgrade.Plan, c *demo.Cluster, startIstiod upgrade.Step, batches
 		switch name := s.Name(); {
 		case strings.HasPrefix(name, "install-revision "):
 			steps = append(steps, startIstiod)
+		case strings.HasPrefix(name, "move-gateways ") || strings.HasPrefix(name, "promote-gateways "):
+			steps = append(steps, c.ConnectSidecarsStep("connect-sidecars "+strings.Fields(name)[0], []string{"istio-ingress"}))
 		case strings.HasPrefix(name, "uninstall-revision "):
 			steps = append(steps, c.StopRevisionStep(strings.TrimPrefix(name, "uninstall-revision ")))
 		case strings.HasPrefix(name, "restart-workloads") && batch < len(batches):
