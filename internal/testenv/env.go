@@ -83,6 +83,9 @@ type Env struct {
 	pki    *pki
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 
+	apiArgs []string
+	apiProc *Process
+
 	mu       sync.Mutex
 	procs    []*Process
 	istiods  map[string]*Istiod
@@ -304,7 +307,7 @@ func (e *Env) startAPIServer(ctx context.Context) error {
 	if err := os.MkdirAll(certDir, 0o700); err != nil {
 		return err
 	}
-	proc, err := e.spawn("kube-apiserver", "kube-apiserver", "", nil, []string{
+	e.apiArgs = []string{
 		"--etcd-servers=" + e.EtcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -331,10 +334,12 @@ func (e *Env) startAPIServer(ctx context.Context) error {
 		"--profiling=false",
 		"--shutdown-delay-duration=0s",
 		"--v=1",
-	})
+	}
+	proc, err := e.spawn("kube-apiserver", "kube-apiserver", "", nil, e.apiArgs)
 	if err != nil {
 		return err
 	}
+	e.apiProc = proc
 	e.APIServerURL = "https://" + loopback(port)
 	e.Config = &rest.Config{
 		Host:            e.APIServerURL,
@@ -636,4 +641,31 @@ func (e *Env) Kubectl(ctx context.Context, args ...string) *exec.Cmd {
 	cmd.Env = append(baseEnv(), "KUBECONFIG="+e.Kubeconfig)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
+}
+
+// RestartAPIServer stops kube-apiserver and starts it again on the same
+// address with the same flags, as an apiserver rollout or crash would, and
+// returns once it is ready. Clients keep their configuration; requests in
+// between fail with connection errors.
+func (e *Env) RestartAPIServer(ctx context.Context, down time.Duration) error {
+	if e.apiProc == nil {
+		return errors.New("testenv: no apiserver to restart")
+	}
+	if err := e.apiProc.Stop(5 * time.Second); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	proc, err := e.spawn("kube-apiserver", "kube-apiserver", "", nil, e.apiArgs)
+	if err != nil {
+		return err
+	}
+	e.apiProc = proc
+	return poll(ctx, "kube-apiserver /readyz after restart", 200*time.Millisecond, []*Process{proc}, func(ctx context.Context) error {
+		_, err := e.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
+	})
 }
