@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -61,6 +62,11 @@ type CanaryOptions struct {
 	// RollbackOnFailure runs the rollback steps (without uninstalling To)
 	// when a step fails.
 	RollbackOnFailure bool
+	// RollbackFailedBatch, when a step of a batch fails (a health gate,
+	// say), moves just that batch's namespaces back (to StableTag, or From)
+	// and restarts and verifies them; earlier batches stay on To. Ignored
+	// with RollbackOnFailure.
+	RollbackFailedBatch bool
 	// RestartTimeout bounds each batch's rollout wait; default 10 minutes.
 	RestartTimeout time.Duration
 	// ControlPlaneNamespace; default istio-system.
@@ -237,10 +243,62 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	if !opts.KeepOld {
 		add(Uninstall(revision.UninstallOptions{Revision: opts.From, ControlPlaneNamespace: cp, Helm: helmOf(opts.Install)}))
 	}
-	if opts.RollbackOnFailure {
+	switch {
+	case opts.RollbackOnFailure:
 		p.OnFailure = rollbackSteps(opts, batches, false, "rollback: ")
+	case opts.RollbackFailedBatch:
+		p.OnFailure = []Step{rollbackBatch(opts, batches)}
 	}
 	return p, nil
+}
+
+// rollbackBatch undoes the batch of the failed step: its namespaces go back
+// home, restart and are verified on From.
+func rollbackBatch(opts CanaryOptions, batches [][]string) Step {
+	cp := opts.ControlPlaneNamespace
+	return Func("rollback-failed-batch", "move the failed batch's namespaces back to "+opts.home()+" and restart them",
+		func(ctx context.Context, env Env) (Result, error) {
+			i, n, ok := batchOf(env.FailedStep)
+			if !ok || n != len(batches) || i < 1 || i > n {
+				return Result{Outcome: Skipped, Detail: fmt.Sprintf("step %q is not part of a batch", env.FailedStep)}, nil
+			}
+			batch := batches[i-1]
+			sel := namespace.Selection{Namespaces: batch, AllowSystem: opts.Namespaces.AllowSystem}
+			mo := namespace.MigrateOptions{Common: env.Common, Selection: sel, Target: opts.home(), ControlPlaneNamespace: cp}
+			if _, err := namespace.Migrate(ctx, env.Kube, mo); err != nil {
+				return Result{}, err
+			}
+			ro := namespace.RestartOptions{Common: env.Common, Selection: sel, Target: opts.home(), OnlyStale: true,
+				Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}
+			res, err := namespace.RolloutRestart(ctx, env.Kube, ro)
+			if err != nil {
+				return Result{}, err
+			}
+			detail := fmt.Sprintf("batch %d/%d (%s) back on %s, %d workloads restarted", i, n, strings.Join(batch, ", "),
+				opts.home(), len(res.Restarted()))
+			if env.Common.DryRun.Persists() {
+				rep, err := verify.Pods(ctx, env.Kube, verify.PodsOptions{Namespaces: batch, Target: opts.From, ControlPlaneNamespace: cp})
+				if err != nil {
+					return Result{}, err
+				}
+				if err := rep.Err(); err != nil {
+					return Result{Outcome: Failed, Detail: detail + "; " + err.Error()}, err
+				}
+			}
+			return Result{Outcome: Done, Detail: detail}, nil
+		})
+}
+
+// batchOf reads "i/n" at the end of a batch step's name.
+func batchOf(step string) (i, n int, ok bool) {
+	f := strings.Fields(step)
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	if _, err := fmt.Sscanf(f[len(f)-1], "%d/%d", &i, &n); err != nil {
+		return 0, 0, false
+	}
+	return i, n, true
 }
 
 // Rollback returns the reverse of Canary: tags back to From, namespaces

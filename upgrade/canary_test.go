@@ -214,3 +214,47 @@ func TestPrecheckStepDenied(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, rep.Steps[0].Detail, "patch namespaces")
 }
+
+// With RollbackFailedBatch a failed gate moves just its batch back.
+func TestCanaryRollsBackTheFailedBatch(t *testing.T) {
+	kube := fleetCluster().Kube()
+	opts := canaryOpts()
+	opts.BatchSize, opts.RollbackFailedBatch = 1, true
+	gateFails := upgrade.Func("health", "fails on the second batch", func(_ context.Context, env upgrade.Env) (upgrade.Result, error) {
+		return upgrade.Result{}, nil
+	})
+	opts.Gates = []upgrade.Step{gateFails}
+	p, err := upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	// On the fake, restarted pods keep the old sidecar: drop the pod
+	// verification so that batch 1 passes, and fail the gate of batch 2.
+	var steps []upgrade.Step
+	for _, s := range p.Steps {
+		switch {
+		case strings.HasPrefix(s.Name(), "verify-pods"):
+		case s.Name() == "health 2/3":
+			steps = append(steps, upgrade.Named(s.Name(), upgrade.Func("x", "failing gate", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+				return upgrade.Result{}, revkit.ErrVerificationFailed
+			})))
+		default:
+			steps = append(steps, s)
+		}
+	}
+	p.Steps = steps
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, p)
+	require.Error(t, err)
+	assert.Equal(t, "health 2/3", rep.Failed().Name)
+	require.Len(t, rep.OnFailure, 1)
+	assert.Equal(t, upgrade.Done, rep.OnFailure[0].Outcome, "%+v", rep.OnFailure[0])
+	assert.Contains(t, rep.OnFailure[0].Detail, "batch 2/3 (b) back on prod-stable")
+	inj, err := revkittest.NamespaceInjection(ctx, kube)
+	require.NoError(t, err)
+	assert.Equal(t, "istio.io/rev=prod-canary", inj["a"], "batch 1 passed and stays")
+	assert.Equal(t, "istio.io/rev=prod-stable", inj["b"], "the failed batch went back")
+	assert.Equal(t, "istio.io/rev=prod-stable", inj["c"], "batch 3 never moved")
+
+	// A failure outside a batch leaves everything.
+	res, err := p.OnFailure[0].Run(ctx, upgrade.Env{Kube: kube, FailedStep: "precheck"})
+	require.NoError(t, err)
+	assert.Equal(t, upgrade.Skipped, res.Outcome)
+}

@@ -197,6 +197,7 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 		}
 		return rep, nil
 	}
+	env.FailedStep = failed.Step
 	for _, s := range plan.OnFailure {
 		rep.OnFailure = append(rep.OnFailure, runStep(ctx, env, s))
 	}

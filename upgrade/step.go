@@ -28,6 +28,9 @@ type Env struct {
 	// of the same plan skips the steps done before and two runs cannot
 	// overlap. Dry runs do not use it. See Journal.
 	Journal *Journal
+	// FailedStep names the step that failed, for the on-failure steps
+	// (empty otherwise), so that they can undo just what it touched.
+	FailedStep string
 	// PlanStarted is when the journaled plan first started; Execute sets it
 	// for the steps (zero without a journal). RolloutRestart uses it not to
 	// restart a workload twice.
