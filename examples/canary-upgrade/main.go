@@ -10,15 +10,10 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/revkit/revkit"
@@ -35,12 +30,7 @@ func main() {
 }
 
 func run(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("canary-upgrade", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: canary-upgrade [flags]\n\nUpgrade namespaces from one Istio revision to another with a canary plan.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := demo.FlagSet("canary-upgrade", "Upgrade namespaces from one Istio revision to another with a canary plan.", errOut)
 	kubeconfig := demo.KubeconfigFlag(fs)
 	from := fs.String("from", "1-30-0", "revision in use now")
 	to := fs.String("to", "1-31-0", "revision to upgrade to")
@@ -53,20 +43,15 @@ func run(args []string, out, errOut io.Writer) int {
 	keepOld := fs.Bool("keep-old", false, "do not uninstall --from at the end")
 	dryRun := fs.String("dry-run", "none", `"none", "client" or "server"`)
 	timeout := fs.Duration("timeout", 15*time.Minute, "time limit for the whole upgrade")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := demo.Parse(fs, args); !ok {
+		return code
 	}
 	mode, err := revkit.ParseDryRun(*dryRun)
 	if err != nil {
 		fmt.Fprintln(errOut, err)
 		return 2
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, *timeout)
+	ctx, cancel := demo.Context(*timeout)
 	defer cancel()
 
 	cluster, err := demo.Connect(*kubeconfig, out)

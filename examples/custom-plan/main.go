@@ -27,14 +27,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,12 +49,7 @@ func main() {
 }
 
 func run(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("custom-plan", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: custom-plan [flags]\n\nMigrate namespaces to a canary revision in batches with a plan of revkit steps and a custom health gate after each batch.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := demo.FlagSet("custom-plan", "Migrate namespaces to a canary revision in batches with a plan of revkit steps and a custom health gate after each batch.", errOut)
 	kubeconfig := demo.KubeconfigFlag(fs)
 	from := fs.String("from", "1-30-0", "revision in use now (local mode only: the revision seeded)")
 	to := fs.String("to", "1-31-0", "revision to migrate to (installed already)")
@@ -70,20 +61,15 @@ func run(args []string, out, errOut io.Writer) int {
 	maxRestarts := fs.Int("max-restarts", 0, "health gate: container restarts a pod may have")
 	failGate := fs.Bool("fail-gate", false, "make the first health gate fail on purpose, to show that the plan stops there")
 	timeout := fs.Duration("timeout", 10*time.Minute, "time limit for the whole plan")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := demo.Parse(fs, args); !ok {
+		return code
 	}
-	if fs.NArg() > 0 || *maxUnready < 0 || *maxRestarts < 0 || *batchSize < 1 {
-		fmt.Fprintln(errOut, "custom-plan: no arguments; --max-unready and --max-restarts must be >= 0, --batch-size >= 1")
+	if *maxUnready < 0 || *maxRestarts < 0 || *batchSize < 1 {
+		fmt.Fprintln(errOut, "custom-plan: --max-unready and --max-restarts must be >= 0, --batch-size >= 1")
 		fs.Usage()
 		return 2
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, *timeout)
+	ctx, cancel := demo.Context(*timeout)
 	defer cancel()
 
 	cluster, err := demo.Connect(*kubeconfig, out)

@@ -29,14 +29,10 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/revkit/revkit"
@@ -52,12 +48,7 @@ func main() {
 }
 
 func run(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("dry-run", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: dry-run [flags]\n\nPrint the canary upgrade plan and run it as a dry run; nothing is changed.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := demo.FlagSet("dry-run", "Print the canary upgrade plan and run it as a dry run; nothing is changed.", errOut)
 	kubeconfig := demo.KubeconfigFlag(fs)
 	mode := fs.String("mode", "server", `"server" (writes sent with dryRun=All) or "client" (no write sent)`)
 	from := fs.String("from", "1-30-0", "revision in use now")
@@ -69,27 +60,19 @@ func run(args []string, out, errOut io.Writer) int {
 	gateways := fs.String("gateways", "in-place", `gateway move: "in-place", "canary" or "" to leave them`)
 	keepOld := fs.Bool("keep-old", true, "leave out the uninstall of --from, which a dry run cannot get past")
 	timeout := fs.Duration("timeout", 5*time.Minute, "time limit for the dry run")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := demo.Parse(fs, args); !ok {
+		return code
 	}
 	dryRun, err := revkit.ParseDryRun(*mode)
 	if err == nil && dryRun.Persists() {
 		err = fmt.Errorf("--mode %q would change the cluster: use client or server", *mode)
 	}
-	if err != nil || fs.NArg() > 0 {
-		if err == nil {
-			err = fmt.Errorf("unexpected arguments %q", fs.Args())
-		}
+	if err != nil {
 		fmt.Fprintln(errOut, "dry-run:", err)
 		fs.Usage()
 		return 2
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, *timeout)
+	ctx, cancel := demo.Context(*timeout)
 	defer cancel()
 
 	cluster, err := demo.Connect(*kubeconfig, out)

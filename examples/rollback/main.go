@@ -25,14 +25,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/revkit/revkit"
@@ -48,12 +44,7 @@ func main() {
 }
 
 func run(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rollback [flags]\n\nStart a canary upgrade (first batch and canary gateways), then roll it back.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := demo.FlagSet("rollback", "Start a canary upgrade (first batch and canary gateways), then roll it back.", errOut)
 	kubeconfig := demo.KubeconfigFlag(fs)
 	from := fs.String("from", "1-30-0", "revision in use now, and rolled back to")
 	to := fs.String("to", "1-31-0", "canary revision (installed already), removed by the rollback")
@@ -64,20 +55,10 @@ func run(args []string, out, errOut io.Writer) int {
 	gateways := fs.String("gateways", "canary", `gateway move during the canary: "in-place", "canary" or "" to leave them`)
 	skipCanary := fs.Bool("rollback-only", false, "skip the canary part: only roll back what an earlier canary left")
 	timeout := fs.Duration("timeout", 15*time.Minute, "time limit for both parts")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := demo.Parse(fs, args); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(errOut, "rollback: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		return 2
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, *timeout)
+	ctx, cancel := demo.Context(*timeout)
 	defer cancel()
 
 	cluster, err := demo.Connect(*kubeconfig, out)

@@ -21,13 +21,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/revkit/revkit"
@@ -43,31 +39,16 @@ func main() {
 }
 
 func run(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("tag-promotion", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tag-promotion [flags]\n\nPromote a revision by moving a revision tag to it and restarting the workloads of the namespaces that use the tag.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := demo.FlagSet("tag-promotion", "Promote a revision by moving a revision tag to it and restarting the workloads of the namespaces that use the tag.", errOut)
 	kubeconfig := demo.KubeconfigFlag(fs)
 	tg := fs.String("tag", "prod-stable", "revision tag to move")
 	to := fs.String("to", "1-31-0", "revision to point the tag at (installed already)")
 	from := fs.String("from", "1-30-0", "revision the tag points at now (local mode only: the revision seeded)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "time limit for the whole promotion")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := demo.Parse(fs, args); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(errOut, "tag-promotion: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		return 2
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, *timeout)
+	ctx, cancel := demo.Context(*timeout)
 	defer cancel()
 
 	cluster, err := demo.Connect(*kubeconfig, out)
