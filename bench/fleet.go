@@ -165,11 +165,18 @@ func (f Fleet) migrateParallel(ctx context.Context, kube kubernetes.Interface, r
 
 // waitRolledOut lists and then watches the fleet's Deployments cluster-wide
 // until each has rolled out (as kubectl rollout status judges it) at no less
-// than the generation in gens (nil: any generation). It returns how many
-// list and watch calls it made.
-func waitRolledOut(ctx context.Context, kube kubernetes.Interface, gens map[string]int64) (int, error) {
-	calls := 0
+// than the generation in gens (nil: any generation), or until
+// rolloutTimeout has passed. It returns how many list and watch calls it
+// made.
+func waitRolledOut(ctx context.Context, kube kubernetes.Interface, gens map[string]int64) (calls int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, rolloutTimeout)
+	defer cancel()
 	pending := map[string]bool{}
+	defer func() {
+		if err != nil && len(pending) > 0 {
+			err = fmt.Errorf("%d Deployments not rolled out: %w", len(pending), err)
+		}
+	}()
 	check := func(d *appsv1.Deployment) {
 		key := d.Namespace + "/" + d.Name
 		if g, ok := gens[key]; (gens == nil || ok) && d.Status.ObservedGeneration >= g && kubeutil.DeploymentPending(d) == "" {
@@ -211,11 +218,15 @@ func waitRolledOut(ctx context.Context, kube kubernetes.Interface, gens map[stri
 		}
 		w.Stop()
 		if err := ctx.Err(); err != nil {
-			return calls, err
+			return calls, context.Cause(ctx)
 		}
 		// The watch ended (timeout or compaction): list again.
 	}
 }
+
+// rolloutTimeout bounds every wait for the fleet's rollouts, as revkit's
+// RolloutRestart is bounded in the revkit way.
+const rolloutTimeout = 30 * time.Minute
 
 // reset moves the fleet back to rev outside of any measurement.
 func (f Fleet) reset(ctx context.Context, kube kubernetes.Interface, rev string) error {

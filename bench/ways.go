@@ -117,7 +117,7 @@ func migrateRevkit(ctx context.Context, kube kubernetes.Interface, target string
 		return 0, err
 	}
 	rr, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{Selection: sel, Target: target,
-		Wait: true, Timeout: 30 * time.Minute})
+		Wait: true, Timeout: rolloutTimeout})
 	if err != nil {
 		return 0, err
 	}

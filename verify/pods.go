@@ -140,6 +140,10 @@ func (o *PodsOptions) validate() (labels.Selector, error) {
 // sidecar.istio.io/inject=false are never stragglers; finished pods are
 // ignored and terminating ones only counted.
 //
+// For ten namespaces or more it reads the pods with one paged list across
+// the cluster (per namespace when that is forbidden); without Namespaces
+// or Selector it reads the whole mesh that way.
+//
 // Bad options return a *revkit.InvalidInputError before any request; an
 // unknown Target or a listed namespace that does not exist a
 // *revkit.NotFoundError. A report with stragglers is not an error: check
@@ -170,9 +174,11 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 	}
 	if namespaces == nil {
 		namespaces, byNS, err = meshNamespaces(ctx, kube, model)
-		if err != nil {
-			return nil, err
-		}
+	} else if len(namespaces) >= clusterWideFrom {
+		byNS, err = podsByNamespace(ctx, kube)
+	}
+	if err != nil {
+		return nil, err
 	}
 
 	for i := range namespaces {
@@ -188,6 +194,29 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 		report.Stragglers = append(report.Stragglers, np.Stragglers...)
 	}
 	return report, nil
+}
+
+// clusterWideFrom is the number of selected namespaces from which Pods
+// lists the pods of the whole cluster once rather than those of each
+// namespace: one paged list instead of a round trip per namespace. Without
+// the permission to list across the cluster it lists per namespace.
+const clusterWideFrom = 10
+
+// podsByNamespace lists every pod once and groups them by namespace. It
+// returns nil, nil when listing across the cluster is forbidden.
+func podsByNamespace(ctx context.Context, kc kubernetes.Interface) (map[string][]corev1.Pod, error) {
+	pods, err := kubeutil.ListPods(ctx, kc, metav1.NamespaceAll, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod"}, Err: err}
+	}
+	byNS := map[string][]corev1.Pod{}
+	for _, p := range pods {
+		byNS[p.Namespace] = append(byNS[p.Namespace], p)
+	}
+	return byNS, nil
 }
 
 func listPods(ctx context.Context, kc kubernetes.Interface, ns string) ([]corev1.Pod, error) {
@@ -249,9 +278,10 @@ func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Mo
 	}
 	byNS := map[string][]corev1.Pod{}
 	injected := map[string]bool{}
-	for _, p := range pods {
-		byNS[p.Namespace] = append(byNS[p.Namespace], p)
-		if _, ok := mesh.PodRevision(&p); ok {
+	for i := range pods {
+		p := &pods[i]
+		byNS[p.Namespace] = append(byNS[p.Namespace], *p)
+		if _, ok := mesh.PodRevision(p); ok {
 			injected[p.Namespace] = true
 		}
 	}

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -347,4 +348,80 @@ func TestPodsPaging(t *testing.T) {
 	if got := r.Namespaces[0].Revisions; !reflect.DeepEqual(got, map[string]int{"1-24-0": 1, "1-25-0": 1}) {
 		t.Errorf("revisions = %v", got)
 	}
+}
+
+// TestPodsClusterWide selects twelve namespaces of a cluster that has one
+// more: their pods are read with one list across the cluster, or, when that
+// is forbidden, with one list per selected namespace, and the counts are
+// the same either way.
+func TestPodsClusterWide(t *testing.T) {
+	fleet := func() *revkittest.Cluster {
+		c := revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").
+			WithNamespace("elsewhere", revkittest.Rev("1-24-0")).
+			WithDeployment("elsewhere", "app", revkittest.OnRevision("1-24-0"))
+		for i := range 12 {
+			ns := fmt.Sprintf("team-%02d", i)
+			c.WithNamespace(ns, revkittest.Rev("1-25-0"), revkittest.Label("fleet", "yes")).
+				WithDeployment(ns, "app", revkittest.Replicas(2), revkittest.OnRevision("1-25-0"))
+		}
+		return c.WithDeployment("team-03", "old", revkittest.OnRevision("1-24-0"))
+	}
+	forbidAll := func(kube *fake.Clientset) {
+		kube.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if a.GetNamespace() == "" {
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("namespaced role only"))
+			}
+			return false, nil, nil
+		})
+	}
+	tests := []struct {
+		name      string
+		setup     func(*fake.Clientset)
+		wantLists []string // namespaces of the pod lists, "" for the cluster
+	}{
+		{"one list across the cluster", func(*fake.Clientset) {}, []string{""}},
+		{"per namespace when forbidden", forbidAll, append([]string{""}, fleetNames(12)...)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := fleet().Kube()
+			tc.setup(kube)
+			r, err := Pods(context.Background(), kube, PodsOptions{Selector: "fleet=yes", Target: "1-25-0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lists []string
+			for _, a := range kube.Actions() {
+				if a.GetVerb() == "list" && a.GetResource().Resource == "pods" {
+					lists = append(lists, a.GetNamespace())
+				}
+			}
+			if !reflect.DeepEqual(lists, tc.wantLists) {
+				t.Errorf("pod lists in %q, want %q", lists, tc.wantLists)
+			}
+			if len(r.Namespaces) != 12 {
+				t.Fatalf("namespaces = %d, want the 12 selected", len(r.Namespaces))
+			}
+			for _, n := range r.Namespaces {
+				want := map[string]int{"1-25-0": 2}
+				if n.Namespace == "team-03" {
+					want["1-24-0"] = 1
+				}
+				if !reflect.DeepEqual(n.Revisions, want) {
+					t.Errorf("%s revisions = %v, want %v", n.Namespace, n.Revisions, want)
+				}
+			}
+			if got := stragglerStrings(r.Stragglers); len(got) != 1 || !strings.HasPrefix(got[0], "team-03/old-") {
+				t.Errorf("stragglers = %v, want only team-03's old pod", got)
+			}
+		})
+	}
+}
+
+func fleetNames(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("team-%02d", i))
+	}
+	return out
 }

@@ -5,8 +5,6 @@
 package mesh
 
 import (
-	"encoding/json"
-
 	corev1 "k8s.io/api/core/v1"
 
 	"istio.io/api/annotation"
@@ -63,14 +61,11 @@ func PodRevision(pod *corev1.Pod) (rev string, injected bool) {
 	if !ok || raw == "" {
 		return "", false
 	}
-	var st struct {
-		Revision string `json:"revision"`
+	if rev := statusRevision(raw); rev != "" {
+		return rev, true
 	}
-	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Revision == "" {
-		// Old injectors wrote no revision: that is the default revision.
-		return DefaultRevision, true
-	}
-	return st.Revision, true
+	// Old injectors wrote no revision: that is the default revision.
+	return DefaultRevision, true
 }
 
 // PodActive reports whether pod counts as running: not finished and not
