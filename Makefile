@@ -43,3 +43,8 @@ clean-tools:
 bench: tools
 	$(GO) build -o $(BIN)/bench ./bench
 	hack/netns-run.sh $(BIN)/bench $(BENCH_ARGS)
+
+## bench-chart: draw docs/bench-fleet.png from bench JSON results (BENCH_JSON="bin/bench-results/...json ...")
+.PHONY: bench-chart
+bench-chart:
+	cd tools/chart && $(GO) run . -o ../../docs/bench-fleet.png $(abspath $(BENCH_JSON))
