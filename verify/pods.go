@@ -167,7 +167,7 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 		report.Revision = rev
 	}
 
-	var byNS map[string][]corev1.Pod
+	var byNS map[string][]podFacts
 	namespaces, err := selectNamespaces(ctx, kube, opts, sel)
 	if err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 	if namespaces == nil {
 		namespaces, byNS, err = meshNamespaces(ctx, kube, model)
 	} else if len(namespaces) >= clusterWideFrom {
-		byNS, err = podsByNamespace(ctx, kube)
+		byNS, err = podsByNamespace(ctx, kube, namespaces)
 	}
 	if err != nil {
 		return nil, err
@@ -202,25 +202,57 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 // the permission to list across the cluster it lists per namespace.
 const clusterWideFrom = 10
 
-// podsByNamespace lists every pod once and groups them by namespace. It
-// returns nil, nil when listing across the cluster is forbidden.
-func podsByNamespace(ctx context.Context, kc kubernetes.Interface) (map[string][]corev1.Pod, error) {
-	pods, err := kubeutil.ListPods(ctx, kc, metav1.NamespaceAll, metav1.ListOptions{})
+// podFacts is what Pods needs of a pod. Pods keeps these rather than the
+// pods, so that reading the pods of a large cluster holds one page of them
+// at a time.
+type podFacts struct {
+	name        string
+	labels      map[string]string
+	revision    string
+	injected    bool
+	finished    bool
+	terminating bool
+	optedOut    bool
+}
+
+func factsOf(p *corev1.Pod) podFacts {
+	rev, injected := mesh.PodRevision(p)
+	return podFacts{
+		name:        p.Name,
+		labels:      p.Labels,
+		revision:    rev,
+		injected:    injected,
+		finished:    p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
+		terminating: p.DeletionTimestamp != nil,
+		optedOut:    mesh.InjectionDisabled(p.Labels, p.Annotations),
+	}
+}
+
+// podsByNamespace lists every pod once and keeps those of namespaces,
+// grouped by namespace. It returns nil, nil when listing across the
+// cluster is forbidden.
+func podsByNamespace(ctx context.Context, kc kubernetes.Interface, namespaces []corev1.Namespace) (map[string][]podFacts, error) {
+	byNS := make(map[string][]podFacts, len(namespaces))
+	for _, ns := range namespaces {
+		byNS[ns.Name] = nil
+	}
+	err := kubeutil.EachPod(ctx, kc, metav1.NamespaceAll, metav1.ListOptions{}, func(p *corev1.Pod) {
+		if pods, ok := byNS[p.Namespace]; ok {
+			byNS[p.Namespace] = append(pods, factsOf(p))
+		}
+	})
 	if apierrors.IsForbidden(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod"}, Err: err}
 	}
-	byNS := map[string][]corev1.Pod{}
-	for _, p := range pods {
-		byNS[p.Namespace] = append(byNS[p.Namespace], p)
-	}
 	return byNS, nil
 }
 
-func listPods(ctx context.Context, kc kubernetes.Interface, ns string) ([]corev1.Pod, error) {
-	pods, err := kubeutil.ListPods(ctx, kc, ns, metav1.ListOptions{})
+func listPods(ctx context.Context, kc kubernetes.Interface, ns string) ([]podFacts, error) {
+	var pods []podFacts
+	err := kubeutil.EachPod(ctx, kc, ns, metav1.ListOptions{}, func(p *corev1.Pod) { pods = append(pods, factsOf(p)) })
 	if err != nil {
 		return nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns}, Err: err}
 	}
@@ -267,23 +299,20 @@ func selectNamespaces(ctx context.Context, kc kubernetes.Interface, opts PodsOpt
 // meshNamespaces finds the namespaces of the mesh: those an injector would
 // inject and those where a pod carries a sidecar. It lists every pod once,
 // so it returns them grouped by namespace as well.
-func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Model) ([]corev1.Namespace, map[string][]corev1.Pod, error) {
+func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Model) ([]corev1.Namespace, map[string][]podFacts, error) {
 	list, err := kc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace"}, Err: err}
 	}
-	pods, err := listPods(ctx, kc, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	byNS := map[string][]corev1.Pod{}
+	byNS := map[string][]podFacts{}
 	injected := map[string]bool{}
-	for i := range pods {
-		p := &pods[i]
-		byNS[p.Namespace] = append(byNS[p.Namespace], *p)
-		if _, ok := mesh.PodRevision(p); ok {
-			injected[p.Namespace] = true
-		}
+	err = kubeutil.EachPod(ctx, kc, metav1.NamespaceAll, metav1.ListOptions{}, func(p *corev1.Pod) {
+		f := factsOf(p)
+		byNS[p.Namespace] = append(byNS[p.Namespace], f)
+		injected[p.Namespace] = injected[p.Namespace] || f.injected
+	})
+	if err != nil {
+		return nil, nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod"}, Err: err}
 	}
 	var out []corev1.Namespace
 	for _, ns := range list.Items {
@@ -297,29 +326,28 @@ func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Mo
 
 // countPods tallies one namespace. target is the resolved revision, or ""
 // to expect whatever would inject each pod now.
-func countPods(model *mesh.Model, ns *corev1.Namespace, pods []corev1.Pod, target string) NamespacePods {
+func countPods(model *mesh.Model, ns *corev1.Namespace, pods []podFacts, target string) NamespacePods {
 	np := NamespacePods{Namespace: ns.Name, Revisions: map[string]int{}}
 	if revs := model.NamespaceRevisions(ns); len(revs) > 0 {
 		np.Injects = revs
 	}
 	nsLabels := mesh.NamespaceLabels(ns)
-	sort.Slice(pods, func(a, b int) bool { return pods[a].Name < pods[b].Name })
+	sort.Slice(pods, func(a, b int) bool { return pods[a].name < pods[b].name })
 	for i := range pods {
 		p := &pods[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.finished {
 			continue
 		}
-		if p.DeletionTimestamp != nil {
+		if p.terminating {
 			np.Terminating++
 			continue
 		}
-		rev, injected := mesh.PodRevision(p)
-		if injected {
-			np.Revisions[rev]++
+		if p.injected {
+			np.Revisions[p.revision]++
 		} else {
 			np.NoSidecar++
 		}
-		if mesh.InjectionDisabled(p.Labels, p.Annotations) {
+		if p.optedOut {
 			np.OptedOut++
 			continue
 		}
@@ -327,14 +355,14 @@ func countPods(model *mesh.Model, ns *corev1.Namespace, pods []corev1.Pod, targe
 		if target != "" {
 			expected = []string{target}
 		} else {
-			expected = injectingRevisions(model, nsLabels, p.Labels)
+			expected = injectingRevisions(model, nsLabels, p.labels)
 		}
 		switch {
-		case injected && !slices.Contains(expected, rev):
-			np.Stragglers = append(np.Stragglers, Straggler{Namespace: ns.Name, Pod: p.Name, Revision: rev,
-				Expected: expected, Reason: "on revision " + rev})
-		case !injected && len(expected) > 0:
-			np.Stragglers = append(np.Stragglers, Straggler{Namespace: ns.Name, Pod: p.Name,
+		case p.injected && !slices.Contains(expected, p.revision):
+			np.Stragglers = append(np.Stragglers, Straggler{Namespace: ns.Name, Pod: p.name, Revision: p.revision,
+				Expected: expected, Reason: "on revision " + p.revision})
+		case !p.injected && len(expected) > 0:
+			np.Stragglers = append(np.Stragglers, Straggler{Namespace: ns.Name, Pod: p.name,
 				Expected: expected, Reason: "not injected"})
 		}
 	}

@@ -76,15 +76,29 @@ const pageSize = 500
 // empty) page by page.
 func ListPods(ctx context.Context, kube kubernetes.Interface, ns string, opts metav1.ListOptions) ([]corev1.Pod, error) {
 	var out []corev1.Pod
+	err := EachPod(ctx, kube, ns, opts, func(p *corev1.Pod) { out = append(out, *p) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachPod lists the pods of one namespace (all namespaces when ns is empty)
+// page by page and calls fn with each. fn must not keep the pod: only one
+// page is held at a time, so reading a large cluster costs the memory of
+// what fn keeps.
+func EachPod(ctx context.Context, kube kubernetes.Interface, ns string, opts metav1.ListOptions, fn func(*corev1.Pod)) error {
 	opts.Limit = pageSize
 	for {
 		list, err := kube.CoreV1().Pods(ns).List(ctx, opts)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, list.Items...)
+		for i := range list.Items {
+			fn(&list.Items[i])
+		}
 		if list.Continue == "" {
-			return out, nil
+			return nil
 		}
 		opts.Continue = list.Continue
 	}
