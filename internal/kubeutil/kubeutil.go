@@ -76,7 +76,7 @@ const pageSize = 500
 // empty) page by page.
 func ListPods(ctx context.Context, kube kubernetes.Interface, ns string, opts metav1.ListOptions) ([]corev1.Pod, error) {
 	var out []corev1.Pod
-	err := EachPod(ctx, kube, ns, opts, func(p *corev1.Pod) { out = append(out, *p) })
+	err := eachPodPage(ctx, kube, ns, opts, func(page []corev1.Pod) { out = append(out, page...) })
 	if err != nil {
 		return nil, err
 	}
@@ -88,15 +88,21 @@ func ListPods(ctx context.Context, kube kubernetes.Interface, ns string, opts me
 // page is held at a time, so reading a large cluster costs the memory of
 // what fn keeps.
 func EachPod(ctx context.Context, kube kubernetes.Interface, ns string, opts metav1.ListOptions, fn func(*corev1.Pod)) error {
+	return eachPodPage(ctx, kube, ns, opts, func(page []corev1.Pod) {
+		for i := range page {
+			fn(&page[i])
+		}
+	})
+}
+
+func eachPodPage(ctx context.Context, kube kubernetes.Interface, ns string, opts metav1.ListOptions, fn func([]corev1.Pod)) error {
 	opts.Limit = pageSize
 	for {
 		list, err := kube.CoreV1().Pods(ns).List(ctx, opts)
 		if err != nil {
 			return err
 		}
-		for i := range list.Items {
-			fn(&list.Items[i])
-		}
+		fn(list.Items)
 		if list.Continue == "" {
 			return nil
 		}
