@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/revkit/revkit/internal/kubeutil"
 )
 
 // DefaultConcurrency is how many requests Migrate and RolloutRestart keep
@@ -14,13 +16,10 @@ import (
 // the round trips of a slow or busy apiserver from adding up.
 const DefaultConcurrency = 16
 
-// clusterWideFrom is the number of selected namespaces from which
-// RolloutRestart lists and watches each kind once across the cluster rather
-// than once per namespace. Below it, per-namespace calls fetch less; above
-// it, they cost one round trip per namespace and kind. Without the
-// permission to list across the cluster it falls back to per-namespace
-// calls.
-const clusterWideFrom = 10
+// clusterWideFrom is kubeutil.ClusterWideFrom: from that many selected
+// namespaces on, RolloutRestart lists and watches each kind once across the
+// cluster, and falls back to per-namespace calls without the permission.
+const clusterWideFrom = kubeutil.ClusterWideFrom
 
 // concurrency is the number of requests in flight for an option value and
 // a selection of namespaces.

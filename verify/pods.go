@@ -174,7 +174,7 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 	}
 	if namespaces == nil {
 		namespaces, byNS, err = meshNamespaces(ctx, kube, model)
-	} else if len(namespaces) >= clusterWideFrom {
+	} else if len(namespaces) >= kubeutil.ClusterWideFrom {
 		byNS, err = podsByNamespace(ctx, kube, namespaces)
 	}
 	if err != nil {
@@ -195,12 +195,6 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 	}
 	return report, nil
 }
-
-// clusterWideFrom is the number of selected namespaces from which Pods
-// lists the pods of the whole cluster once rather than those of each
-// namespace: one paged list instead of a round trip per namespace. Without
-// the permission to list across the cluster it lists per namespace.
-const clusterWideFrom = 10
 
 // podFacts is what Pods needs of a pod. Pods keeps these rather than the
 // pods, so that reading the pods of a large cluster holds one page of them

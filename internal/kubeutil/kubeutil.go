@@ -68,6 +68,13 @@ func (r *Recorder) DeleteOptions() metav1.DeleteOptions {
 // FieldManager names revkit in managedFields.
 const FieldManager = "revkit"
 
+// ClusterWideFrom is the number of selected namespaces from which revkit
+// reads a kind with one paged list across the cluster rather than one list
+// per namespace: below it, per-namespace calls fetch less; from it on, they
+// cost a round trip per namespace. Callers fall back to per-namespace calls
+// when listing across the cluster is forbidden.
+const ClusterWideFrom = 10
+
 // pageSize bounds each list request so that large clusters are read in
 // pages rather than one huge response.
 const pageSize = 500
