@@ -124,6 +124,15 @@ func (e *StepError) Unwrap() error { return e.Err }
 // steps see the same context, so to roll back after a cancellation run
 // report.Plan.OnFailure as a plan of its own with a fresh context.
 //
+// With env.Journal, Execute first opens the journal. If it cannot, it
+// returns a nil report and a *LockedError (another run holds the plan),
+// a *JournalMismatchError, or a *revkit.OpError (Op "upgrade.Journal")
+// for a failed read or write, and no step has run. Renewing the lease
+// before a step, or recording a step once it ran, fails that step like any
+// other error: a *StepError. The last step's record also records the
+// plan's completion, so a plan whose steps all succeeded is never left
+// recorded as unfinished.
+//
 // Execute emits an event (Operation "upgrade.Execute") when a step starts
 // (Action ActionStart) and when it ends (Action the outcome), and stamps
 // the step name on every event the step's operations emit.
@@ -160,7 +169,7 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 
 	rep := &Report{Plan: plan, DryRun: env.Common.DryRun}
 	var failed *StepError
-	for _, s := range plan.Steps {
+	for i, s := range plan.Steps {
 		if failed != nil {
 			rep.Steps = append(rep.Steps, notRun(ctx, env, s))
 			continue
@@ -180,7 +189,10 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 		}
 		sr := runStep(ctx, env, s)
 		if sr.Outcome != Failed && j != nil {
-			if err := j.mark(ctx, sr.Name, false); err != nil {
+			// The last step's record also records the plan's completion, in
+			// one write: there is no moment when every step is recorded
+			// but the plan is not.
+			if err := j.mark(ctx, sr.Name, i == len(plan.Steps)-1); err != nil {
 				sr.Outcome, sr.Err, sr.Detail = Failed, err, "journal: "+err.Error()
 			}
 		}
@@ -190,6 +202,8 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 		}
 	}
 	if failed == nil {
+		// A plan without steps, or a journal whose steps are all done but
+		// whose completion is not recorded.
 		if j != nil && !j.complete {
 			if err := j.mark(ctx, "", true); err != nil {
 				return rep, err

@@ -291,7 +291,7 @@ func (o *journal) mark(ctx context.Context, step string, complete bool) error {
 		o.order = append(o.order, step)
 	}
 	cms := o.kube.CoreV1().ConfigMaps(o.cfg.Namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cm, err := cms.Get(ctx, o.name, metav1.GetOptions{})
 		if err != nil {
 			return o.fail("get", "ConfigMap", err)
@@ -308,6 +308,10 @@ func (o *journal) mark(ctx context.Context, step string, complete bool) error {
 		}
 		return nil
 	})
+	if err == nil && complete {
+		o.complete = true
+	}
+	return err
 }
 
 func splitLines(s string) []string {

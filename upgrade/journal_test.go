@@ -145,3 +145,39 @@ func TestJournalEdges(t *testing.T) {
 	assert.Equal(t, "revkit-plan-x-2d711642", upgrade.JournalName("x"))
 	assert.LessOrEqual(t, len(upgrade.JournalName(string(make([]byte, 300)))), 63)
 }
+
+// The last step's record carries the plan's completion: one write, so that
+// no failure can leave every step recorded but the plan unfinished, and a
+// failure to record the last step fails that step with a *StepError.
+func TestJournalCompletesWithLastStep(t *testing.T) {
+	runs := map[string]int{}
+	failB := false
+	name := upgrade.JournalName("canary 1-24-0 → 1-25-0")
+	kube := revkittest.NewCluster().WithRevision("1-24-0").Kube()
+	journal := func() map[string]string {
+		t.Helper()
+		cm, err := kube.CoreV1().ConfigMaps("istio-system").Get(ctx, name, metav1.GetOptions{})
+		require.NoError(t, err)
+		return cm.Data
+	}
+	calls := revkittest.FailNth(kube, "update", "configmaps", 3, apierrors.NewServiceUnavailable("apiserver restarting"))
+	env := upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "me"}}
+	rep, err := upgrade.Execute(ctx, env, counting(runs, &failB, nil))
+	var stepErr *upgrade.StepError
+	require.ErrorAs(t, err, &stepErr)
+	assert.Equal(t, "c", stepErr.Step)
+	assert.True(t, apierrors.IsServiceUnavailable(err))
+	assert.Equal(t, upgrade.Failed, rep.Steps[2].Outcome)
+	assert.Equal(t, 3, calls(), "one journal update per step, none after the last")
+	data := journal()
+	assert.Equal(t, "a\nb", data["done"])
+	assert.Empty(t, data["completed"])
+
+	_, err = upgrade.Execute(ctx, env, counting(runs, &failB, nil))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"a": 1, "b": 1, "c": 2}, runs, "only the unrecorded step runs again")
+	assert.Equal(t, 4, calls(), "the rerun records c and the completion in one update")
+	data = journal()
+	assert.Equal(t, "a\nb\nc", data["done"])
+	assert.NotEmpty(t, data["completed"])
+}

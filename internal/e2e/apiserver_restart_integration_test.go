@@ -5,12 +5,14 @@ package e2e_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
@@ -20,11 +22,39 @@ import (
 	"github.com/revkit/revkit/verify"
 )
 
-// TestAPIServerRestartMidPlan restarts kube-apiserver while a journaled
-// canary plan runs: the plan either rides it out or stops with a typed
-// step error, and a rerun completes it.
+// TestAPIServerRestartMidPlan stops kube-apiserver at a chosen point of a
+// journaled canary plan and starts it again two seconds later: the plan
+// either rides it out or stops with a typed error, and reruns complete it.
+//
+// The apiserver is stopped from the plan's event callback, which runs
+// synchronously in the plan's goroutine, so the plan cannot move past the
+// point before the apiserver is gone, however fast or slow the machine.
 func TestAPIServerRestartMidPlan(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	for _, tc := range []struct {
+		name string
+		// the apiserver stops at the first event of a step whose name
+		// starts with step and whose action is action
+		step   string
+		action revkit.Action
+	}{
+		// The step's first request fails.
+		{"before a restart batch", "restart-workloads 2/3", upgrade.ActionStart},
+		// The Deployment is patched; the wait for its rollout loses the
+		// apiserver.
+		{"while waiting for a rollout", "restart-workloads 2/3", revkit.ActionUpdate},
+		// One object of the old revision is deleted, the rest are not.
+		{"mid-uninstall", "uninstall-revision", revkit.ActionDelete},
+		// Every step ran; recording the plan's completion fails.
+		{"after the last step", "uninstall-revision", revkit.Action(upgrade.Done)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testAPIServerRestart(t, tc.step, tc.action)
+		})
+	}
+}
+
+func testAPIServerRestart(t *testing.T, step string, action revkit.Action) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const old, canary = "1-30-0", "1-31-0"
 	env, err := testenv.Start(t, testenv.Options{})
@@ -50,23 +80,49 @@ func TestAPIServerRestartMidPlan(t *testing.T) {
 	plan, err := upgrade.Canary(ctx, kube, opts)
 	require.NoError(t, err)
 	plan.Name = "apiserver-restart"
-	run := upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "restart-test", LeaseDuration: 10 * time.Second}}
 
+	// The first matching event stops the apiserver before the plan goes on,
+	// and starts it again two seconds later in the background.
 	restarted := make(chan error, 1)
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		restarted <- env.RestartAPIServer(ctx, 2*time.Second)
-	}()
+	stopped := ""
+	onEvent := func(e revkit.Event) {
+		if stopped != "" || e.Action != action || !strings.HasPrefix(e.Step, step) {
+			return
+		}
+		stopped = e.Step + ": " + e.Message
+		if err := env.StopAPIServer(); err != nil {
+			restarted <- err
+			return
+		}
+		go func() {
+			time.Sleep(2 * time.Second)
+			restarted <- env.StartAPIServer(ctx)
+		}()
+	}
+	run := upgrade.Env{Kube: kube, Common: revkit.Common{OnEvent: onEvent},
+		Journal: &upgrade.Journal{Holder: "restart-test", LeaseDuration: 10 * time.Second}}
 	rep, err := upgrade.Execute(ctx, run, plan)
+	require.NotEmpty(t, stopped, "the plan never reached the point where the apiserver stops")
+	t.Logf("apiserver stopped at %s", stopped)
 	require.NoError(t, <-restarted, "the apiserver came back")
+
 	attempts := 1
 	for err != nil {
+		// A step failed, or the journal's own reads and writes did.
 		var stepErr *upgrade.StepError
-		require.True(t, errors.As(err, &stepErr), "a typed step error, got %T: %v", err, err)
-		t.Logf("run %d stopped at %q: %v", attempts, stepErr.Step, err)
-		require.Less(t, attempts, 10)
+		var opErr *revkit.OpError
+		switch {
+		case errors.As(err, &stepErr):
+			t.Logf("run %d stopped at step %q: %v", attempts, stepErr.Step, err)
+		case errors.As(err, &opErr) && opErr.Op == "upgrade.Journal":
+			t.Logf("run %d: the journal failed: %v", attempts, err)
+		default:
+			require.Failf(t, "untyped error", "run %d: want a *upgrade.StepError or the journal's *revkit.OpError, got %T: %v", attempts, err, err)
+		}
+		require.Less(t, attempts, 10, "the plan did not complete in 10 runs")
 		time.Sleep(time.Second)
 		attempts++
+		run.Common = revkit.Common{}
 		rep, err = upgrade.Execute(ctx, run, plan)
 	}
 	t.Logf("completed after %d run(s):\n%s", attempts, rep)

@@ -648,16 +648,37 @@ func (e *Env) Kubectl(ctx context.Context, args ...string) *exec.Cmd {
 // returns once it is ready. Clients keep their configuration; requests in
 // between fail with connection errors.
 func (e *Env) RestartAPIServer(ctx context.Context, down time.Duration) error {
-	if e.apiProc == nil {
-		return errors.New("testenv: no apiserver to restart")
-	}
-	if err := e.apiProc.Stop(5 * time.Second); err != nil {
+	if err := e.StopAPIServer(); err != nil {
 		return err
 	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(down):
+	}
+	return e.StartAPIServer(ctx)
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM, then SIGKILL after 5 s) and
+// returns once it has exited. StartAPIServer brings it back.
+func (e *Env) StopAPIServer() error {
+	if e.apiProc == nil {
+		return errors.New("testenv: no apiserver to stop")
+	}
+	if e.apiProc.Exited() {
+		return errors.New("testenv: the apiserver is already stopped")
+	}
+	return e.apiProc.Stop(5 * time.Second)
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same address with the same flags, and returns once it is ready.
+func (e *Env) StartAPIServer(ctx context.Context) error {
+	if e.apiProc == nil {
+		return errors.New("testenv: no apiserver to start")
+	}
+	if !e.apiProc.Exited() {
+		return errors.New("testenv: the apiserver is still running")
 	}
 	proc, err := e.spawn("kube-apiserver", "kube-apiserver", "", nil, e.apiArgs)
 	if err != nil {
