@@ -159,7 +159,9 @@ type MoveOptions struct {
 	// ControlPlaneNamespace; default istio-system.
 	ControlPlaneNamespace string
 	// Wait blocks until every changed gateway has rolled out, so that no
-	// pod of the old revision is left when Move returns.
+	// pod of the old revision is left when Move returns. A read that fails
+	// transiently (connection refused, 429, 5xx) is retried at the next
+	// check, until the timeout.
 	Wait bool
 	// Timeout bounds the wait; default 5 minutes. PollInterval is the pause
 	// between checks; default 1 second.
@@ -252,7 +254,7 @@ func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*Mo
 }
 
 // waitRolledOut polls the changed gateway Deployments until each has
-// rolled out.
+// rolled out. A read that fails transiently is retried at the next poll.
 func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOptions, changes []revkit.Change) error {
 	timeout, interval := opts.Timeout, opts.PollInterval
 	if timeout == 0 {
@@ -275,6 +277,12 @@ func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOpti
 			if err != nil {
 				if ctx.Err() != nil {
 					break
+				}
+				if kubeutil.Transient(err) {
+					// The apiserver cannot answer for now; ask again
+					// next round.
+					pending[ref] = "cannot read it: " + err.Error()
+					continue
 				}
 				return &revkit.OpError{Op: "gateway.Move", Verb: "get", Object: ref, Err: err}
 			}

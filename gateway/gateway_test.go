@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/revkit/revkit"
@@ -161,4 +162,47 @@ func TestMoveWaits(t *testing.T) {
 
 	_, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Timeout: -1})
 	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+}
+
+func TestMoveWaitRidesOutOutage(t *testing.T) {
+	unavailable := apierrors.NewServiceUnavailable("apiserver is shutting down")
+	for _, tc := range []struct {
+		name     string
+		failures int // reads of the gateway that fail before it answers
+		fault    error
+		reads    int // reads of the gateway in all; 0: not checked
+		check    func(t *testing.T, err error)
+	}{
+		{"503 twice, then rolled out", 2, unavailable, 3, func(t *testing.T, err error) {
+			require.NoError(t, err)
+		}},
+		{"503 until the timeout", 1 << 30, unavailable, 0, func(t *testing.T, err error) {
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Contains(t, err.Error(), "Deployment/istio-ingress/ingressgateway: cannot read it: apiserver is shutting down")
+		}},
+		{"403 is not retried", 1, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "ingressgateway", errors.New("no")), 1, func(t *testing.T, err error) {
+			var opErr *revkit.OpError
+			require.ErrorAs(t, err, &opErr)
+			assert.Equal(t, "get", opErr.Verb)
+			assert.True(t, apierrors.IsForbidden(err))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := cluster().Kube()
+			reads := 0
+			kube.PrependReactor("get", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+				reads++
+				if reads <= tc.failures {
+					return true, nil, tc.fault
+				}
+				return false, nil, nil
+			})
+			_, err := gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Wait: true,
+				Timeout: 200 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+			tc.check(t, err)
+			if tc.reads > 0 {
+				assert.Equal(t, tc.reads, reads)
+			}
+		})
+	}
 }

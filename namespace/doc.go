@@ -39,6 +39,10 @@
 // *revkit.NotFoundError — both before any write. System namespaces and the
 // control-plane namespace are refused unless Selection.AllowSystem is set.
 // A wait that times out returns a *WaitError naming the pending workloads.
+// The wait reads through an apiserver outage: reads that fail transiently
+// (connection refused or reset, 429, 500, 503, 504) are retried with a
+// backoff until the timeout, and the *WaitError then carries the latest
+// such error in LastError.
 // After a failed patch no new one starts; the result lists the workloads
 // or namespaces attempted, the failed one included.
 package namespace

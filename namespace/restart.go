@@ -43,7 +43,9 @@ type RestartOptions struct {
 	// OnlyStale restarts only workloads that have a running pod not yet
 	// injected by Target's revision. It makes a rerun a no-op.
 	OnlyStale bool
-	// Wait blocks until every restarted workload has rolled out.
+	// Wait blocks until every restarted workload has rolled out. It rides
+	// out an apiserver that cannot answer for a while (see the package
+	// documentation).
 	Wait bool
 	// Timeout bounds the wait; default 10 minutes.
 	Timeout time.Duration
@@ -117,10 +119,18 @@ type WaitError struct {
 	// Pending lists "Kind/namespace/name" with the reason each is not done.
 	Pending []string
 	Err     error
+	// LastError is set when the wait's latest read of the apiserver had
+	// failed with a transient error (connection refused, 503 …) that the
+	// wait was still riding out when it ended.
+	LastError error
 }
 
 func (e *WaitError) Error() string {
-	return fmt.Sprintf("rollout not complete for %d workloads (%s): %v", len(e.Pending), strings.Join(e.Pending, "; "), e.Err)
+	s := fmt.Sprintf("rollout not complete for %d workloads (%s): %v", len(e.Pending), strings.Join(e.Pending, "; "), e.Err)
+	if e.LastError != nil {
+		s += fmt.Sprintf(" (latest read failed: %v)", e.LastError)
+	}
+	return s
 }
 
 func (e *WaitError) Unwrap() error { return e.Err }

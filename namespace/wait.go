@@ -27,6 +27,10 @@ import (
 // When watching is forbidden, or the namespaces are many but cannot be
 // watched together, it polls each (namespace, kind) with one list every
 // PollInterval, workers at a time.
+//
+// Reads that fail transiently (the apiserver unreachable, restarting or
+// overloaded) are retried with a backoff until the timeout: a rollout goes
+// on while the apiserver restarts, and so does the wait.
 func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOptions, ws []*WorkloadResult, clusterWide bool, workers int) error {
 	timeout := opts.Timeout
 	if timeout == 0 {
@@ -65,6 +69,21 @@ type waiter struct {
 
 	mu      sync.Mutex
 	pending map[string]string // "Kind/ns/name" → reason, for the timeout error
+	// lastErr is the transient error of the latest read, nil once a read
+	// succeeds again.
+	lastErr error
+}
+
+// read records how the latest read went, and reports whether its error is
+// transient, to be retried.
+func (w *waiter) read(err error) bool {
+	if err != nil && !kubeutil.Transient(err) {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastErr = err
+	return err != nil
 }
 
 func (w *waiter) result(err error) error {
@@ -82,7 +101,7 @@ func (w *waiter) result(err error) error {
 		list = append(list, k+": "+v)
 	}
 	sort.Strings(list)
-	return &WaitError{Pending: list, Err: err}
+	return &WaitError{Pending: list, Err: err, LastError: w.lastErr}
 }
 
 func (w *waiter) note(wr *WorkloadResult, reason string) {
@@ -145,6 +164,7 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 			left--
 		}
 	}
+	var backoff kubeutil.Backoff
 	for {
 		list, rv, err := listKind(ctx, w.kube, ns, kind, w.opts.WorkloadSelector)
 		if err != nil {
@@ -154,8 +174,15 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if w.read(err) {
+				if err := backoff.Wait(ctx); err != nil {
+					return err
+				}
+				continue
+			}
 			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
 		}
+		w.read(nil)
 		for _, obj := range list {
 			observe(obj)
 		}
@@ -170,8 +197,15 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if w.read(err) {
+				if err := backoff.Wait(ctx); err != nil {
+					return err
+				}
+				continue
+			}
 			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "watch", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
 		}
+		backoff.Reset()
 		done := func() bool {
 			defer wi.Stop()
 			for {
@@ -298,6 +332,9 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if w.read(err) {
+					return nil // still pending; read again next round
+				}
 				return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list",
 					Object: revkit.ObjectRef{Kind: string(g.kind), Namespace: g.ns}, Err: err}
 			}
@@ -308,6 +345,7 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 				}
 				w.note(wr, reason)
 			}
+			w.read(nil)
 			return nil
 		})
 		if err := firstError(ctx, ran, errs); err != nil {

@@ -25,6 +25,7 @@ import (
 // TestAPIServerRestartMidPlan stops kube-apiserver at a chosen point of a
 // journaled canary plan and starts it again two seconds later: the plan
 // either rides it out or stops with a typed error, and reruns complete it.
+// A rollout wait rides it out: the rollout itself goes on meanwhile.
 //
 // The apiserver is stopped from the plan's event callback, which runs
 // synchronously in the plan's goroutine, so the plan cannot move past the
@@ -36,24 +37,33 @@ func TestAPIServerRestartMidPlan(t *testing.T) {
 		// starts with step and whose action is action
 		step   string
 		action revkit.Action
+		// ridesOut: the first run completes the plan.
+		ridesOut bool
 	}{
 		// The step's first request fails.
-		{"before a restart batch", "restart-workloads 2/3", upgrade.ActionStart},
+		{"before a restart batch", "restart-workloads 2/3", upgrade.ActionStart, false},
 		// The Deployment is patched; the wait for its rollout loses the
-		// apiserver.
-		{"while waiting for a rollout", "restart-workloads 2/3", revkit.ActionUpdate},
+		// apiserver and reads again until it is back.
+		{"while waiting for a rollout", "restart-workloads 2/3", revkit.ActionUpdate, true},
 		// One object of the old revision is deleted, the rest are not.
-		{"mid-uninstall", "uninstall-revision", revkit.ActionDelete},
-		// Every step ran; recording the plan's completion fails.
-		{"after the last step", "uninstall-revision", revkit.Action(upgrade.Done)},
+		{"mid-uninstall", "uninstall-revision", revkit.ActionDelete, false},
+		// Every step ran; recording the last one and the plan's
+		// completion fails.
+		{"after the last step", "uninstall-revision", revkit.Action(upgrade.Done), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testAPIServerRestart(t, tc.step, tc.action)
+			attempts := testAPIServerRestart(t, tc.step, tc.action)
+			if tc.ridesOut {
+				assert.Equal(t, 1, attempts, "the plan rides the restart out")
+			} else {
+				assert.Greater(t, attempts, 1, "the plan stops where the apiserver is gone")
+			}
 		})
 	}
 }
 
-func testAPIServerRestart(t *testing.T, step string, action revkit.Action) {
+// testAPIServerRestart returns how many runs the plan took.
+func testAPIServerRestart(t *testing.T, step string, action revkit.Action) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const old, canary = "1-30-0", "1-31-0"
@@ -142,4 +152,5 @@ func testAPIServerRestart(t *testing.T, step string, action revkit.Action) {
 	wh, err := verify.Webhooks(ctx, kube, verify.WebhooksOptions{})
 	require.NoError(t, err)
 	assert.NoError(t, wh.Err())
+	return attempts
 }
