@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
 )
 
 // operation is the Operation of the events Execute emits itself.
@@ -20,6 +21,10 @@ const operation = "upgrade.Execute"
 // (revkit.Action(Done), …, revkit.Action(NotRun)).
 const ActionStart revkit.Action = "start"
 
+// ActionRetry is the Action of the event Execute emits before it runs a
+// step again after a transient failure (Env.TransientRetry).
+const ActionRetry revkit.Action = "retry"
+
 // StepReport is what became of one step.
 type StepReport struct {
 	Name        string
@@ -29,11 +34,15 @@ type StepReport struct {
 	// that gave none.
 	Detail  string
 	Changes []revkit.Change
-	// Started is zero, and Duration 0, for a step that was not run.
+	// Started is zero, and Duration 0, for a step that was not run. For a
+	// step run more than once they span every run.
 	Started  time.Time
 	Duration time.Duration
 	// Err is the error that failed the step.
 	Err error
+	// Attempts is how many times the step ran: more than one when
+	// Env.TransientRetry ran it again; zero when it did not run.
+	Attempts int
 }
 
 // GateFailed reports whether the step failed because a verification did
@@ -81,7 +90,11 @@ func (r *Report) String() string {
 			if !s.Started.IsZero() {
 				d = s.Duration.Round(time.Millisecond).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Outcome, d, oneLine(s.Detail))
+			detail := oneLine(s.Detail)
+			if s.Attempts > 1 {
+				detail += fmt.Sprintf(" (%d runs)", s.Attempts)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Outcome, d, detail)
 		}
 	}
 	rows(r.Steps)
@@ -124,6 +137,10 @@ func (e *StepError) Unwrap() error { return e.Err }
 // steps see the same context, so to roll back after a cancellation run
 // report.Plan.OnFailure as a plan of its own with a fresh context.
 //
+// With env.TransientRetry, a step (or the opening of the journal) that
+// fails with a transient API error runs again, with a backoff, before it
+// counts as failed; see Env.TransientRetry.
+//
 // With env.Journal, Execute first opens the journal. If it cannot, it
 // returns a nil report and a *LockedError (another run holds the plan),
 // a *JournalMismatchError, or a *revkit.OpError (Op "upgrade.Journal")
@@ -160,7 +177,11 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 			return nil, &revkit.InvalidInputError{Field: "Env.Kube", Reason: "a journal lives in the cluster"}
 		}
 		var err error
-		if j, err = env.Journal.open(ctx, env.Kube, plan); err != nil {
+		retrying(ctx, env, "", func() error {
+			j, err = env.Journal.open(ctx, env.Kube, plan)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 		defer j.release(context.WithoutCancel(ctx))
@@ -180,22 +201,9 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 			rep.Steps = append(rep.Steps, sr)
 			continue
 		}
-		if j != nil {
-			if err := j.renew(ctx); err != nil {
-				rep.Steps = append(rep.Steps, StepReport{Name: s.Name(), Description: s.Description(), Outcome: Failed, Detail: err.Error(), Err: err})
-				failed = &StepError{Step: s.Name(), Err: err}
-				continue
-			}
-		}
-		sr := runStep(ctx, env, s)
-		if sr.Outcome != Failed && j != nil {
-			// The last step's record also records the plan's completion, in
-			// one write: there is no moment when every step is recorded
-			// but the plan is not.
-			if err := j.mark(ctx, sr.Name, i == len(plan.Steps)-1); err != nil {
-				sr.Outcome, sr.Err, sr.Detail = Failed, err, "journal: "+err.Error()
-			}
-		}
+		sr := runRetrying(ctx, env, s, func() StepReport {
+			return runRecorded(ctx, env, j, s, i == len(plan.Steps)-1)
+		})
 		rep.Steps = append(rep.Steps, sr)
 		if sr.Outcome == Failed {
 			failed = &StepError{Step: sr.Name, Err: sr.Err}
@@ -213,9 +221,96 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 	}
 	env.FailedStep = failed.Step
 	for _, s := range plan.OnFailure {
-		rep.OnFailure = append(rep.OnFailure, runStep(ctx, env, s))
+		rep.OnFailure = append(rep.OnFailure, runRetrying(ctx, env, s, func() StepReport { return runStep(ctx, env, s) }))
 	}
 	return rep, failed
+}
+
+// runRecorded renews the plan's lease, runs the step and records it in the
+// journal j, when there is one. The last step's record also records the
+// plan's completion, in one write: there is no moment when every step is
+// recorded but the plan is not.
+func runRecorded(ctx context.Context, env Env, j *journal, s Step, last bool) StepReport {
+	if j != nil {
+		if err := j.renew(ctx); err != nil {
+			return StepReport{Name: s.Name(), Description: s.Description(), Outcome: Failed, Detail: err.Error(), Err: err}
+		}
+	}
+	sr := runStep(ctx, env, s)
+	if sr.Outcome != Failed && j != nil {
+		if err := j.mark(ctx, sr.Name, last); err != nil {
+			sr.Outcome, sr.Err, sr.Detail = Failed, err, "journal: "+err.Error()
+		}
+	}
+	return sr
+}
+
+// runRetrying runs a step with once, and again after transient failures
+// while env.TransientRetry allows. The report covers every run: what the
+// failed runs changed comes first in Changes, and a last run that finds
+// nothing left to do is Done when an earlier one did it.
+func runRetrying(ctx context.Context, env Env, s Step, once func() StepReport) StepReport {
+	var sr StepReport
+	var first time.Time
+	var earlier, last []revkit.Change
+	attempts := retrying(ctx, env, s.Name(), func() error {
+		earlier = append(earlier, last...)
+		sr = once()
+		if first.IsZero() {
+			first = sr.Started
+		}
+		last = last[:0]
+		for _, c := range sr.Changes {
+			if c.Action.Changed() {
+				last = append(last, c)
+			}
+		}
+		if sr.Outcome == Failed {
+			return sr.Err
+		}
+		return nil
+	})
+	sr.Attempts = attempts
+	if attempts > 1 && !first.IsZero() {
+		sr.Duration += sr.Started.Sub(first)
+		sr.Started = first
+	}
+	if len(earlier) > 0 {
+		sr.Changes = append(earlier, sr.Changes...)
+		if sr.Outcome == Unchanged {
+			sr.Outcome = Done
+		}
+		sr.Detail += "; earlier runs: " + summarize(earlier)
+	}
+	return sr
+}
+
+// retrying calls fn until it succeeds or fails with an error that is not
+// transient, or env.TransientRetry has passed since its first failure, and
+// returns how many times it called it. Before each new call it emits an
+// ActionRetry event for step.
+func retrying(ctx context.Context, env Env, step string, fn func() error) (attempts int) {
+	var backoff kubeutil.Backoff
+	var deadline time.Time
+	for {
+		attempts++
+		err := fn()
+		if err == nil || env.TransientRetry <= 0 || !kubeutil.Transient(err) || ctx.Err() != nil {
+			return attempts
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(env.TransientRetry)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return attempts
+		}
+		delay := min(backoff.Step(), left)
+		emit(ctx, env, step, ActionRetry, fmt.Sprintf("retry in %s: %s", delay, oneLine(err.Error())))
+		if kubeutil.Pause(ctx, delay) != nil {
+			return attempts
+		}
+	}
 }
 
 // runStep runs one step, with the plan's events stamped with its name.

@@ -35,6 +35,18 @@ type Env struct {
 	// for the steps (zero without a journal). RolloutRestart uses it not to
 	// restart a workload twice.
 	PlanStarted time.Time
+	// TransientRetry, when positive, is how long Execute keeps running
+	// again a step that failed with a transient API error — the apiserver
+	// unreachable, restarting or overloaded: connection refused or reset,
+	// 429, 500, 503, 504 — counted from the step's first failure, pausing
+	// 250 ms, doubling up to 4 s, between runs. Opening the journal, and
+	// the on-failure steps, are retried alike. With it a plan rides out an
+	// apiserver restart instead of stopping for a rerun.
+	//
+	// A step runs again from its beginning, so it must be idempotent, as
+	// every step this package builds is; zero (the default) stops the plan
+	// at the first failure.
+	TransientRetry time.Duration
 }
 
 // Outcome is what became of a step.

@@ -116,7 +116,12 @@ func run(args []string, out, errOut io.Writer) int {
 	}
 	fmt.Fprintf(out, "\nplan:\n%s\n", plan)
 
-	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: cluster.Kube, Common: revkit.Common{DryRun: mode, OnEvent: demo.PrintEvents(out)}}, plan)
+	// TransientRetry: a step that fails because the apiserver cannot answer
+	// for a moment (restarting, overloaded) runs again for up to a minute
+	// instead of stopping the upgrade.
+	env := upgrade.Env{Kube: cluster.Kube, TransientRetry: time.Minute,
+		Common: revkit.Common{DryRun: mode, OnEvent: demo.PrintEvents(out)}}
+	rep, err := upgrade.Execute(ctx, env, plan)
 	fmt.Fprintf(out, "\nreport:\n%s\n", rep)
 	if err != nil {
 		name := "?"

@@ -96,7 +96,7 @@ func run(args []string, out, errOut io.Writer) int {
 		fmt.Fprintln(errOut, "rollback:", err)
 		return 1
 	}
-	env := upgrade.Env{Kube: cluster.Kube, Common: revkit.Common{OnEvent: demo.PrintEvents(out)}}
+	env := upgrade.Env{Kube: cluster.Kube, TransientRetry: time.Minute, Common: revkit.Common{OnEvent: demo.PrintEvents(out)}}
 
 	if !*skipCanary {
 		full, err := upgrade.Canary(ctx, cluster.Kube, opts)

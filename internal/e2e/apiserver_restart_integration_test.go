@@ -25,7 +25,8 @@ import (
 // TestAPIServerRestartMidPlan stops kube-apiserver at a chosen point of a
 // journaled canary plan and starts it again two seconds later: the plan
 // either rides it out or stops with a typed error, and reruns complete it.
-// A rollout wait rides it out: the rollout itself goes on meanwhile.
+// A rollout wait rides it out: the rollout itself goes on meanwhile. With
+// Env.TransientRetry the whole plan rides it out, wherever it stops.
 //
 // The apiserver is stopped from the plan's event callback, which runs
 // synchronously in the plan's goroutine, so the plan cannot move past the
@@ -37,22 +38,27 @@ func TestAPIServerRestartMidPlan(t *testing.T) {
 		// starts with step and whose action is action
 		step   string
 		action revkit.Action
+		// retry: run with Env.TransientRetry
+		retry bool
 		// ridesOut: the first run completes the plan.
 		ridesOut bool
 	}{
 		// The step's first request fails.
-		{"before a restart batch", "restart-workloads 2/3", upgrade.ActionStart, false},
+		{"before a restart batch", "restart-workloads 2/3", upgrade.ActionStart, false, false},
+		{"before a restart batch, retried", "restart-workloads 2/3", upgrade.ActionStart, true, true},
 		// The Deployment is patched; the wait for its rollout loses the
 		// apiserver and reads again until it is back.
-		{"while waiting for a rollout", "restart-workloads 2/3", revkit.ActionUpdate, true},
+		{"while waiting for a rollout", "restart-workloads 2/3", revkit.ActionUpdate, false, true},
 		// One object of the old revision is deleted, the rest are not.
-		{"mid-uninstall", "uninstall-revision", revkit.ActionDelete, false},
+		{"mid-uninstall", "uninstall-revision", revkit.ActionDelete, false, false},
+		{"mid-uninstall, retried", "uninstall-revision", revkit.ActionDelete, true, true},
 		// Every step ran; recording the last one and the plan's
 		// completion fails.
-		{"after the last step", "uninstall-revision", revkit.Action(upgrade.Done), false},
+		{"after the last step", "uninstall-revision", revkit.Action(upgrade.Done), false, false},
+		{"after the last step, retried", "uninstall-revision", revkit.Action(upgrade.Done), true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			attempts := testAPIServerRestart(t, tc.step, tc.action)
+			attempts := testAPIServerRestart(t, tc.step, tc.action, tc.retry)
 			if tc.ridesOut {
 				assert.Equal(t, 1, attempts, "the plan rides the restart out")
 			} else {
@@ -63,7 +69,7 @@ func TestAPIServerRestartMidPlan(t *testing.T) {
 }
 
 // testAPIServerRestart returns how many runs the plan took.
-func testAPIServerRestart(t *testing.T, step string, action revkit.Action) int {
+func testAPIServerRestart(t *testing.T, step string, action revkit.Action, retry bool) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const old, canary = "1-30-0", "1-31-0"
@@ -111,6 +117,9 @@ func testAPIServerRestart(t *testing.T, step string, action revkit.Action) int {
 	}
 	run := upgrade.Env{Kube: kube, Common: revkit.Common{OnEvent: onEvent},
 		Journal: &upgrade.Journal{Holder: "restart-test", LeaseDuration: 10 * time.Second}}
+	if retry {
+		run.TransientRetry = time.Minute
+	}
 	rep, err := upgrade.Execute(ctx, run, plan)
 	require.NotEmpty(t, stopped, "the plan never reached the point where the apiserver stops")
 	t.Logf("apiserver stopped at %s", stopped)

@@ -54,8 +54,11 @@ func (b *Backoff) Step() time.Duration {
 
 // Wait pauses for the next delay (Step), or until ctx ends, and then
 // reports ctx's error.
-func (b *Backoff) Wait(ctx context.Context) error {
-	t := time.NewTimer(b.Step())
+func (b *Backoff) Wait(ctx context.Context) error { return Pause(ctx, b.Step()) }
+
+// Pause waits for d, or until ctx ends, and then reports ctx's error.
+func Pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
