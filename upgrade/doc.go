@@ -50,6 +50,22 @@
 // Event.Step on every event the step's operations emit, so that one
 // callback follows the whole plan.
 //
+// # Surviving an apiserver outage
+//
+// Every step this package builds is idempotent, and two settings of [Env]
+// build on that. With a [Journal], progress is kept in the cluster, so a
+// rerun of a plan that stopped (or whose program died) resumes after its
+// last completed step. With TransientRetry, a step that fails because the
+// apiserver cannot answer for a moment — connection refused, 429, 5xx —
+// runs again before it counts as failed, so the plan rides out an
+// apiserver restart without a rerun:
+//
+//	env := upgrade.Env{Kube: kube, TransientRetry: time.Minute,
+//		Journal: &upgrade.Journal{}}
+//	report, err := upgrade.Execute(ctx, env, plan)
+//
+// Rollout waits always read through such errors until their timeout.
+//
 // # Errors
 //
 // An invalid plan is refused before anything runs, with an error matching

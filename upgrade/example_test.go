@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/namespace"
@@ -63,4 +66,33 @@ func ExampleExecute() {
 	// set-tag prod-stable→1-25-0   not-run
 	// shop-back-to-1-24-0          done      → 1-24-0: update 1
 	// failed gate: true at error-rate
+}
+
+// With TransientRetry, a step that fails because the apiserver cannot
+// answer for a moment runs again instead of stopping the plan. Here the
+// first namespace patch gets a 503, as it would while the apiserver
+// restarts; the migration runs again a quarter of a second later.
+func ExampleEnv_transientRetry() {
+	kube := revkittest.NewCluster().
+		WithRevision("1-25-0").
+		WithNamespace("shop", revkittest.Label("istio-injection", "enabled")).
+		Kube()
+	revkittest.FailNth(kube, "patch", "namespaces", 1, apierrors.NewServiceUnavailable("apiserver is shutting down"))
+
+	plan := upgrade.Plan{Name: "move shop", Steps: []upgrade.Step{
+		upgrade.MigrateNamespace(namespace.MigrateOptions{
+			Selection: namespace.Selection{Namespaces: []string{"shop"}}, Target: "1-25-0"}),
+	}}
+	env := upgrade.Env{Kube: kube, TransientRetry: time.Minute, Common: revkit.Common{
+		OnEvent: func(e revkit.Event) {
+			if e.Action == upgrade.ActionRetry {
+				fmt.Println("retry:", e.Step)
+			}
+		}}}
+	report, err := upgrade.Execute(context.Background(), env, plan)
+	s := report.Steps[0]
+	fmt.Println(s.Name, s.Outcome, s.Attempts, "runs, error:", err)
+	// Output:
+	// retry: migrate-namespaces
+	// migrate-namespaces done 2 runs, error: <nil>
 }
