@@ -3,11 +3,7 @@ package namespace_test
 import (
 	"context"
 	"errors"
-	"net"
-	"net/url"
-	"os"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,15 +19,14 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revkittest"
 )
 
 // The rollout wait rides out an apiserver that cannot answer for a while —
 // on the watch path and on the polling one — and still stops at once on an
 // error that retrying cannot fix.
 func TestRolloutWaitRidesOutOutage(t *testing.T) {
-	// What client-go returns when nothing listens on the apiserver's port.
-	refused := &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/apis/apps/v1/namespaces/shop/deployments",
-		Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	refused := revkittest.ConnectionRefused()
 	unavailable := apierrors.NewServiceUnavailable("apiserver is shutting down")
 	for _, tc := range []struct {
 		name string

@@ -3,6 +3,7 @@ package revkittest_test
 import (
 	"context"
 	"errors"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/revkit/revkit/revkittest"
 )
@@ -98,3 +100,10 @@ type fakeT struct {
 
 func (f *fakeT) Helper()               {}
 func (f *fakeT) Errorf(string, ...any) { f.failed = true }
+
+func TestConnectionRefused(t *testing.T) {
+	err := revkittest.ConnectionRefused()
+	assert.True(t, utilnet.IsConnectionRefused(err), "client-go's own check sees a refused connection")
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	assert.Contains(t, err.Error(), "connect: connection refused")
+}

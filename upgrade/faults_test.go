@@ -3,11 +3,7 @@ package upgrade_test
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,10 +53,7 @@ func TestFaultMatrix(t *testing.T) {
 		"429 throttled": func(string) error { return apierrors.NewTooManyRequests("slow down", 1) },
 		"500 internal":  func(string) error { return apierrors.NewInternalError(errors.New("etcd")) },
 		"504 timeout":   func(string) error { return apierrors.NewTimeoutError("request timed out", 1) },
-		"conn refused": func(string) error {
-			return &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/api", Err: &net.OpError{Op: "dial", Net: "tcp",
-				Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
-		},
+		"conn refused":  func(string) error { return revkittest.ConnectionRefused() },
 	}
 	writes := []struct{ verb, resource string }{
 		{"create", "mutatingwebhookconfigurations"},

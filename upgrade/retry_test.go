@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,8 +30,7 @@ func flaky(name string, failures int, err error, runs *int) upgrade.Step {
 }
 
 func TestExecuteTransientRetry(t *testing.T) {
-	refused := &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/api", Err: &net.OpError{Op: "dial", Net: "tcp",
-		Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	refused := revkittest.ConnectionRefused()
 	unavailable := apierrors.NewServiceUnavailable("apiserver is shutting down")
 	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, "shop", errors.New("no"))
 	for _, tc := range []struct {
