@@ -12,8 +12,9 @@ import (
 
 // Transient reports whether err says the apiserver could not answer for
 // now — it could not be reached, was restarting or overloaded, or timed
-// out — rather than that the request itself was refused. A wait rides out
-// such errors until its own deadline; a write does not retry on them.
+// out — rather than that the request itself was refused. Rollout waits ride
+// out such errors until their own deadline; upgrade.Execute runs a failed
+// step again on them while Env.TransientRetry allows.
 func Transient(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
