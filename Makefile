@@ -7,30 +7,49 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export REVKIT_BIN := $(BIN)
 
-.PHONY: all demo test unit integration tools clean-tools
+.PHONY: all demo test unit integration tools clean-tools prereqs plan fresh-check fresh-check-quick
 
 all: test
 
 ## demo: build what is missing, then upgrade a demo mesh on a local control plane
 ##       (in a loopback-only network namespace) with examples/canary-upgrade
-demo: tools
+demo: prereqs tools
 	$(GO) build -o $(BIN)/canary-upgrade ./examples/canary-upgrade
 	hack/netns-run.sh $(BIN)/canary-upgrade $(DEMO_ARGS)
 
 ## test: unit tests, then integration tests in a loopback-only network namespace
-test: unit integration
+test: prereqs plan unit integration
 
 ## unit: go test ./... with coverage (no control plane needed)
 unit:
 	$(GO) test -cover ./...
 
 ## integration: build tools if missing, run integration tests in a netns, check for leaks
-integration: tools
+integration: prereqs tools
 	hack/integration.sh
 
 ## tools: build kube-apiserver, etcd, kwok, istiod, ... into bin/ (cached)
 tools:
 	hack/tools.sh
+
+## prereqs: check (and where it can, install) what the machine needs: Go, root
+##          for a network namespace, ip, unshare, flock, writable caches
+prereqs:
+	@hack/prereqs.sh
+
+## plan: say what a cold run is about to download and build, and how long it takes
+plan:
+	@hack/tools.sh --plan
+
+## fresh-check: clone the committed tree into a temporary folder and run the
+##              README's two commands there with empty Go, tools and HOME caches
+fresh-check:
+	hack/fresh-check.sh
+
+## fresh-check-quick: the cheap part of that check, run by .ci/run: the tool
+##                    step's data step and module queries against an empty module cache
+fresh-check-quick:
+	hack/fresh-check.sh --quick
 
 ## clean-tools: remove bin/ (the cache in ~/.cache/revkit/tools stays)
 clean-tools:

@@ -13,6 +13,8 @@ if [[ $# -eq 0 ]]; then
 	echo "usage: $0 command [args...]" >&2
 	exit 2
 fi
+# Debian keeps ip (iproute2) in /usr/sbin, which a non-login PATH may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 exec unshare --net --fork --kill-child=SIGKILL -- bash -c '
 	set -e
 	ip link set lo up

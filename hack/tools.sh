@@ -10,9 +10,27 @@
 # ${REVKIT_TOOLS_CACHE:-$HOME/.cache/revkit/tools} if a build with that key is
 # there, and built (then cached) if not. A cold build takes ~20 minutes of CPU;
 # a warm run takes seconds.
+#
+#   hack/tools.sh           check prerequisites, say what will be built, build
+#   hack/tools.sh --plan    only say what a run would build and roughly how long
+#   hack/tools.sh --data    only the data step (charts and stages), e.g. to check
+#                           it against an empty module cache (hack/fresh-check.sh --quick)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODE=all
+case ${1:-} in
+"") ;;
+--plan) MODE=plan ;;
+--data) MODE=data ;;
+*)
+	echo "usage: $0 [--plan|--data]" >&2
+	exit 2
+	;;
+esac
+if [[ $MODE != plan ]]; then
+	"$ROOT/hack/prereqs.sh" build
+fi
 BIN=${REVKIT_BIN:-$ROOT/bin}
 CACHE=${REVKIT_TOOLS_CACHE:-${HOME:-/root}/.cache/revkit/tools}
 SCRIPT_VERSION=1
@@ -29,11 +47,13 @@ KWOK_LDFLAGS="-s -w"
 ISTIO_LDFLAGS="-s -w"
 
 mkdir -p "$BIN" "$CACHE"
-# One build at a time per bin/ (a second `make test` in the same tree waits).
-exec 9>"$BIN/.tools.lock"
-if ! flock -n 9; then
-	echo "[tools] waiting for another hack/tools.sh using $BIN ..."
-	flock 9
+if [[ $MODE != plan ]]; then
+	# One build at a time per bin/ (a second `make test` in the same tree waits).
+	exec 9>"$BIN/.tools.lock"
+	if ! flock -n 9; then
+		echo "[tools] waiting for another hack/tools.sh using $BIN ..."
+		flock 9
+	fi
 fi
 GOVERSION=$(go env GOVERSION)
 total_start=$(date +%s)
@@ -64,6 +84,10 @@ build() {
 	k=$(key "$mod" "$ldflags" "$@")
 	stamp="$BIN/.stamp-$name"
 	cached="$CACHE/$name-$k"
+	if [[ $MODE == plan ]]; then
+		plan "$name" "$k" "$stamp" "$cached"
+		return
+	fi
 	if [[ -x $BIN/$name && -f $stamp && $(cat "$stamp") == "$k" ]]; then
 		log "$name: up to date ($k)"
 		SUMMARY+=("$name up-to-date 0.0s")
@@ -89,9 +113,21 @@ build() {
 	SUMMARY+=("$name built $(elapsed "$start")s")
 }
 
-# moddir MODULE PATH: the directory of a dependency of a tools module.
+# moddir MODULE PATH: the directory of a dependency of a tools module,
+# downloaded into the module cache first if it is not there yet (`go list -m`
+# alone prints an empty Dir for a module that is not in the cache).
 moddir() {
-	(cd "$ROOT/tools/$1" && go list -m -f '{{.Dir}}' "$2")
+	local dir
+	(cd "$ROOT/tools/$1" && go mod download "$2") || {
+		echo "[tools] go mod download $2 (tools/$1) failed" >&2
+		return 1
+	}
+	dir=$(cd "$ROOT/tools/$1" && go list -m -f '{{.Dir}}' "$2") || return 1
+	if [[ -z $dir || ! -d $dir ]]; then
+		echo "[tools] module $2 of tools/$1 has no directory in the module cache (got '$dir')" >&2
+		return 1
+	fi
+	echo "$dir"
 }
 
 # Data files that testenv reads at run time: Istio's charts and KWOK's stages,
@@ -126,15 +162,81 @@ data() {
 	log "charts and stages: copied in $(elapsed "$start")s"
 }
 
+# Rough cold-build times on 2 cores with a warm module cache, measured on
+# 2026-12-01 (docs/TESTING.md): what --plan adds up before a build starts.
+declare -A EST=(
+	[etcd]=50 [kube-apiserver]=420 [kube-controller-manager]=120 [kube-scheduler]=20
+	[kubectl]=40 [kwok]=90 [pilot-discovery]=300 [istio-render]=30
+)
+declare -a TO_BUILD=() TO_RESTORE=()
+# plan NAME KEY STAMP CACHED: record what a build run would do with NAME.
+plan() {
+	local name=$1 k=$2 stamp=$3 cached=$4
+	if [[ -x $BIN/$name && -f $stamp && $(cat "$stamp") == "$k" ]]; then
+		return
+	elif [[ -x $cached/$name ]]; then
+		TO_RESTORE+=("$name")
+	else
+		TO_BUILD+=("$name")
+	fi
+}
+
+# all_tools runs build (or, with MODE=plan, plan) for every tool.
+all_tools() {
+	build etcd etcd go.etcd.io/etcd/server/v3 "$ETCD_LDFLAGS"
+	build kube-apiserver k8s k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS"
+	build kube-controller-manager k8s k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_LDFLAGS"
+	build kube-scheduler k8s k8s.io/kubernetes/cmd/kube-scheduler "$K8S_LDFLAGS"
+	build kubectl k8s k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
+	build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_LDFLAGS"
+	build pilot-discovery istio istio.io/istio/pilot/cmd/pilot-discovery "$ISTIO_LDFLAGS"
+	build istio-render istio ./cmd/istio-render "$ISTIO_LDFLAGS" "$ROOT"/tools/istio/cmd/istio-render/*.go
+}
+
+# announce: before anything is built, say what is about to be and how long
+# it roughly takes, so that a first run does not look hung.
+announce() {
+	local saved=$MODE secs=0 t
+	MODE=plan
+	all_tools
+	MODE=$saved
+	if ((${#TO_BUILD[@]} == 0 && ${#TO_RESTORE[@]} == 0)); then
+		log "all tools up to date in $BIN"
+		return
+	fi
+	((${#TO_RESTORE[@]} > 0)) && log "to restore from $CACHE (seconds): ${TO_RESTORE[*]}"
+	if ((${#TO_BUILD[@]} > 0)); then
+		for t in "${TO_BUILD[@]}"; do secs=$((secs + EST[$t])); done
+		log "to build from source: ${TO_BUILD[*]}"
+		log "this is a cold build: roughly $(((secs + 59) / 60)) minutes on 2 cores, plus module downloads"
+		log "(about 1 GB the first time); later runs restore from $CACHE in seconds."
+		[[ $MODE == plan ]] || log "one line per tool follows."
+	fi
+}
+
+# announce_library: the same for the library's own modules, which `go test`
+# downloads and compiles before the unit tests (make test's first part).
+announce_library() {
+	if [[ -z $(cd "$ROOT" && go list -m -f '{{.Dir}}' k8s.io/client-go 2>/dev/null) ]]; then
+		log "the library's modules are not in the module cache yet: go test ./... downloads"
+		log "them (~300 MB) and compiles the library and its tests first, roughly 10 minutes cold."
+	fi
+}
+
+case $MODE in
+plan)
+	announce_library
+	announce
+	exit 0
+	;;
+data)
+	data
+	exit 0
+	;;
+esac
+announce
 data
-build etcd etcd go.etcd.io/etcd/server/v3 "$ETCD_LDFLAGS"
-build kube-apiserver k8s k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS"
-build kube-controller-manager k8s k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_LDFLAGS"
-build kube-scheduler k8s k8s.io/kubernetes/cmd/kube-scheduler "$K8S_LDFLAGS"
-build kubectl k8s k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
-build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_LDFLAGS"
-build pilot-discovery istio istio.io/istio/pilot/cmd/pilot-discovery "$ISTIO_LDFLAGS"
-build istio-render istio ./cmd/istio-render "$ISTIO_LDFLAGS" "$ROOT"/tools/istio/cmd/istio-render/*.go
+all_tools
 
 log "summary:"
 for s in "${SUMMARY[@]}"; do
