@@ -55,17 +55,20 @@ func (r *RemoveResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 // *revkit.InUseError (matching revkit.ErrInUse) while namespaces use the tag,
 // unless Force is set. Removing a tag that does not exist changes nothing
 // and is not an error.
+//
+// The result is never nil; when Remove fails part-way its Changes list what
+// it deleted before the failure.
 func Remove(ctx context.Context, kube kubernetes.Interface, opts RemoveOptions) (*RemoveResult, error) {
 	const op = "tag.Remove"
+	res := &RemoveResult{Tag: opts.Tag, DryRun: opts.DryRun}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return res, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
 	tags, err := List(ctx, kube, ListOptions{ControlPlaneNamespace: ns})
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	res := &RemoveResult{Tag: opts.Tag, DryRun: opts.DryRun}
 	for _, t := range tags {
 		if t.Name == opts.Tag {
 			res.Revision = t.Revision
@@ -73,22 +76,22 @@ func Remove(ctx context.Context, kube kubernetes.Interface, opts RemoveOptions) 
 		}
 	}
 	if len(res.Namespaces) > 0 && !opts.Force {
-		return nil, &revkit.InUseError{Kind: "tag", Name: opts.Tag, Usage: revkit.Usage{Namespaces: res.Namespaces}}
+		return res, &revkit.InUseError{Kind: "tag", Name: opts.Tag, Usage: revkit.Usage{Namespaces: res.Namespaces}}
 	}
 
 	rec := kubeutil.NewRecorder(op, opts.Common)
 	sel := metav1.ListOptions{LabelSelector: fmt.Sprintf("%s=%s", mesh.LabelTag, opts.Tag)}
 	mwcs, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, sel)
 	if err != nil {
-		return nil, rec.Fail("list", revkit.ObjectRef{Kind: "MutatingWebhookConfiguration"}, err)
+		return res, rec.Fail("list", revkit.ObjectRef{Kind: "MutatingWebhookConfiguration"}, err)
 	}
 	vwcs, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, sel)
 	if err != nil {
-		return nil, rec.Fail("list", revkit.ObjectRef{Kind: "ValidatingWebhookConfiguration"}, err)
+		return res, rec.Fail("list", revkit.ObjectRef{Kind: "ValidatingWebhookConfiguration"}, err)
 	}
 	svcs, err := kube.CoreV1().Services(ns).List(ctx, sel)
 	if err != nil {
-		return nil, rec.Fail("list", revkit.ObjectRef{Kind: "Service", Namespace: ns}, err)
+		return res, rec.Fail("list", revkit.ObjectRef{Kind: "Service", Namespace: ns}, err)
 	}
 
 	// The webhook goes first: once it is gone nothing new is sent to the

@@ -72,35 +72,39 @@ func (o *SetOptions) Validate() error {
 // without Overwrite (revkit.ErrExists), and a change that would make two
 // injectors match the same pod (revkit.ErrOverlap). Running it twice
 // reports every object unchanged the second time.
+//
+// The result is never nil. When Set fails part-way, its Changes list every
+// object it wrote before the failure and the failed write, so a caller (or
+// a plan's rollback) knows what to undo.
 func Set(ctx context.Context, kube kubernetes.Interface, opts SetOptions) (*SetResult, error) {
 	const op = "tag.Set"
+	res := &SetResult{Tag: opts.Tag, Revision: opts.Revision, DryRun: opts.DryRun}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return res, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
 	model, err := mesh.Load(ctx, kube, ns)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return res, fmt.Errorf("%s: %w", op, err)
 	}
 	if opts.Tag != revkit.DefaultTag && len(model.RevisionInjectors(opts.Tag)) > 0 {
-		return nil, &revkit.ExistsError{Kind: "revision", Name: opts.Tag,
+		return res, &revkit.ExistsError{Kind: "revision", Name: opts.Tag,
 			Detail: "a tag must not share its name with an installed revision"}
 	}
 	revInjs := model.RevisionInjectors(opts.Revision)
 	switch {
 	case len(revInjs) == 0:
-		return nil, &revkit.NotFoundError{Kind: "revision", Name: opts.Revision}
+		return res, &revkit.NotFoundError{Kind: "revision", Name: opts.Revision}
 	case len(revInjs) > 1:
-		return nil, fmt.Errorf("%s: revision %q has %d injector webhooks (%s, %s); expected one",
+		return res, fmt.Errorf("%s: revision %q has %d injector webhooks (%s, %s); expected one",
 			op, opts.Revision, len(revInjs), revInjs[0].Name, revInjs[1].Name)
 	}
 	revInj := revInjs[0]
-	res := &SetResult{Tag: opts.Tag, Revision: opts.Revision, DryRun: opts.DryRun}
 	existing := model.TagInjector(opts.Tag)
 	if existing != nil {
 		res.Previous = existing.Revision
 		if existing.Revision != opts.Revision && !opts.Overwrite {
-			return nil, &revkit.ExistsError{Kind: "tag", Name: opts.Tag,
+			return res, &revkit.ExistsError{Kind: "tag", Name: opts.Tag,
 				Detail: fmt.Sprintf("it points to revision %q; set Overwrite to move it to %q", existing.Revision, opts.Revision)}
 		}
 	}
@@ -111,28 +115,35 @@ func Set(ctx context.Context, kube kubernetes.Interface, opts SetOptions) (*SetR
 		legacy = legacyInjector(model)
 	}
 	if err := checkOverlap(model, desired, legacy); err != nil {
-		return nil, err
+		return res, err
 	}
 
 	rec := kubeutil.NewRecorder(op, opts.Common)
+	err = apply(ctx, kube, rec, opts, ns, desired, legacy, model, revInj)
+	// Everything written before a failure is in the result too.
+	res.Changes = rec.Changes
+	return res, err
+}
+
+// apply makes Set's writes in order, recording each in rec; it stops at the
+// first failure.
+func apply(ctx context.Context, kube kubernetes.Interface, rec *kubeutil.Recorder, opts SetOptions, ns string,
+	desired *admv1.MutatingWebhookConfiguration, legacy *mesh.Injector, model *mesh.Model, revInj *mesh.Injector) error {
 	if err := applyTagWebhook(ctx, kube, rec, desired); err != nil {
-		return res, err
+		return err
 	}
 	if err := applyTagService(ctx, kube, rec, ns, opts.Tag, opts.Revision); err != nil {
-		return res, err
+		return err
 	}
-	if opts.Tag == revkit.DefaultTag {
-		if legacy != nil {
-			if err := deactivate(ctx, kube, rec, legacy); err != nil {
-				return res, err
-			}
-		}
-		if err := applyDefaultValidator(ctx, kube, rec, model, revInj); err != nil {
-			return res, err
+	if opts.Tag != revkit.DefaultTag {
+		return nil
+	}
+	if legacy != nil {
+		if err := deactivate(ctx, kube, rec, legacy); err != nil {
+			return err
 		}
 	}
-	res.Changes = rec.Changes
-	return res, nil
+	return applyDefaultValidator(ctx, kube, rec, model, revInj)
 }
 
 // legacyInjector returns an active non-revisioned injector ("istio.io/rev"

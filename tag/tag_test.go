@@ -11,8 +11,10 @@ import (
 	admv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/revkit/revkit"
@@ -419,3 +421,61 @@ func TestSetEmitsEvents(t *testing.T) {
 }
 
 var _ = ptr.To[int]
+
+// A Set that fails part-way reports what it wrote before the failure, so
+// that a caller (or a plan's rollback) can undo it.
+func TestSetFailurePartWayKeepsChanges(t *testing.T) {
+	kube := twoRevisions().Kube()
+	boom := apierrors.NewInternalError(errors.New("etcd is gone"))
+	kube.PrependReactor("create", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, boom
+	})
+	res, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "prod-stable", Revision: "1-24-0"})
+	require.Error(t, err)
+	require.NotNil(t, res, "a failed Set still returns its result")
+	var got []string
+	for _, c := range res.Changes {
+		got = append(got, string(c.Action)+" "+c.Object.Kind+" "+c.Object.Name)
+	}
+	require.Equal(t, []string{"create MutatingWebhookConfiguration istio-revision-tag-prod-stable"}, got,
+		"the webhook created before the Service failed is in the result")
+	var op *revkit.OpError
+	require.ErrorAs(t, err, &op)
+	assert.Equal(t, "Service", op.Object.Kind)
+	assert.True(t, res.Changed(), "the result says the cluster changed")
+	assert.Equal(t, "1-24-0", res.Revision)
+}
+
+// Refusals return a result too (with nothing changed), never nil.
+func TestSetAndRemoveNeverReturnNil(t *testing.T) {
+	kube := twoRevisions().WithTag("prod-stable", "1-24-0").WithNamespace("shop", revkittest.Rev("prod-stable")).Kube()
+	for name, call := range map[string]func() (any, bool, error){
+		"invalid tag": func() (any, bool, error) {
+			r, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "Bad_Tag", Revision: "1-24-0"})
+			return r, r != nil && !r.Changed(), err
+		},
+		"unknown revision": func() (any, bool, error) {
+			r, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "x", Revision: "9-9-9"})
+			return r, r != nil && !r.Changed(), err
+		},
+		"move without overwrite": func() (any, bool, error) {
+			r, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "prod-stable", Revision: "1-25-0"})
+			return r, r != nil && !r.Changed() && r.Previous == "1-24-0", err
+		},
+		"remove in use": func() (any, bool, error) {
+			r, err := tag.Remove(ctx, kube, tag.RemoveOptions{Tag: "prod-stable"})
+			return r, r != nil && !r.Changed() && r.Revision == "1-24-0", err
+		},
+		"remove invalid": func() (any, bool, error) {
+			r, err := tag.Remove(ctx, kube, tag.RemoveOptions{Tag: "Bad_Tag"})
+			return r, r != nil && !r.Changed(), err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, ok, err := call()
+			require.Error(t, err)
+			assert.True(t, ok, "want a non-nil result that changed nothing")
+		})
+	}
+	assert.Empty(t, revkittest.Writes(kube))
+}

@@ -124,9 +124,11 @@ func (e *StepError) Unwrap() error { return e.Err }
 
 // Execute runs the plan.
 //
-// It first validates the plan (Plan.Validate), the dry-run mode and, for
-// steps that need one, env.Kube; an invalid plan returns a nil report and an
-// error matching revkit.ErrInvalidInput, and nothing has run.
+// Execute always returns a report, even with an error. It first validates
+// the plan (Plan.Validate), the dry-run mode and, for steps that need one,
+// env.Kube; an invalid plan returns an error matching
+// revkit.ErrInvalidInput and a report whose steps are all NotRun: nothing
+// has run.
 //
 // Then it runs the steps in order. The first step that fails stops the
 // plan: the steps after it are reported NotRun, the on-failure steps all
@@ -142,7 +144,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // counts as failed; see Env.TransientRetry.
 //
 // With env.Journal, Execute first opens the journal. If it cannot, it
-// returns a nil report and a *LockedError (another run holds the plan),
+// returns a report of NotRun steps and a *LockedError (another run holds the plan),
 // a *JournalMismatchError, or a *revkit.OpError (Op "upgrade.Journal")
 // for a failed read or write, and no step has run. Renewing the lease
 // before a step, or recording a step once it ran, fails that step like any
@@ -154,35 +156,19 @@ func (e *StepError) Unwrap() error { return e.Err }
 // (Action ActionStart) and when it ends (Action the outcome), and stamps
 // the step name on every event the step's operations emit.
 func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
-	if err := plan.Validate(); err != nil {
-		return nil, err
-	}
-	if err := env.Common.DryRun.Validate(); err != nil {
-		return nil, err
-	}
-	if env.Kube == nil {
-		for _, list := range [][]Step{plan.Steps, plan.OnFailure} {
-			for _, s := range list {
-				if k, ok := s.(kubeUser); ok && k.needsKube() {
-					return nil, &revkit.InvalidInputError{Field: "Env.Kube",
-						Reason: fmt.Sprintf("step %q needs a Kubernetes client", s.Name())}
-				}
-			}
-		}
+	if err := check(env, plan); err != nil {
+		return unrun(env, plan, err), err
 	}
 
 	var j *journal
 	if env.Journal != nil && env.Common.DryRun == revkit.DryRunNone {
-		if env.Kube == nil {
-			return nil, &revkit.InvalidInputError{Field: "Env.Kube", Reason: "a journal lives in the cluster"}
-		}
 		var err error
 		retrying(ctx, env, "", func() error {
 			j, err = env.Journal.open(ctx, env.Kube, plan)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return unrun(env, plan, err), err
 		}
 		defer j.release(context.WithoutCancel(ctx))
 		env.PlanStarted = j.started
@@ -224,6 +210,46 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 		rep.OnFailure = append(rep.OnFailure, runRetrying(ctx, env, s, func() StepReport { return runStep(ctx, env, s) }))
 	}
 	return rep, failed
+}
+
+// check refuses, before anything runs, a plan or environment that cannot
+// run: an invalid plan or dry-run mode, or no client for steps that need one.
+func check(env Env, plan Plan) error {
+	if err := plan.Validate(); err != nil {
+		return err
+	}
+	if err := env.Common.DryRun.Validate(); err != nil {
+		return err
+	}
+	if env.Kube != nil {
+		return nil
+	}
+	for _, list := range [][]Step{plan.Steps, plan.OnFailure} {
+		for _, s := range list {
+			if k, ok := s.(kubeUser); ok && k.needsKube() {
+				return &revkit.InvalidInputError{Field: "Env.Kube",
+					Reason: fmt.Sprintf("step %q needs a Kubernetes client", s.Name())}
+			}
+		}
+	}
+	if env.Journal != nil && env.Common.DryRun == revkit.DryRunNone {
+		return &revkit.InvalidInputError{Field: "Env.Kube", Reason: "a journal lives in the cluster"}
+	}
+	return nil
+}
+
+// unrun is the report of a plan refused before its first step: every step
+// NotRun, with the reason as its detail.
+func unrun(env Env, plan Plan, err error) *Report {
+	rep := &Report{Plan: plan, DryRun: env.Common.DryRun}
+	for _, s := range plan.Steps {
+		if s == nil {
+			continue
+		}
+		rep.Steps = append(rep.Steps, StepReport{Name: s.Name(), Description: s.Description(), Outcome: NotRun,
+			Detail: "not run: " + oneLine(err.Error())})
+	}
+	return rep
 }
 
 // runRecorded renews the plan's lease, runs the step and records it in the

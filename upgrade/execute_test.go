@@ -311,7 +311,7 @@ func TestExecuteRefusesInvalidPlan(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l.ran = nil
 			rep, err := upgrade.Execute(ctx, tt.env, tt.plan)
-			assert.Nil(t, rep)
+			assertNothingRan(t, rep)
 			require.Error(t, err)
 			assert.ErrorIs(t, err, revkit.ErrInvalidInput)
 			assert.ErrorAs(t, err, tt.target)
@@ -394,4 +394,18 @@ func TestExecuteRecoversPanics(t *testing.T) {
 	assert.Equal(t, []string{"a=done", "bug=failed", "c=not-run"}, outcomes(rep.Steps))
 	assert.Equal(t, "panic: assignment to entry in nil map", rep.Failed().Detail)
 	assert.EqualError(t, err, `step "bug" failed: panic: assignment to entry in nil map`)
+}
+
+// assertNothingRan checks the report of a plan refused before its first
+// step: there is one (Execute never returns a nil report), nothing failed
+// and every step is NotRun.
+func assertNothingRan(t *testing.T, rep *upgrade.Report) {
+	t.Helper()
+	require.NotNil(t, rep, "Execute returns a report even when it refuses the plan")
+	assert.Nil(t, rep.Failed())
+	for _, s := range rep.Steps {
+		assert.Equal(t, upgrade.NotRun, s.Outcome, "step %q", s.Name)
+		assert.Contains(t, s.Detail, "not run: ")
+	}
+	assert.NotEmpty(t, rep.String())
 }

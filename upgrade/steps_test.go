@@ -561,7 +561,7 @@ func TestExecuteNeedsKube(t *testing.T) {
 					OnFailure: []upgrade.Step{upgrade.Uninstall(revision.UninstallOptions{Revision: "1-24-0"})}}
 			}
 			rep, err := upgrade.Execute(ctx, upgrade.Env{}, plan)
-			assert.Nil(t, rep)
+			assertNothingRan(t, rep)
 			assert.ErrorIs(t, err, revkit.ErrInvalidInput)
 			assert.ErrorContains(t, err, "needs a Kubernetes client")
 			assert.False(t, ran)

@@ -209,7 +209,7 @@ func TestStepValidationMatchesOperations(t *testing.T) {
 				Steps:     []upgrade.Step{first, upgrade.SetTag(tag.SetOptions{Tag: "prod-canary", Revision: "1-25-0"})},
 				OnFailure: []upgrade.Step{tt.step},
 			})
-			assert.Nil(t, rep)
+			assertNothingRan(t, rep)
 			var ise *upgrade.InvalidStepError
 			require.ErrorAs(t, err, &ise)
 			assert.True(t, ise.OnFailure)
