@@ -364,10 +364,11 @@ func helmOf(in *revision.InstallOptions) *action.Configuration {
 // Its name is "precheck".
 func Precheck(opts verify.PrecheckOptions) Step {
 	return &opStep{
-		name:  "precheck",
-		desc:  "check the Kubernetes version and the permissions the upgrade needs",
-		kube:  true,
-		check: func() error { return revkit.ValidateNamespace("ControlPlaneNamespace", opts.ControlPlaneNamespace) },
+		inputs: opts,
+		name:   "precheck",
+		desc:   "check the Kubernetes version and the permissions the upgrade needs",
+		kube:   true,
+		check:  func() error { return revkit.ValidateNamespace("ControlPlaneNamespace", opts.ControlPlaneNamespace) },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			rep, err := verify.Precheck(ctx, env.Kube, opts)
 			if err != nil {
@@ -386,8 +387,9 @@ func Precheck(opts verify.PrecheckOptions) Step {
 // fails the step. In a dry run it is skipped. Its name is "pause".
 func Pause(d time.Duration) Step {
 	return &opStep{
-		name: "pause",
-		desc: "wait " + d.String(),
+		inputs: d,
+		name:   "pause",
+		desc:   "wait " + d.String(),
 		check: func() error {
 			if d < 0 {
 				return &revkit.InvalidInputError{Field: "Pause", Value: d.String(), Reason: "must not be negative"}
@@ -414,10 +416,11 @@ func Pause(d time.Duration) Step {
 // "remove-tag <tag>".
 func RemoveTag(opts tag.RemoveOptions) Step {
 	return &opStep{
-		name:  "remove-tag " + opts.Tag,
-		desc:  "remove revision tag " + opts.Tag,
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "remove-tag " + opts.Tag,
+		desc:   "remove revision tag " + opts.Tag,
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common

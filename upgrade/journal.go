@@ -112,17 +112,6 @@ func JournalName(plan string) string {
 	return journalPrefix + name + "-" + suffix
 }
 
-// Fingerprint digests a plan's steps and their options (through their
-// descriptions), the inputs a journal must match to be resumed.
-func Fingerprint(p Plan) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n", p.Name)
-	for _, s := range p.Steps {
-		fmt.Fprintf(h, "%s\x00%s\n", s.Name(), s.Description())
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // journal is an open journal: the lease is held.
 type journal struct {
 	cfg      Journal

@@ -160,6 +160,14 @@ func (s *namedStep) Validate() error {
 	return nil
 }
 
+// Inputs are those of the renamed step.
+func (s *namedStep) Inputs() any {
+	if in, ok := s.step.(InputReporter); ok {
+		return in.Inputs()
+	}
+	return nil
+}
+
 func (s *namedStep) needsKube() bool {
 	k, ok := s.step.(kubeUser)
 	return ok && k.needsKube()

@@ -20,14 +20,18 @@ import (
 type opStep struct {
 	name, desc string
 	kube       bool
-	check      func() error
-	run        func(ctx context.Context, env Env) (Result, error)
+	// inputs are the operation's options, covered by the plan's
+	// Fingerprint.
+	inputs any
+	check  func() error
+	run    func(ctx context.Context, env Env) (Result, error)
 }
 
 func (s *opStep) Name() string        { return s.name }
 func (s *opStep) Description() string { return s.desc }
 func (s *opStep) Validate() error     { return s.check() }
 func (s *opStep) needsKube() bool     { return s.kube }
+func (s *opStep) Inputs() any         { return s.inputs }
 
 func (s *opStep) Run(ctx context.Context, env Env) (Result, error) { return s.run(ctx, env) }
 
@@ -39,10 +43,11 @@ func SetTag(opts tag.SetOptions) Step {
 		desc += " (moving it if it points elsewhere)"
 	}
 	return &opStep{
-		name:  "set-tag " + opts.Tag + "→" + opts.Revision,
-		desc:  desc,
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "set-tag " + opts.Tag + "→" + opts.Revision,
+		desc:   desc,
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -64,10 +69,11 @@ func SetTag(opts tag.SetOptions) Step {
 func MigrateNamespace(opts namespace.MigrateOptions) Step {
 	opts.Selection = cloneSelection(opts.Selection)
 	return &opStep{
-		name:  "migrate-namespaces",
-		desc:  fmt.Sprintf("label %s istio.io/rev=%s, removing istio-injection", describeSelection(opts.Selection), opts.Target),
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "migrate-namespaces",
+		desc:   fmt.Sprintf("label %s istio.io/rev=%s, removing istio-injection", describeSelection(opts.Selection), opts.Target),
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -104,10 +110,11 @@ func RolloutRestart(opts namespace.RestartOptions) Step {
 		desc += ", and wait for the rollouts"
 	}
 	return &opStep{
-		name:  "restart-workloads",
-		desc:  desc,
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "restart-workloads",
+		desc:   desc,
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -139,10 +146,11 @@ func Uninstall(opts revision.UninstallOptions) Step {
 		desc += " unless it is still in use"
 	}
 	return &opStep{
-		name:  "uninstall-revision " + opts.Revision,
-		desc:  desc,
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "uninstall-revision " + opts.Revision,
+		desc:   desc,
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -174,10 +182,11 @@ func InstallRevision(opts revision.InstallOptions) Step {
 		desc += " (upgrading its release if it exists)"
 	}
 	return &opStep{
-		name:  "install-revision " + opts.Revision,
-		desc:  desc,
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "install-revision " + opts.Revision,
+		desc:   desc,
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -207,10 +216,11 @@ func MoveGateways(opts gateway.MoveOptions) Step {
 		mode = gateway.InPlace
 	}
 	return &opStep{
-		name:  "move-gateways " + opts.Target,
-		desc:  fmt.Sprintf("move gateways to %s (%s)", opts.Target, mode),
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "move-gateways " + opts.Target,
+		desc:   fmt.Sprintf("move gateways to %s (%s)", opts.Target, mode),
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -228,10 +238,11 @@ func MoveGateways(opts gateway.MoveOptions) Step {
 func RemoveCanaryGateways(opts gateway.RemoveCanariesOptions) Step {
 	opts.Namespaces = slices.Clone(opts.Namespaces)
 	return &opStep{
-		name:  "remove-canary-gateways " + opts.Revision,
-		desc:  fmt.Sprintf("delete canary gateways on revision %s", opts.Revision),
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "remove-canary-gateways " + opts.Revision,
+		desc:   fmt.Sprintf("delete canary gateways on revision %s", opts.Revision),
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
@@ -247,7 +258,8 @@ func RemoveCanaryGateways(opts gateway.RemoveCanariesOptions) Step {
 func VerifyPods(opts verify.PodsOptions) Step {
 	opts.Namespaces = slices.Clone(opts.Namespaces)
 	return &opStep{
-		name: "verify-pods",
+		inputs: opts,
+		name:   "verify-pods",
 		desc: "check that the pods in " + describeSelection(namespace.Selection{Namespaces: opts.Namespaces, Selector: opts.Selector}) +
 			" run " + expected(opts.Target, "the sidecar their namespace selects"),
 		kube:  true,
@@ -291,9 +303,10 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 		desc += " and on revision " + opts.Target
 	}
 	return &opStep{
-		name:  "verify-proxies",
-		desc:  desc,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "verify-proxies",
+		desc:   desc,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			if skip, ok := skipVerification(env); ok {
 				return skip, nil
@@ -328,10 +341,11 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 // a gate. Its name is "verify-webhooks". In a dry run it is skipped.
 func VerifyWebhooks(opts verify.WebhooksOptions) Step {
 	return &opStep{
-		name:  "verify-webhooks",
-		desc:  "check the webhooks in " + revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace) + ": no overlapping injectors, no dangling service, no orphaned revision",
-		kube:  true,
-		check: func() error { return opts.Validate() },
+		inputs: opts,
+		name:   "verify-webhooks",
+		desc:   "check the webhooks in " + revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace) + ": no overlapping injectors, no dangling service, no orphaned revision",
+		kube:   true,
+		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
 			if skip, ok := skipVerification(env); ok {
 				return skip, nil
