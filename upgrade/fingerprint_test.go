@@ -106,7 +106,9 @@ func (s inputStep) Run(context.Context, upgrade.Env) (upgrade.Result, error) {
 }
 
 func TestFingerprintCustomStepInputs(t *testing.T) {
-	fp := func(s upgrade.Step) string { return upgrade.Fingerprint(upgrade.Plan{Name: "p", Steps: []upgrade.Step{s}}) }
+	fp := func(s upgrade.Step) string {
+		return upgrade.Fingerprint(upgrade.Plan{Name: "p", Steps: []upgrade.Step{s}})
+	}
 	a, b := inputStep{[]string{"shop"}}, inputStep{[]string{"shop", "blog"}}
 	assert.NotEqual(t, fp(a), fp(b), "a custom step's inputs count")
 	assert.NotEqual(t, fp(upgrade.Named("n", a)), fp(upgrade.Named("n", b)), "through Named too")
