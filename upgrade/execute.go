@@ -146,8 +146,11 @@ func (e *StepError) Unwrap() error { return e.Err }
 // With env.Journal, Execute first opens the journal. If it cannot, it
 // returns a report of NotRun steps and a *LockedError (another run holds the plan),
 // a *JournalMismatchError, or a *revkit.OpError (Op "upgrade.Journal")
-// for a failed read or write, and no step has run. Renewing the lease
-// before a step, or recording a step once it ran, fails that step like any
+// for a failed read or write, and no step has run. While the plan runs the
+// lease is renewed in the background; if it is lost, the context of the
+// running step is cancelled, that step fails with a *LeaseLostError (in a
+// *StepError), and the on-failure steps are NotRun: another run owns the
+// control plane. Recording a step once it ran fails that step like any
 // other error: a *StepError. The last step's record also records the
 // plan's completion, so a plan whose steps all succeeded is never left
 // recorded as unfinished.
@@ -162,9 +165,13 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 
 	var j *journal
 	if env.Journal != nil && env.Common.DryRun == revkit.DryRunNone {
+		// Losing the lease cancels whatever runs at that moment.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
 		var err error
 		retrying(ctx, env, "", func() error {
-			j, err = env.Journal.open(ctx, env.Kube, plan)
+			j, err = env.Journal.open(ctx, env.Kube, plan, cancel)
 			return err
 		})
 		if err != nil {
@@ -206,6 +213,15 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 		return rep, nil
 	}
 	env.FailedStep = failed.Step
+	if lost := j.lostErr(); lost != nil {
+		// Another run owns the control plane now: undoing is not ours to do.
+		for _, s := range plan.OnFailure {
+			sr := StepReport{Name: s.Name(), Description: s.Description(), Outcome: NotRun, Detail: "not run: " + lost.Error()}
+			emit(ctx, env, sr.Name, revkit.Action(NotRun), sr.Detail)
+			rep.OnFailure = append(rep.OnFailure, sr)
+		}
+		return rep, failed
+	}
 	for _, s := range plan.OnFailure {
 		rep.OnFailure = append(rep.OnFailure, runRetrying(ctx, env, s, func() StepReport { return runStep(ctx, env, s) }))
 	}
@@ -252,17 +268,25 @@ func unrun(env Env, plan Plan, err error) *Report {
 	return rep
 }
 
-// runRecorded renews the plan's lease, runs the step and records it in the
-// journal j, when there is one. The last step's record also records the
-// plan's completion, in one write: there is no moment when every step is
-// recorded but the plan is not.
+// runRecorded runs the step and records it in the journal j, when there is
+// one. The last step's record also records the plan's completion, in one
+// write: there is no moment when every step is recorded but the plan is
+// not. A step that ran while the lease was lost fails with the
+// *LeaseLostError and is not recorded: the run that took the lease over
+// owns the journal now.
 func runRecorded(ctx context.Context, env Env, j *journal, s Step, last bool) StepReport {
-	if j != nil {
-		if err := j.renew(ctx); err != nil {
-			return StepReport{Name: s.Name(), Description: s.Description(), Outcome: Failed, Detail: err.Error(), Err: err}
-		}
+	if err := j.lostErr(); err != nil {
+		return StepReport{Name: s.Name(), Description: s.Description(), Outcome: Failed, Detail: err.Error(), Err: err}
 	}
 	sr := runStep(ctx, env, s)
+	if lost := j.lostErr(); lost != nil {
+		if sr.Outcome != Failed || errors.Is(sr.Err, context.Canceled) {
+			sr.Outcome, sr.Err, sr.Detail = Failed, lost, lost.Error()
+		} else {
+			sr.Err = errors.Join(sr.Err, lost)
+		}
+		return sr
+	}
 	if sr.Outcome != Failed && j != nil {
 		if err := j.mark(ctx, sr.Name, last); err != nil {
 			sr.Outcome, sr.Err, sr.Detail = Failed, err, "journal: "+err.Error()

@@ -65,7 +65,7 @@ func TestJournalResumes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "a\nb\nc", cm.Data["done"])
 	assert.NotEmpty(t, cm.Data["completed"])
-	_, err = kube.CoordinationV1().Leases("istio-system").Get(ctx, cm.Name, metav1.GetOptions{})
+	_, err = kube.CoordinationV1().Leases("istio-system").Get(ctx, upgrade.LockName, metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "the lease is released")
 }
 
@@ -93,9 +93,9 @@ func TestJournalRefusesChangedInputs(t *testing.T) {
 }
 
 func TestJournalLease(t *testing.T) {
-	name := upgrade.JournalName("canary 1-24-0 → 1-25-0")
 	lease := func(renewed time.Time) *coordv1.Lease {
-		return &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "istio-system"},
+		return &coordv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: upgrade.LockName, Namespace: "istio-system",
+			Annotations: map[string]string{"revkit.io/plan": "rollback 1-25-0 → 1-24-0"}},
 			Spec: coordv1.LeaseSpec{HolderIdentity: ptr.To("other-run"), LeaseDurationSeconds: ptr.To[int32](60),
 				RenewTime: ptr.To(metav1.NewMicroTime(renewed))}}
 	}
@@ -108,6 +108,7 @@ func TestJournalLease(t *testing.T) {
 	require.ErrorAs(t, err, &locked)
 	assert.ErrorIs(t, err, upgrade.ErrLocked)
 	assert.Equal(t, "other-run", locked.Holder)
+	assert.Equal(t, "rollback 1-25-0 → 1-24-0", locked.HolderPlan)
 	assert.Empty(t, runs, "nothing runs while another run holds the plan")
 
 	kube = revkittest.NewCluster().WithRevision("1-24-0").WithObjects(lease(time.Now().Add(-time.Hour))).Kube()
@@ -180,4 +181,129 @@ func TestJournalCompletesWithLastStep(t *testing.T) {
 	data = journal()
 	assert.Equal(t, "a\nb\nc", data["done"])
 	assert.NotEmpty(t, data["completed"])
+}
+
+// blocking is a journaled plan whose one step waits until release is closed
+// or its context ends, and says on started when it began.
+func blocking(name string, started chan<- struct{}, release <-chan struct{}) upgrade.Plan {
+	return upgrade.Plan{Name: name,
+		Steps: []upgrade.Step{upgrade.Func("wait", "a long rollout wait", func(ctx context.Context, _ upgrade.Env) (upgrade.Result, error) {
+			close(started)
+			select {
+			case <-release:
+				return upgrade.Result{Outcome: upgrade.Done}, nil
+			case <-ctx.Done():
+				return upgrade.Result{}, ctx.Err()
+			}
+		})},
+		OnFailure: []upgrade.Step{upgrade.Func("undo", "", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+			return upgrade.Result{Outcome: upgrade.Done}, nil
+		})},
+	}
+}
+
+// The lease is renewed while a step runs, however long it takes, and it is
+// one per control-plane namespace: neither a rerun of the same plan nor
+// another plan (a rollback) can take over in the middle of a step that
+// outlasts the lease.
+func TestJournalLeaseHeldDuringLongStep(t *testing.T) {
+	for _, second := range []string{"canary 1-24-0 → 1-25-0", "rollback 1-25-0 → 1-24-0"} {
+		t.Run(second, func(t *testing.T) {
+			kube := revkittest.NewCluster().WithRevision("1-24-0").Kube()
+			started, release := make(chan struct{}), make(chan struct{})
+			first := make(chan error, 1)
+			go func() {
+				_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "first", LeaseDuration: time.Second}},
+					blocking("canary 1-24-0 → 1-25-0", started, release))
+				first <- err
+			}()
+			<-started
+			time.Sleep(2500 * time.Millisecond) // 2.5 lease durations into the step
+
+			ran := false
+			other := upgrade.Plan{Name: second, Steps: []upgrade.Step{upgrade.Func("x", "", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+				ran = true
+				return upgrade.Result{}, nil
+			})}}
+			rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "second", LeaseDuration: time.Second}}, other)
+			var locked *upgrade.LockedError
+			require.ErrorAs(t, err, &locked, "the second run is refused while the first one's step runs")
+			assert.Equal(t, "first", locked.Holder)
+			assert.Equal(t, "canary 1-24-0 → 1-25-0", locked.HolderPlan)
+			assert.Equal(t, second, locked.Plan)
+			assert.False(t, ran)
+			require.NotNil(t, rep)
+			assert.Equal(t, upgrade.NotRun, rep.Steps[0].Outcome)
+
+			close(release)
+			require.NoError(t, <-first, "the first run was not disturbed")
+			// (Fresh: the same plan name with other steps is another plan.)
+			_, err = upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "second", LeaseDuration: time.Second, Fresh: true}}, other)
+			require.NoError(t, err, "once the first run ended the second one runs")
+			assert.True(t, ran)
+		})
+	}
+}
+
+// A run whose lease is taken over while a step runs is stopped at once: the
+// step's context is cancelled, the plan fails with a *LeaseLostError, the
+// on-failure steps are left to the new holder and the step is not recorded.
+func TestJournalLeaseLostCancelsTheStep(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision("1-24-0").Kube()
+	started, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	type result struct {
+		rep *upgrade.Report
+		err error
+	}
+	done := make(chan result, 1)
+	plan := blocking("canary 1-24-0 → 1-25-0", started, release)
+	go func() {
+		rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "first", LeaseDuration: 3 * time.Second}}, plan)
+		done <- result{rep, err}
+	}()
+	<-started
+	leases := kube.CoordinationV1().Leases("istio-system")
+	l, err := leases.Get(ctx, upgrade.LockName, metav1.GetOptions{})
+	require.NoError(t, err)
+	l.Spec.HolderIdentity = ptr.To("intruder")
+	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	took := time.Now()
+
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run went on after losing its lease")
+	}
+	assert.Less(t, time.Since(took), 3*time.Second, "stopped within one renewal period (1 s), not after the step")
+	var lost *upgrade.LeaseLostError
+	require.ErrorAs(t, r.err, &lost)
+	assert.ErrorIs(t, r.err, upgrade.ErrLeaseLost)
+	assert.ErrorIs(t, r.err, upgrade.ErrLocked)
+	assert.Equal(t, "intruder", lost.Holder)
+	require.NotNil(t, r.rep)
+	assert.Equal(t, upgrade.Failed, r.rep.Steps[0].Outcome)
+	require.Len(t, r.rep.OnFailure, 1)
+	assert.Equal(t, upgrade.NotRun, r.rep.OnFailure[0].Outcome, "undoing is the new holder's business")
+
+	cm, err := kube.CoreV1().ConfigMaps("istio-system").Get(ctx, upgrade.JournalName(plan.Name), metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, cm.Data["done"], "the interrupted step is not recorded")
+	l, err = leases.Get(ctx, upgrade.LockName, metav1.GetOptions{})
+	require.NoError(t, err, "the lost lease is not deleted on the way out")
+	assert.Equal(t, "intruder", ptr.Deref(l.Spec.HolderIdentity, ""))
+}
+
+func TestJournalLeaseDurationTooShort(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision("1-24-0").Kube()
+	runs := map[string]int{}
+	failB := false
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{LeaseDuration: 500 * time.Millisecond}},
+		counting(runs, &failB, nil))
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+	assert.Empty(t, runs)
+	require.NotNil(t, rep)
+	revkittest.NoWrites(t, kube)
 }
