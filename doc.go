@@ -38,5 +38,7 @@
 // details as typed values ([*InUseError], [*ExistsError], [*NotFoundError]).
 // Failed API calls are wrapped in an [*OpError] that names the operation, the
 // verb and the object and keeps the API status, so apierrors.IsForbidden and
-// friends still work.
+// friends still work. A wait for a rollout that the workload's controller
+// reports failed (a Deployment past its progress deadline) ends at once with
+// an error that matches [ErrRolloutFailed] and is a [*RolloutFailedError].
 package revkit

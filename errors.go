@@ -182,3 +182,34 @@ func (e *ForbiddenError) Error() string {
 }
 
 func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// ErrRolloutFailed: a workload's controller reports that its rollout has
+// failed; waiting longer would not help.
+var ErrRolloutFailed = errors.New("rollout failed")
+
+// RolloutFailedError reports a workload whose rollout its controller has
+// given up on, seen by a wait for the rollout: for a Deployment, the
+// Progressing condition with reason ProgressDeadlineExceeded for the
+// generation it has observed (the state `kubectl rollout status` fails on).
+// The wait returns it as soon as it sees it rather than running to its
+// timeout.
+type RolloutFailedError struct {
+	Kind      string
+	Namespace string
+	Name      string
+	// Condition is the type of the status condition that reports the
+	// failure ("Progressing"); Reason and Message are its own.
+	Condition string
+	Reason    string
+	Message   string
+}
+
+func (e *RolloutFailedError) Error() string {
+	s := fmt.Sprintf("rollout of %s failed: %s condition: %s", ObjectRef{Kind: e.Kind, Namespace: e.Namespace, Name: e.Name}, e.Condition, e.Reason)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+func (e *RolloutFailedError) Is(target error) bool { return target == ErrRolloutFailed }

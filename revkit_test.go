@@ -86,6 +86,12 @@ func TestErrors(t *testing.T) {
 	assert.ErrorIs(t, &revkit.ExistsError{Kind: "tag", Name: "x", Detail: "d"}, revkit.ErrExists)
 	assert.Equal(t, `tag "x" already exists: d`, (&revkit.ExistsError{Kind: "tag", Name: "x", Detail: "d"}).Error())
 	assert.NotErrorIs(t, &revkit.NotFoundError{}, revkit.ErrInUse)
+
+	failed := &revkit.RolloutFailedError{Kind: "Deployment", Namespace: "shop", Name: "web",
+		Condition: "Progressing", Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "web-1" has timed out progressing.`}
+	assert.ErrorIs(t, fmt.Errorf("wait: %w", failed), revkit.ErrRolloutFailed)
+	assert.NotErrorIs(t, failed, revkit.ErrVerificationFailed)
+	assert.Equal(t, `rollout of Deployment/shop/web failed: Progressing condition: ProgressDeadlineExceeded: ReplicaSet "web-1" has timed out progressing.`, failed.Error())
 }
 
 func TestEmit(t *testing.T) {

@@ -161,7 +161,9 @@ type MoveOptions struct {
 	// Wait blocks until every changed gateway has rolled out, so that no
 	// pod of the old revision is left when Move returns. A read that fails
 	// transiently (connection refused, 429, 5xx) is retried at the next
-	// check, until the timeout.
+	// check, until the timeout. A gateway whose rollout has failed
+	// (ProgressDeadlineExceeded) ends the wait at once with a
+	// *revkit.RolloutFailedError.
 	Wait bool
 	// Timeout bounds the wait; default 5 minutes. PollInterval is the pause
 	// between checks; default 1 second.
@@ -206,6 +208,14 @@ func CanaryName(gateway, rev string) string { return gateway + "-" + rev }
 // the pod template (their pods roll over); Canary creates or updates
 // "<name>-<revision>" on the target next to each gateway. Canaries
 // themselves are never moved. Rerunning it changes nothing.
+//
+// With Wait, a wait that times out returns an error wrapping
+// context.DeadlineExceeded that names each pending gateway; a gateway
+// Deployment whose controller reports its rollout failed (the Progressing
+// condition with reason ProgressDeadlineExceeded, for the generation it has
+// observed) ends the wait at once with a *revkit.RolloutFailedError
+// (matching revkit.ErrRolloutFailed) naming it and the condition. Either
+// way the result lists every gateway changed.
 func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*MoveResult, error) {
 	const op = "gateway.Move"
 	if err := opts.Validate(); err != nil {
@@ -254,7 +264,8 @@ func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*Mo
 }
 
 // waitRolledOut polls the changed gateway Deployments until each has
-// rolled out. A read that fails transiently is retried at the next poll.
+// rolled out. A read that fails transiently is retried at the next poll; a
+// failed rollout ends the wait.
 func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOptions, changes []revkit.Change) error {
 	timeout, interval := opts.Timeout, opts.PollInterval
 	if timeout == 0 {
@@ -285,6 +296,9 @@ func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOpti
 					continue
 				}
 				return &revkit.OpError{Op: "gateway.Move", Verb: "get", Object: ref, Err: err}
+			}
+			if err := kubeutil.DeploymentFailed(d); err != nil {
+				return err
 			}
 			if why := kubeutil.DeploymentPending(d); why != "" {
 				pending[ref] = why

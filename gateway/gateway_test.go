@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -203,6 +204,82 @@ func TestMoveWaitRidesOutOutage(t *testing.T) {
 			if tc.reads > 0 {
 				assert.Equal(t, tc.reads, reads)
 			}
+		})
+	}
+}
+
+// A gateway whose rollout is past its progress deadline ends the wait at
+// once with a *revkit.RolloutFailedError naming it and the condition, in
+// place and as a canary; the result still lists the change. A condition
+// the controller has not caught up with yet does not count.
+func TestMoveWaitFailsOnFailedRollout(t *testing.T) {
+	const message = `ReplicaSet "ingressgateway-6c5d" has timed out progressing.`
+	failedStatus := func(observed int64) appsv1.DeploymentStatus {
+		return appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: 3, UpdatedReplicas: 1, AvailableReplicas: 2,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+				Reason: "ProgressDeadlineExceeded", Message: message}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		mode   gateway.Mode
+		object string // the Deployment waited for
+		action revkit.Action
+		stale  bool // the controller has not observed the change yet
+	}{
+		{name: "in place", mode: gateway.InPlace, object: "ingressgateway", action: revkit.ActionUpdate},
+		{name: "canary", mode: gateway.Canary, object: "ingressgateway-1-25-0", action: revkit.ActionCreate},
+		{name: "in place, not observed yet", mode: gateway.InPlace, object: "ingressgateway", action: revkit.ActionUpdate, stale: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := cluster().Kube()
+			observed := int64(1)
+			if tc.stale {
+				observed = 0
+			}
+			if tc.mode == gateway.InPlace {
+				d, err := kube.AppsV1().Deployments("istio-ingress").Get(ctx, "ingressgateway", metav1.GetOptions{})
+				require.NoError(t, err)
+				d.Status = failedStatus(observed)
+				_, err = kube.AppsV1().Deployments("istio-ingress").UpdateStatus(ctx, d, metav1.UpdateOptions{})
+				require.NoError(t, err)
+			} else {
+				// The canary is created, then its controller gives up.
+				kube.PrependReactor("create", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+					d := a.(k8stesting.CreateAction).GetObject().(*appsv1.Deployment)
+					d.Generation = 1
+					d.Status = failedStatus(observed)
+					return false, nil, nil
+				})
+			}
+			timeout := 5 * time.Minute
+			if tc.stale {
+				timeout = 50 * time.Millisecond
+			}
+			// Bounds the test should the wait run to its timeout after all.
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			res, err := gateway.Move(cctx, kube, gateway.MoveOptions{Target: "1-25-0", Mode: tc.mode, Wait: true,
+				Timeout: timeout, PollInterval: 5 * time.Millisecond})
+			elapsed := time.Since(start)
+
+			require.NotNil(t, res)
+			require.Len(t, res.Gateways, 1, "the change is listed")
+			assert.Equal(t, tc.action, res.Gateways[0].Action)
+			assert.Equal(t, revkit.ObjectRef{Kind: "Deployment", Namespace: "istio-ingress", Name: tc.object}, res.Gateways[0].Object)
+			if tc.stale {
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+				assert.NotErrorIs(t, err, revkit.ErrRolloutFailed)
+				assert.Contains(t, err.Error(), "Deployment/istio-ingress/ingressgateway: waiting for the controller to observe the change")
+				return
+			}
+			var fErr *revkit.RolloutFailedError
+			require.ErrorAs(t, err, &fErr)
+			assert.Equal(t, &revkit.RolloutFailedError{Kind: "Deployment", Namespace: "istio-ingress", Name: tc.object,
+				Condition: "Progressing", Reason: "ProgressDeadlineExceeded", Message: message}, fErr)
+			assert.ErrorIs(t, err, revkit.ErrRolloutFailed)
+			assert.NotErrorIs(t, err, context.DeadlineExceeded)
+			assert.Less(t, elapsed, 5*time.Second, "the wait ends at once, not at its %s timeout", timeout)
 		})
 	}
 }

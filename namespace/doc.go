@@ -39,6 +39,10 @@
 // *revkit.NotFoundError — both before any write. System namespaces and the
 // control-plane namespace are refused unless Selection.AllowSystem is set.
 // A wait that times out returns a *WaitError naming the pending workloads.
+// A Deployment whose rollout has failed (past its progress deadline, so the
+// controller has stopped trying) ends the wait at once with a
+// *revkit.RolloutFailedError naming it and the condition, which matches
+// revkit.ErrRolloutFailed; the result still lists what was restarted.
 // The wait reads through an apiserver outage: reads that fail transiently
 // (connection refused or reset, 429, 500, 503, 504) are retried with a
 // backoff until the timeout, and the *WaitError then carries the latest

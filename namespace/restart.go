@@ -45,7 +45,8 @@ type RestartOptions struct {
 	OnlyStale bool
 	// Wait blocks until every restarted workload has rolled out. It rides
 	// out an apiserver that cannot answer for a while (see the package
-	// documentation).
+	// documentation), and ends at once with a *revkit.RolloutFailedError
+	// when a Deployment's rollout has failed (ProgressDeadlineExceeded).
 	Wait bool
 	// Timeout bounds the wait; default 10 minutes.
 	Timeout time.Duration
@@ -141,6 +142,15 @@ func (e *WaitError) Unwrap() error { return e.Err }
 // revision their namespace now selects. Paused Deployments and workloads
 // with the OnDelete update strategy are skipped with a reason, since a
 // restart would not replace their pods.
+//
+// With Wait it then waits for the restarted workloads to roll out. A wait
+// that times out returns a *WaitError. A Deployment whose controller
+// reports its rollout failed — the Progressing condition with reason
+// ProgressDeadlineExceeded, for the generation it has observed — ends the
+// wait at once with a *revkit.RolloutFailedError (matching
+// revkit.ErrRolloutFailed) that names the workload and the condition.
+// Either way the result returned with the error lists every workload
+// restarted, with RolledOut set on those seen done.
 func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts RestartOptions) (*RestartResult, error) {
 	const op = "namespace.RolloutRestart"
 	if err := opts.Validate(); err != nil {

@@ -31,6 +31,13 @@ import (
 // Reads that fail transiently (the apiserver unreachable, restarting or
 // overloaded) are retried with a backoff until the timeout: a rollout goes
 // on while the apiserver restarts, and so does the wait.
+//
+// A rollout its controller reports failed (a Deployment past its progress
+// deadline) ends the wait with a *revkit.RolloutFailedError as soon as the
+// wait reads it, on the watch path and the polling one alike: waiting for
+// the timeout could not make it roll out. A wait that watches namespace by
+// namespace reads a namespace only once those before it have rolled out,
+// so a failure there is seen then.
 func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOptions, ws []*WorkloadResult, clusterWide bool, workers int) error {
 	timeout := opts.Timeout
 	if timeout == 0 {
@@ -90,8 +97,11 @@ func (w *waiter) result(err error) error {
 	if err == nil {
 		return nil
 	}
-	var op *revkit.OpError
-	if errors.As(err, &op) {
+	var (
+		op     *revkit.OpError
+		failed *revkit.RolloutFailedError
+	)
+	if errors.As(err, &op) || errors.As(err, &failed) {
 		return err
 	}
 	w.mu.Lock()
@@ -150,19 +160,24 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 	if left == 0 {
 		return nil
 	}
-	observe := func(obj runtime.Object) {
-		ns, name, reason, ok := rolloutOf(obj)
+	// observe notes a member's progress, and returns its failure.
+	observe := func(obj runtime.Object) error {
+		ns, name, st, ok := rolloutOf(obj)
 		if !ok {
-			return
+			return nil
 		}
 		wr := members[ns+"/"+name]
 		if wr == nil || wr.RolledOut {
-			return
+			return nil
 		}
-		w.note(wr, reason)
+		if st.failed != nil {
+			return st.failed
+		}
+		w.note(wr, st.pending)
 		if wr.RolledOut {
 			left--
 		}
+		return nil
 	}
 	var backoff kubeutil.Backoff
 	for {
@@ -184,7 +199,9 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 		}
 		w.read(nil)
 		for _, obj := range list {
-			observe(obj)
+			if err := observe(obj); err != nil {
+				return err
+			}
 		}
 		if left == 0 {
 			return nil
@@ -206,6 +223,7 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "watch", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
 		}
 		backoff.Reset()
+		var failed error
 		done := func() bool {
 			defer wi.Stop()
 			for {
@@ -217,14 +235,16 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 						return false // expired or closed: list again
 					}
 					if ev.Type == watch.Added || ev.Type == watch.Modified {
-						observe(ev.Object)
-						if left == 0 {
+						if failed = observe(ev.Object); failed != nil || left == 0 {
 							return true
 						}
 					}
 				}
 			}
 		}()
+		if failed != nil {
+			return failed
+		}
 		if done {
 			if left == 0 {
 				return nil
@@ -285,18 +305,31 @@ func watchKind(ctx context.Context, kube kubernetes.Interface, ns string, kind K
 	return nil, errors.New("unknown kind " + string(kind))
 }
 
-// rolloutOf returns a workload's namespace, name and why it has not rolled
-// out ("" when it has), following kubectl rollout status.
-func rolloutOf(obj runtime.Object) (ns, name, reason string, ok bool) {
+// rollout is where a workload's rollout stands, following kubectl
+// rollout status.
+type rollout struct {
+	// pending says why it has not rolled out; "" when it has.
+	pending string
+	// failed is a *revkit.RolloutFailedError when its controller has given
+	// up on it.
+	failed error
+}
+
+func deploymentRollout(d *appsv1.Deployment) rollout {
+	return rollout{pending: kubeutil.DeploymentPending(d), failed: kubeutil.DeploymentFailed(d)}
+}
+
+// rolloutOf returns a workload's namespace, name and rollout.
+func rolloutOf(obj runtime.Object) (ns, name string, st rollout, ok bool) {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		return o.Namespace, o.Name, kubeutil.DeploymentPending(o), true
+		return o.Namespace, o.Name, deploymentRollout(o), true
 	case *appsv1.StatefulSet:
-		return o.Namespace, o.Name, kubeutil.StatefulSetPending(o), true
+		return o.Namespace, o.Name, rollout{pending: kubeutil.StatefulSetPending(o)}, true
 	case *appsv1.DaemonSet:
-		return o.Namespace, o.Name, kubeutil.DaemonSetPending(o), true
+		return o.Namespace, o.Name, rollout{pending: kubeutil.DaemonSetPending(o)}, true
 	}
-	return "", "", "", false
+	return "", "", rollout{}, false
 }
 
 // poll lists each (namespace, kind) that still has a pending workload,
@@ -338,14 +371,17 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 				return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list",
 					Object: revkit.ObjectRef{Kind: string(g.kind), Namespace: g.ns}, Err: err}
 			}
-			for _, wr := range groups[g] {
-				reason, ok := status[wr.Name]
-				if !ok {
-					reason = "not found"
-				}
-				w.note(wr, reason)
-			}
 			w.read(nil)
+			for _, wr := range groups[g] {
+				st, ok := status[wr.Name]
+				if !ok {
+					st.pending = "not found"
+				}
+				if st.failed != nil {
+					return st.failed
+				}
+				w.note(wr, st.pending)
+			}
 			return nil
 		})
 		if err := firstError(ctx, ran, errs); err != nil {
@@ -365,10 +401,9 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 	}
 }
 
-// rolloutStatus maps each workload of a kind in ns to "" when rolled out,
-// or why not, following kubectl rollout status.
-func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind) (map[string]string, error) {
-	out := map[string]string{}
+// rolloutStatus maps each workload of a kind in ns to its rollout.
+func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind) (map[string]rollout, error) {
+	out := map[string]rollout{}
 	switch kind {
 	case Deployment:
 		l, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
@@ -376,7 +411,7 @@ func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, ki
 			return nil, err
 		}
 		for _, d := range l.Items {
-			out[d.Name] = kubeutil.DeploymentPending(&d)
+			out[d.Name] = deploymentRollout(&d)
 		}
 	case StatefulSet:
 		l, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
@@ -384,7 +419,7 @@ func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, ki
 			return nil, err
 		}
 		for _, s := range l.Items {
-			out[s.Name] = kubeutil.StatefulSetPending(&s)
+			out[s.Name] = rollout{pending: kubeutil.StatefulSetPending(&s)}
 		}
 	case DaemonSet:
 		l, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
@@ -392,7 +427,7 @@ func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, ki
 			return nil, err
 		}
 		for _, d := range l.Items {
-			out[d.Name] = kubeutil.DaemonSetPending(&d)
+			out[d.Name] = rollout{pending: kubeutil.DaemonSetPending(&d)}
 		}
 	default:
 		return nil, errors.New("unknown kind " + string(kind))

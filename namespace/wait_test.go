@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -132,6 +133,127 @@ func TestRolloutWaitRidesOutOutage(t *testing.T) {
 			if tc.recover {
 				assert.True(t, res.Workloads[0].RolledOut)
 			}
+		})
+	}
+}
+
+// A Deployment past its progress deadline ends the wait at once with a
+// *revkit.RolloutFailedError naming it and the condition — whether the wait
+// watches each namespace, watches across the cluster or polls, and whether
+// the failure is there when the wait starts or comes in while it watches —
+// and the result still lists every workload restarted. A condition left
+// from before the change, not yet observed, does not count. The failed
+// Deployment is in the second namespace, which a wait over few namespaces
+// watches after the first has rolled out.
+func TestRolloutWaitFailsOnFailedRollout(t *testing.T) {
+	const message = `ReplicaSet "stuck-5d4f8" has timed out progressing.`
+	failed := appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 1, AvailableReplicas: 1,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: message},
+		}}
+	for _, tc := range []struct {
+		name string
+		// namespaces of bigFleet, all rolled out; from ten on the wait
+		// watches across the cluster.
+		namespaces int
+		// poll: watching is forbidden, so the wait polls.
+		poll bool
+		// late: the Deployment is pending when the wait starts and fails
+		// while it is watched.
+		late bool
+		// stale: the controller has not observed the restart yet, so the
+		// failure is the previous rollout's and the wait goes on.
+		stale bool
+	}{
+		{name: "watch per namespace", namespaces: 2},
+		{name: "watch per namespace, fails while watched", namespaces: 2, late: true},
+		{name: "watch across the cluster", namespaces: 10},
+		{name: "watch across the cluster, fails while watched", namespaces: 10, late: true},
+		{name: "poll", namespaces: 2, poll: true},
+		{name: "poll, many namespaces", namespaces: 10, poll: true},
+		{name: "not observed yet", namespaces: 2, stale: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stuck := &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: "stuck", Namespace: "ns-01", Generation: 2},
+				Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), ProgressDeadlineSeconds: ptr.To[int32](600),
+					Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "stuck"}}},
+				Status: *failed.DeepCopy(),
+			}
+			switch {
+			case tc.late:
+				stuck.Status = appsv1.DeploymentStatus{ObservedGeneration: 1}
+			case tc.stale:
+				stuck.Generation = 3
+			}
+			kube := bigFleet(tc.namespaces, true).WithObjects(stuck).Kube()
+			if tc.poll {
+				kube.PrependWatchReactor("*", func(k8stesting.Action) (bool, watch.Interface, error) {
+					return true, nil, apierrors.NewForbidden(schemaGR("deployments"), "", errors.New("no watch"))
+				})
+			}
+			if tc.late {
+				// The fake drops events sent before a watch starts: fail
+				// the rollout again and again once it is watched.
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					for !hasWatch(kube) {
+						time.Sleep(5 * time.Millisecond)
+					}
+					for {
+						d := stuck.DeepCopy()
+						d.Status = *failed.DeepCopy()
+						_, _ = kube.AppsV1().Deployments("ns-01").UpdateStatus(ctx, d, metav1.UpdateOptions{})
+						select {
+						case <-stop:
+							return
+						case <-time.After(20 * time.Millisecond):
+						}
+					}
+				}()
+			}
+			kube.ClearActions()
+			timeout := 5 * time.Minute
+			if tc.stale {
+				timeout = 300 * time.Millisecond
+			}
+			// Bounds the test should the wait run to its timeout after all.
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			res, err := namespace.RolloutRestart(cctx, kube, namespace.RestartOptions{
+				Selection: namespace.Selection{Selector: "fleet=yes"}, Kinds: []namespace.Kind{namespace.Deployment},
+				Wait: true, Timeout: timeout, PollInterval: 10 * time.Millisecond,
+			})
+			elapsed := time.Since(start)
+
+			require.NotNil(t, res)
+			require.Len(t, res.Workloads, tc.namespaces+1, "every workload restarted is listed")
+			assert.Len(t, revkittest.Patches(kube), tc.namespaces+1)
+			for _, w := range res.Workloads {
+				assert.Equal(t, revkit.ActionUpdate, w.Action, w.Name)
+				if w.Name == "stuck" {
+					assert.False(t, w.RolledOut)
+				}
+			}
+			if tc.stale {
+				var wErr *namespace.WaitError
+				require.ErrorAs(t, err, &wErr)
+				assert.ErrorIs(t, err, context.DeadlineExceeded)
+				assert.Contains(t, wErr.Pending, "Deployment/ns-01/stuck: waiting for the controller to observe the change")
+				assert.NotErrorIs(t, err, revkit.ErrRolloutFailed)
+				return
+			}
+			var fErr *revkit.RolloutFailedError
+			require.ErrorAs(t, err, &fErr)
+			assert.Equal(t, &revkit.RolloutFailedError{Kind: "Deployment", Namespace: "ns-01", Name: "stuck",
+				Condition: "Progressing", Reason: "ProgressDeadlineExceeded", Message: message}, fErr)
+			assert.ErrorIs(t, err, revkit.ErrRolloutFailed)
+			var wErr *namespace.WaitError
+			assert.False(t, errors.As(err, &wErr), "not a timeout")
+			assert.Less(t, elapsed, 5*time.Second, "the wait ends at once, not at its %s timeout", timeout)
 		})
 	}
 }

@@ -4,16 +4,51 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/revkit/revkit"
 )
 
+// progressDeadlineExceeded is the reason the Deployment controller gives
+// the Progressing condition (with status False) once a rollout has made no
+// progress for spec.progressDeadlineSeconds; the controller's
+// deploymentutil.TimedOutReason.
+const progressDeadlineExceeded = "ProgressDeadlineExceeded"
+
+// DeploymentFailed returns a *revkit.RolloutFailedError when the
+// Deployment's controller has given up on its rollout, else nil. It follows
+// kubectl rollout status: the Progressing condition has reason
+// ProgressDeadlineExceeded and the controller has observed the current
+// generation. Until it has, the condition may be left from the rollout
+// before, which a restart replaces. Waits check it before
+// DeploymentPending, which counts a failed rollout as pending.
+//
+// The check is the one kstatus makes (status.Compute gives FailedStatus for
+// the same objects; see the test), done on the typed object: kstatus would
+// need each object converted to unstructured with its kind set by hand, and
+// reports the failure as a Stalled condition rather than the Deployment's
+// own.
+func DeploymentFailed(d *appsv1.Deployment) error {
+	if d.Generation > d.Status.ObservedGeneration {
+		return nil
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == progressDeadlineExceeded {
+			return &revkit.RolloutFailedError{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name,
+				Condition: string(c.Type), Reason: c.Reason, Message: c.Message}
+		}
+	}
+	return nil
+}
+
 // DeploymentPending says why a Deployment has not rolled out, or "" when
-// it has, following kubectl rollout status.
+// it has, following kubectl rollout status. A rollout past its progress
+// deadline is pending with that reason; DeploymentFailed tells it apart.
 func DeploymentPending(d *appsv1.Deployment) string {
 	if d.Generation > d.Status.ObservedGeneration {
 		return "waiting for the controller to observe the change"
 	}
 	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == progressDeadlineExceeded {
 			return "progress deadline exceeded"
 		}
 	}
@@ -32,7 +67,9 @@ func DeploymentPending(d *appsv1.Deployment) string {
 	return ""
 }
 
-// StatefulSetPending is DeploymentPending for a StatefulSet.
+// StatefulSetPending is DeploymentPending for a StatefulSet. A StatefulSet
+// has no condition that says its rollout failed (kubectl rollout status
+// waits on it for ever), so it is only ever pending.
 func StatefulSetPending(s *appsv1.StatefulSet) string {
 	if s.Generation > s.Status.ObservedGeneration {
 		return "waiting for the controller to observe the change"
@@ -56,7 +93,8 @@ func StatefulSetPending(s *appsv1.StatefulSet) string {
 	return ""
 }
 
-// DaemonSetPending is DeploymentPending for a DaemonSet.
+// DaemonSetPending is DeploymentPending for a DaemonSet; like a
+// StatefulSet, a DaemonSet has no failed state.
 func DaemonSetPending(d *appsv1.DaemonSet) string {
 	if d.Generation > d.Status.ObservedGeneration {
 		return "waiting for the controller to observe the change"
