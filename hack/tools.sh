@@ -162,11 +162,11 @@ data() {
 	log "charts and stages: copied in $(elapsed "$start")s"
 }
 
-# Rough cold-build times on 2 cores with a warm module cache, measured on
-# 2026-12-01 (docs/TESTING.md): what --plan adds up before a build starts.
+# Cold-build times on 2 cores, downloads included, measured on 2026-12-01
+# (docs/TESTING.md): what --plan adds up before a build starts.
 declare -A EST=(
-	[etcd]=50 [kube-apiserver]=420 [kube-controller-manager]=120 [kube-scheduler]=20
-	[kubectl]=40 [kwok]=90 [pilot-discovery]=300 [istio-render]=30
+	[etcd]=50 [kube-apiserver]=190 [kube-controller-manager]=60 [kube-scheduler]=5
+	[kubectl]=25 [kwok]=90 [pilot-discovery]=450 [istio-render]=5
 )
 declare -a TO_BUILD=() TO_RESTORE=()
 # plan NAME KEY STAMP CACHED: record what a build run would do with NAME.
