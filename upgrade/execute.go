@@ -155,6 +155,12 @@ func (e *StepError) Unwrap() error { return e.Err }
 // plan's completion, so a plan whose steps all succeeded is never left
 // recorded as unfinished.
 //
+// When the on-failure steps of a journaled plan have run, the journal
+// records it (keys "rolledBack" and "undone") and forgets the completed
+// steps, so that a rerun runs every step again instead of skipping steps
+// whose effects the on-failure steps undid; the steps are idempotent, so
+// those still in effect report Unchanged.
+//
 // Execute emits an event (Operation "upgrade.Execute") when a step starts
 // (Action ActionStart) and when it ends (Action the outcome), and stamps
 // the step name on every event the step's operations emit.
@@ -224,6 +230,13 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 	}
 	for _, s := range plan.OnFailure {
 		rep.OnFailure = append(rep.OnFailure, runRetrying(ctx, env, s, func() StepReport { return runStep(ctx, env, s) }))
+	}
+	if j != nil && len(plan.OnFailure) > 0 {
+		// The on-failure steps undid (some of) what the plan did: a rerun
+		// must not skip steps as done whose effects are gone.
+		if err := j.undone(context.WithoutCancel(ctx)); err != nil {
+			return rep, errors.Join(failed, err)
+		}
 	}
 	return rep, failed
 }

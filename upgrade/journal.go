@@ -143,6 +143,8 @@ const (
 	keyStarted      = "started"
 	keyDone         = "done"
 	keyCompleted    = "completed"
+	keyRolledBack   = "rolledBack"
+	keyUndone       = "undone"
 	journalOperator = "upgrade.Journal"
 )
 
@@ -469,6 +471,33 @@ func (o *journal) mark(ctx context.Context, step string, complete bool) error {
 		o.complete = true
 	}
 	return err
+}
+
+// undone records that the plan's on-failure steps ran after the steps done
+// so far: those move to "undone", and "done" is emptied, so that a rerun
+// runs them again.
+func (o *journal) undone(ctx context.Context) error {
+	cms := o.kube.CoreV1().ConfigMaps(o.cfg.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := cms.Get(ctx, o.name, metav1.GetOptions{})
+		if err != nil {
+			return o.fail("get", "ConfigMap", err)
+		}
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[keyUndone] = strings.Join(o.order, "\n")
+		cm.Data[keyRolledBack] = time.Now().UTC().Format(time.RFC3339)
+		delete(cm.Data, keyDone)
+		if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			if apierrors.IsConflict(err) {
+				return err
+			}
+			return o.fail("update", "ConfigMap", err)
+		}
+		o.done, o.order = map[string]bool{}, nil
+		return nil
+	})
 }
 
 func splitLines(s string) []string {

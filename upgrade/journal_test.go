@@ -307,3 +307,34 @@ func TestJournalLeaseDurationTooShort(t *testing.T) {
 	require.NotNil(t, rep)
 	revkittest.NoWrites(t, kube)
 }
+
+// After the on-failure steps of a journaled plan ran, the journal forgets
+// the steps they undid: a rerun runs them again instead of skipping them.
+func TestJournalRecordsOnFailureRollback(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision("1-24-0").Kube()
+	runs := map[string]int{}
+	failB := true
+	env := upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "me"}}
+	plan := func() upgrade.Plan {
+		p := counting(runs, &failB, nil)
+		p.OnFailure = []upgrade.Step{upgrade.Func("undo", "undo a", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+			runs["undo"]++
+			return upgrade.Result{Outcome: upgrade.Done}, nil
+		})}
+		return p
+	}
+	_, err := upgrade.Execute(ctx, env, plan())
+	require.Error(t, err)
+	assert.Equal(t, map[string]int{"a": 1, "b": 1, "undo": 1}, runs)
+	cm, err := kube.CoreV1().ConfigMaps("istio-system").Get(ctx, upgrade.JournalName(plan().Name), metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, cm.Data["done"])
+	assert.Equal(t, "a", cm.Data["undone"])
+	assert.NotEmpty(t, cm.Data["rolledBack"])
+
+	failB = false
+	rep, err := upgrade.Execute(ctx, env, plan())
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"a": 2, "b": 2, "c": 1, "undo": 1}, runs, "a, undone by the rollback, runs again")
+	assert.Equal(t, upgrade.Done, rep.Steps[0].Outcome)
+}
