@@ -67,6 +67,15 @@ type CanaryOptions struct {
 	// and restarts and verifies them; earlier batches stay on To. Ignored
 	// with RollbackOnFailure.
 	RollbackFailedBatch bool
+	// RecordState records, before the plan's first write, the injection
+	// labels of its namespaces and where its tags pointed (RecordState, in a
+	// ConfigMap named after the plan), and makes every rollback — Rollback,
+	// RollbackOnFailure, RollbackFailedBatch — put back exactly that state
+	// (RestoreState) instead of moving namespaces to StableTag or From: a
+	// namespace that used istio-injection=enabled gets it back, a tag the
+	// plan created is removed. It needs create and get on ConfigMaps in the
+	// control-plane namespace.
+	RecordState bool
 	// RestartTimeout bounds each batch's rollout wait; default 10 minutes.
 	RestartTimeout time.Duration
 	// ControlPlaneNamespace; default istio-system.
@@ -189,10 +198,13 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 		return Plan{}, err
 	}
 	cp := opts.ControlPlaneNamespace
-	p := Plan{Name: fmt.Sprintf("canary %s → %s", opts.From, opts.To)}
+	p := Plan{Name: opts.canaryName()}
 	add := func(s ...Step) { p.Steps = append(p.Steps, s...) }
 
 	add(Precheck(verify.PrecheckOptions{ControlPlaneNamespace: cp}))
+	if opts.RecordState {
+		add(RecordState(opts.recordOptions(p.Name, batches)))
+	}
 	if opts.Install != nil {
 		in := *opts.Install
 		in.Revision = opts.To
@@ -264,18 +276,26 @@ func rollbackBatch(opts CanaryOptions, batches [][]string) Step {
 			}
 			batch := batches[i-1]
 			sel := namespace.Selection{Namespaces: batch, AllowSystem: opts.Namespaces.AllowSystem}
-			mo := namespace.MigrateOptions{Common: env.Common, Selection: sel, Target: opts.home(), ControlPlaneNamespace: cp}
-			if _, err := namespace.Migrate(ctx, env.Kube, mo); err != nil {
-				return Result{}, err
+			target := opts.home()
+			if opts.RecordState {
+				if _, err := restoreState(ctx, env, RestoreStateOptions{Name: opts.canaryName(), Namespaces: batch, ControlPlaneNamespace: cp}); err != nil {
+					return Result{}, err
+				}
+				target = opts.From
+			} else {
+				mo := namespace.MigrateOptions{Common: env.Common, Selection: sel, Target: target, ControlPlaneNamespace: cp}
+				if _, err := namespace.Migrate(ctx, env.Kube, mo); err != nil {
+					return Result{}, err
+				}
 			}
-			ro := namespace.RestartOptions{Common: env.Common, Selection: sel, Target: opts.home(), OnlyStale: true,
+			ro := namespace.RestartOptions{Common: env.Common, Selection: sel, Target: target, OnlyStale: true,
 				Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}
 			res, err := namespace.RolloutRestart(ctx, env.Kube, ro)
 			if err != nil {
 				return Result{}, err
 			}
 			detail := fmt.Sprintf("batch %d/%d (%s) back on %s, %d workloads restarted", i, n, strings.Join(batch, ", "),
-				opts.home(), len(res.Restarted()))
+				target, len(res.Restarted()))
 			if env.Common.DryRun.Persists() {
 				rep, err := verify.Pods(ctx, env.Kube, verify.PodsOptions{Namespaces: batch, Target: opts.From, ControlPlaneNamespace: cp})
 				if err != nil {
@@ -300,6 +320,30 @@ func batchOf(step string) (i, n int, ok bool) {
 	}
 	return i, n, true
 }
+
+// recordOptions are the RecordState options of the canary plan named
+// plan: every namespace of its batches and every tag it sets.
+func (o *CanaryOptions) recordOptions(plan string, batches [][]string) RecordStateOptions {
+	var all []string
+	for _, b := range batches {
+		all = append(all, b...)
+	}
+	r := RecordStateOptions{Name: plan, Namespaces: namespace.Selection{Namespaces: all, AllowSystem: o.Namespaces.AllowSystem},
+		ControlPlaneNamespace: o.ControlPlaneNamespace}
+	for _, t := range []string{o.CanaryTag, o.StableTag} {
+		if t != "" {
+			r.Tags = append(r.Tags, t)
+		}
+	}
+	if o.PromoteDefault {
+		r.Tags = append(r.Tags, revkit.DefaultTag)
+	}
+	return r
+}
+
+// canaryName is the name of the canary plan, under which its state is
+// recorded.
+func (o *CanaryOptions) canaryName() string { return fmt.Sprintf("canary %s → %s", o.From, o.To) }
 
 // Rollback returns the reverse of Canary: tags back to From, namespaces
 // back (to StableTag, or From), their workloads restarted and verified on
@@ -328,14 +372,21 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 	sel := namespace.Selection{Namespaces: all, AllowSystem: opts.Namespaces.AllowSystem}
 	var out []Step
 	add := func(s Step) { out = append(out, Named(prefix+s.Name(), s)) }
-	if opts.PromoteDefault {
-		add(SetTag(tag.SetOptions{Tag: revkit.DefaultTag, Revision: opts.From, Overwrite: true, ControlPlaneNamespace: cp}))
+	restartTarget := opts.home()
+	if opts.RecordState {
+		// Tags and labels back as recorded; what they resolve to is From.
+		add(RestoreState(RestoreStateOptions{Name: opts.canaryName(), ControlPlaneNamespace: cp}))
+		restartTarget = opts.From
+	} else {
+		if opts.PromoteDefault {
+			add(SetTag(tag.SetOptions{Tag: revkit.DefaultTag, Revision: opts.From, Overwrite: true, ControlPlaneNamespace: cp}))
+		}
+		if opts.StableTag != "" {
+			add(SetTag(tag.SetOptions{Tag: opts.StableTag, Revision: opts.From, Overwrite: true, ControlPlaneNamespace: cp}))
+		}
+		add(MigrateNamespace(namespace.MigrateOptions{Selection: sel, Target: opts.home(), ControlPlaneNamespace: cp}))
 	}
-	if opts.StableTag != "" {
-		add(SetTag(tag.SetOptions{Tag: opts.StableTag, Revision: opts.From, Overwrite: true, ControlPlaneNamespace: cp}))
-	}
-	add(MigrateNamespace(namespace.MigrateOptions{Selection: sel, Target: opts.home(), ControlPlaneNamespace: cp}))
-	add(RolloutRestart(namespace.RestartOptions{Selection: sel, Target: opts.home(), OnlyStale: true,
+	add(RolloutRestart(namespace.RestartOptions{Selection: sel, Target: restartTarget, OnlyStale: true,
 		Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}))
 	add(VerifyPods(verify.PodsOptions{Namespaces: all, Target: opts.From, ControlPlaneNamespace: cp}))
 	if opts.Gateways != "" {
@@ -343,7 +394,7 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 			ControlPlaneNamespace: cp, Wait: true, Timeout: opts.RestartTimeout}))
 		add(RemoveCanaryGateways(gateway.RemoveCanariesOptions{Revision: opts.To, Namespaces: opts.GatewayNamespaces}))
 	}
-	if opts.CanaryTag != "" && uninstallCanary {
+	if opts.CanaryTag != "" && uninstallCanary && !opts.RecordState {
 		add(RemoveTag(tag.RemoveOptions{Tag: opts.CanaryTag, ControlPlaneNamespace: cp}))
 	}
 	if uninstallCanary {

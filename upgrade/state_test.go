@@ -1,0 +1,187 @@
+package upgrade_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revkittest"
+	"github.com/revkit/revkit/tag"
+	"github.com/revkit/revkit/upgrade"
+)
+
+// recordedCanary is a canary of canaryCluster's two namespaces (shop uses
+// istio-injection=enabled, blog the prod-stable tag) through a new tag,
+// prod-canary, whose pod verification fails: the plan stops after moving
+// the namespaces, and rolls back.
+func recordedCanary(t *testing.T, kube kubernetes.Interface, record bool) upgrade.Plan {
+	t.Helper()
+	opts := upgrade.CanaryOptions{From: "1-24-0", To: "1-25-0", CanaryTag: "prod-canary", StableTag: "prod-stable",
+		Namespaces: namespace.Selection{Namespaces: []string{"shop", "blog"}}, KeepOld: true,
+		RollbackOnFailure: true, RecordState: record}
+	p, err := upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	for i, s := range p.Steps {
+		if s.Name() == "verify-pods 1/1" {
+			p.Steps[i] = upgrade.Named(s.Name(), upgrade.Func("gate", "failing gate", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+				return upgrade.Result{}, revkit.ErrVerificationFailed
+			}))
+		}
+	}
+	return p
+}
+
+func tagTargets(t *testing.T, kube kubernetes.Interface) map[string]string {
+	t.Helper()
+	tags, err := tag.List(ctx, kube, tag.ListOptions{})
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, tg := range tags {
+		out[tg.Name] = tg.Revision
+	}
+	return out
+}
+
+func namespaceLabels(t *testing.T, kube kubernetes.Interface) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for _, n := range []string{"shop", "blog"} {
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
+		require.NoError(t, err)
+		out[n] = map[string]string{}
+		for _, k := range []string{"istio-injection", "istio.io/rev"} {
+			if v, ok := ns.Labels[k]; ok {
+				out[n][k] = v
+			}
+		}
+	}
+	return out
+}
+
+// With RecordState, the rollback after a failed gate puts back exactly the
+// state before the plan: shop gets istio-injection=enabled back (not the
+// stable tag), and the canary tag the plan created is gone. Without it the
+// rollback moves both namespaces to the stable tag and keeps the canary
+// tag — which is what this test tells apart.
+func TestCanaryRollbackRestoresRecordedState(t *testing.T) {
+	kube := canaryCluster().Kube()
+	beforeLabels, beforeTags := namespaceLabels(t, kube), tagTargets(t, kube)
+	require.Equal(t, map[string]string{"istio-injection": "enabled"}, beforeLabels["shop"])
+	require.NotContains(t, beforeTags, "prod-canary")
+
+	p := recordedCanary(t, kube, true)
+	assert.Equal(t, []string{"precheck", "record-state", "set-tag prod-canary→1-25-0", "migrate-namespaces 1/1"}, stepNames(p)[:4])
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, p)
+	require.ErrorIs(t, err, revkit.ErrVerificationFailed)
+	require.NotEmpty(t, rep.OnFailure)
+	for _, s := range rep.OnFailure {
+		assert.NotEqual(t, upgrade.Failed, s.Outcome, "%s: %s", s.Name, s.Detail)
+	}
+	assert.Equal(t, "rollback: restore-state", rep.OnFailure[0].Name)
+
+	assert.Equal(t, beforeLabels, namespaceLabels(t, kube), "the namespaces' labels are as before the plan")
+	assert.Equal(t, beforeTags, tagTargets(t, kube), "the tags are as before the plan: prod-canary is gone")
+
+	st, err := upgrade.LoadState(ctx, kube, p.Name, "")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"prod-canary": "", "prod-stable": "1-24-0"}, st.Tags)
+	assert.Equal(t, []string{"1-24-0", "1-25-0"}, st.Revisions)
+}
+
+// The same plan without RecordState: the rollback is rebuilt from the
+// options, which is not the state before the plan.
+func TestCanaryRollbackWithoutRecordedState(t *testing.T) {
+	kube := canaryCluster().Kube()
+	beforeLabels := namespaceLabels(t, kube)
+	_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, recordedCanary(t, kube, false))
+	require.ErrorIs(t, err, revkit.ErrVerificationFailed)
+	assert.NotEqual(t, beforeLabels, namespaceLabels(t, kube))
+	assert.Contains(t, tagTargets(t, kube), "prod-canary")
+}
+
+// A rerun keeps the first record: the state from before the plan, not from
+// half-way through it.
+func TestRecordStateKeepsTheFirstRecord(t *testing.T) {
+	kube := canaryCluster().Kube()
+	step := upgrade.RecordState(upgrade.RecordStateOptions{Name: "p", Tags: []string{"prod-stable"},
+		Namespaces: namespace.Selection{Namespaces: []string{"shop"}}})
+	res, err := step.Run(ctx, upgrade.Env{Kube: kube})
+	require.NoError(t, err)
+	assert.Equal(t, upgrade.Done, res.Outcome)
+	first, err := upgrade.LoadState(ctx, kube, "p", "")
+	require.NoError(t, err)
+
+	_, err = namespace.Migrate(ctx, kube, namespace.MigrateOptions{Selection: namespace.Selection{Namespaces: []string{"shop"}}, Target: "1-25-0"})
+	require.NoError(t, err)
+	res, err = step.Run(ctx, upgrade.Env{Kube: kube})
+	require.NoError(t, err)
+	assert.Equal(t, upgrade.Unchanged, res.Outcome)
+	again, err := upgrade.LoadState(ctx, kube, "p", "")
+	require.NoError(t, err)
+	assert.Equal(t, first, again)
+	require.NotNil(t, again.Namespaces["shop"].Injection)
+	assert.Equal(t, "enabled", *again.Namespaces["shop"].Injection)
+	assert.Nil(t, again.Namespaces["shop"].Rev)
+}
+
+func TestRestoreStateRefusals(t *testing.T) {
+	kube := canaryCluster().Kube()
+	restore := upgrade.RestoreState(upgrade.RestoreStateOptions{Name: "p"})
+
+	_, err := restore.Run(ctx, upgrade.Env{Kube: kube})
+	assert.ErrorIs(t, err, revkit.ErrNotFound, "nothing recorded")
+
+	_, err = upgrade.RecordState(upgrade.RecordStateOptions{Name: "p", Tags: []string{"prod-stable"},
+		Namespaces: namespace.Selection{Namespaces: []string{"shop"}}}).Run(ctx, upgrade.Env{Kube: kube})
+	require.NoError(t, err)
+	// The plan moved the tag and uninstalled the revision it pointed to.
+	_, err = tag.Set(ctx, kube, tag.SetOptions{Tag: "prod-stable", Revision: "1-25-0", Overwrite: true})
+	require.NoError(t, err)
+	require.NoError(t, kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, "istio-sidecar-injector-1-24-0", metav1.DeleteOptions{}))
+	for _, d := range []string{"istiod-1-24-0"} {
+		_ = kube.AppsV1().Deployments("istio-system").Delete(ctx, d, metav1.DeleteOptions{})
+	}
+	kube.ClearActions()
+	_, err = restore.Run(ctx, upgrade.Env{Kube: kube})
+	var nf *revkit.NotFoundError
+	require.ErrorAs(t, err, &nf, "a revision the plan uninstalled cannot be restored")
+	assert.Equal(t, "1-24-0", nf.Name)
+	revkittest.NoWrites(t, kube)
+
+	assert.ErrorIs(t, upgrade.RestoreState(upgrade.RestoreStateOptions{}).(upgrade.Validator).Validate(), revkit.ErrInvalidInput)
+	assert.ErrorIs(t, upgrade.RecordState(upgrade.RecordStateOptions{}).(upgrade.Validator).Validate(), revkit.ErrInvalidInput)
+}
+
+// namespace.Restore sets and removes each label as recorded, in one patch
+// per namespace, and leaves namespaces already as recorded alone.
+func TestNamespaceRestoreLabels(t *testing.T) {
+	kube := canaryCluster().Kube()
+	enabled, stable := "enabled", "prod-stable"
+	res, err := namespace.Restore(ctx, kube, namespace.RestoreOptions{Labels: map[string]namespace.InjectionLabels{
+		"shop": {Rev: &stable}, // istio-injection removed, istio.io/rev set
+		"blog": {Rev: &stable}, // as it is
+	}})
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	assert.Equal(t, []string{"patch namespaces shop"}, revkittest.Writes(kube))
+	assert.Equal(t, map[string]map[string]string{"shop": {"istio.io/rev": "prod-stable"}, "blog": {"istio.io/rev": "prod-stable"}},
+		namespaceLabels(t, kube))
+
+	kube.ClearActions()
+	_, err = namespace.Restore(ctx, kube, namespace.RestoreOptions{Common: revkit.Common{DryRun: revkit.DryRunClient},
+		Labels: map[string]namespace.InjectionLabels{"shop": {Injection: &enabled}}})
+	require.NoError(t, err)
+	revkittest.NoWrites(t, kube)
+
+	_, err = namespace.Restore(ctx, kube, namespace.RestoreOptions{Labels: map[string]namespace.InjectionLabels{"gone": {}}})
+	assert.ErrorIs(t, err, revkit.ErrNotFound)
+	bad := "not a label value!"
+	_, err = namespace.Restore(ctx, kube, namespace.RestoreOptions{Labels: map[string]namespace.InjectionLabels{"shop": {Rev: &bad}}})
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+}
