@@ -304,14 +304,15 @@ func (o *journal) start() {
 	go o.renewLoop()
 }
 
-// renewLoop renews the lease until stop is closed. A renewal that fails is
-// tried again at the next tick; when the lease is taken over, or lapses
-// because no renewal got through in time, the loop records the loss (and
-// calls onLost) and ends.
+// renewLoop renews the lease until stop is closed: every third of its
+// duration, and after a failed renewal (the apiserver restarting, say) again
+// every tenth, until a renewal gets through. When the lease is taken over,
+// or lapses because no renewal got through before it expired, the loop
+// records the loss (and calls onLost) and ends.
 func (o *journal) renewLoop() {
 	defer close(o.stopped)
-	every := o.cfg.LeaseDuration / 3
-	t := time.NewTicker(every)
+	every, retry := o.cfg.LeaseDuration/3, max(o.cfg.LeaseDuration/10, 100*time.Millisecond)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	renewed := time.Now()
 	for {
@@ -320,21 +321,25 @@ func (o *journal) renewLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), every)
+		// A renewal may take no longer than what is left of the lease.
+		left := time.Until(renewed.Add(o.cfg.LeaseDuration))
+		ctx, cancel := context.WithTimeout(context.Background(), max(left, retry))
 		err := o.renew(ctx)
 		cancel()
 		var locked *LockedError
 		switch {
 		case err == nil:
 			renewed = time.Now()
-			continue
+			t.Reset(every)
 		case errors.As(err, &locked):
 			o.setLost(&LeaseLostError{Plan: o.plan, Holder: locked.Holder})
 			return
-		case time.Since(renewed)+every >= o.cfg.LeaseDuration:
-			// The next tick would come after the lease lapsed.
+		case time.Now().Add(retry).After(renewed.Add(o.cfg.LeaseDuration)):
+			// The lease lapses before another try could renew it.
 			o.setLost(&LeaseLostError{Plan: o.plan, Err: err})
 			return
+		default:
+			t.Reset(retry)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package upgrade_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	coordv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/revkit/revkit"
@@ -337,4 +340,54 @@ func TestJournalRecordsOnFailureRollback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{"a": 2, "b": 2, "c": 1, "undo": 1}, runs, "a, undone by the rollback, runs again")
 	assert.Equal(t, upgrade.Done, rep.Steps[0].Outcome)
+}
+
+// An apiserver outage shorter than the lease does not lose it: failed
+// renewals are tried again until one gets through. One longer than the
+// lease does, and stops the plan with the renewal's error.
+func TestJournalLeaseRidesOutShortOutage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		outage time.Duration
+		lost   bool
+	}{
+		{"outage shorter than the lease", 2 * time.Second, false},
+		{"outage longer than the lease", 5 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := revkittest.NewCluster().WithRevision("1-24-0").Kube()
+			var down atomic.Bool
+			kube.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if down.Load() {
+					return true, nil, revkittest.ConnectionRefused()
+				}
+				return false, nil, nil
+			})
+			plan := upgrade.Plan{Name: "p", Steps: []upgrade.Step{upgrade.Func("wait", "", func(ctx context.Context, _ upgrade.Env) (upgrade.Result, error) {
+				down.Store(true)
+				select {
+				case <-time.After(tc.outage):
+				case <-ctx.Done():
+				}
+				down.Store(false)
+				// Long enough after the outage for a renewal to get through.
+				select {
+				case <-time.After(2 * time.Second):
+					return upgrade.Result{Outcome: upgrade.Done}, nil
+				case <-ctx.Done():
+					return upgrade.Result{}, ctx.Err()
+				}
+			})}}
+			_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "me", LeaseDuration: 3 * time.Second}}, plan)
+			if !tc.lost {
+				require.NoError(t, err)
+				return
+			}
+			var lost *upgrade.LeaseLostError
+			require.ErrorAs(t, err, &lost)
+			assert.Empty(t, lost.Holder)
+			assert.ErrorContains(t, err, "connection refused")
+			assert.NotErrorIs(t, err, upgrade.ErrLocked, "nobody else holds it")
+		})
+	}
 }
