@@ -383,3 +383,21 @@ func TestRolloutRestartResumes(t *testing.T) {
 	assert.Equal(t, revkit.ActionUpdate, got["new"].Action, "restarted before the plan began: restarted again")
 	assert.NotContains(t, revkittest.Writes(kube), "patch deployments shop/web")
 }
+
+// Two restarts within one second (a plan's, then its rollback's) stamp
+// different annotations, so the second one starts a rollout too.
+func TestRestartTwiceInOneSecond(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision("1-24-0").
+		WithNamespace("shop", revkittest.Rev("1-24-0")).WithDeployment("shop", "web").Kube()
+	base := time.Date(2026, 11, 25, 12, 0, 0, 100, time.UTC)
+	var stamps []string
+	for _, at := range []time.Time{base, base.Add(300 * time.Millisecond)} {
+		_, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
+			Selection: namespace.Selection{Namespaces: []string{"shop"}}, Now: func() time.Time { return at }})
+		require.NoError(t, err)
+		d, err := kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+		require.NoError(t, err)
+		stamps = append(stamps, d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"])
+	}
+	assert.NotEqual(t, stamps[0], stamps[1], "the second restart changes the pod template")
+}

@@ -311,9 +311,13 @@ func (o *RestartOptions) kinds() []Kind {
 	return o.Kinds
 }
 
+// restartPatch stamps the restart annotation with t to the nanosecond
+// (kubectl stamps whole seconds): two restarts within one second — a
+// plan's and its rollback's — must still differ, or the second one would
+// change nothing and start no rollout.
 func restartPatch(t time.Time) []byte {
 	p := map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
-		"annotations": map[string]string{mesh.RestartedAtAnnotation: t.Format(time.RFC3339)},
+		"annotations": map[string]string{mesh.RestartedAtAnnotation: t.Format(time.RFC3339Nano)},
 	}}}}
 	b, _ := json.Marshal(p)
 	return b

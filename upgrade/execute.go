@@ -228,6 +228,10 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 		}
 		return rep, failed
 	}
+	// The on-failure steps undo what the plan did: a workload the plan
+	// restarted must be restarted again, so only their own restarts count
+	// as done (RestartOptions.RestartedSince).
+	env.PlanStarted = time.Now()
 	for _, s := range plan.OnFailure {
 		rep.OnFailure = append(rep.OnFailure, runRetrying(ctx, env, s, func() StepReport { return runStep(ctx, env, s) }))
 	}

@@ -306,9 +306,9 @@ func (o *journal) start() {
 
 // renewLoop renews the lease until stop is closed: every third of its
 // duration, and after a failed renewal (the apiserver restarting, say) again
-// every tenth, until a renewal gets through. When the lease is taken over,
-// or lapses because no renewal got through before it expired, the loop
-// records the loss (and calls onLost) and ends.
+// every tenth, until a renewal gets through or the lease lapses. When the
+// lease is taken over, or lapses because no renewal got through before it
+// expired, the loop records the loss (and calls onLost) and ends.
 func (o *journal) renewLoop() {
 	defer close(o.stopped)
 	every, retry := o.cfg.LeaseDuration/3, max(o.cfg.LeaseDuration/10, 100*time.Millisecond)
@@ -334,12 +334,13 @@ func (o *journal) renewLoop() {
 		case errors.As(err, &locked):
 			o.setLost(&LeaseLostError{Plan: o.plan, Holder: locked.Holder})
 			return
-		case time.Now().Add(retry).After(renewed.Add(o.cfg.LeaseDuration)):
-			// The lease lapses before another try could renew it.
+		case !time.Now().Before(renewed.Add(o.cfg.LeaseDuration)):
+			// The lease has lapsed: another run may take it from now on.
 			o.setLost(&LeaseLostError{Plan: o.plan, Err: err})
 			return
 		default:
-			t.Reset(retry)
+			// Try again, at the latest just as the lease lapses.
+			t.Reset(max(min(retry, time.Until(renewed.Add(o.cfg.LeaseDuration))), time.Millisecond))
 		}
 	}
 }

@@ -32,8 +32,9 @@ type Env struct {
 	// (empty otherwise), so that they can undo just what it touched.
 	FailedStep string
 	// PlanStarted is when the journaled plan first started; Execute sets it
-	// for the steps (zero without a journal). RolloutRestart uses it not to
-	// restart a workload twice.
+	// for the steps (zero without a journal), and for the on-failure steps
+	// to when they began. RolloutRestart uses it not to restart a workload
+	// twice — and so that a rollback restarts again what the plan restarted.
 	PlanStarted time.Time
 	// TransientRetry, when positive, is how long Execute keeps running
 	// again a step that failed with a transient API error — the apiserver

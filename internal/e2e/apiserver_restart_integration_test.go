@@ -116,7 +116,7 @@ func testAPIServerRestart(t *testing.T, step string, action revkit.Action, retry
 		}()
 	}
 	run := upgrade.Env{Kube: kube, Common: revkit.Common{OnEvent: onEvent},
-		Journal: &upgrade.Journal{Holder: "restart-test", LeaseDuration: 10 * time.Second}}
+		Journal: &upgrade.Journal{Holder: "restart-test", LeaseDuration: 30 * time.Second}}
 	if retry {
 		run.TransientRetry = time.Minute
 	}

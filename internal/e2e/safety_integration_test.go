@@ -1,0 +1,163 @@
+//go:build integration
+
+package e2e_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/testenv"
+	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/tag"
+	"github.com/revkit/revkit/upgrade"
+	"github.com/revkit/revkit/verify"
+)
+
+// meshState is what a rollback must put back: each namespace's injection
+// labels, each tag's revision, which revisions would inject a new pod of
+// each namespace, and how many active pods run each revision.
+type meshState struct {
+	Labels  map[string]map[string]string
+	Tags    map[string]string
+	Injects map[string][]string
+	Pods    map[string]map[string]int
+}
+
+func readMeshState(ctx context.Context, t *testing.T, kube kubernetes.Interface, nss []string) meshState {
+	t.Helper()
+	st := meshState{Labels: map[string]map[string]string{}, Tags: map[string]string{},
+		Injects: map[string][]string{}, Pods: map[string]map[string]int{}}
+	for _, n := range nss {
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
+		require.NoError(t, err)
+		st.Labels[n] = map[string]string{}
+		for _, k := range []string{"istio-injection", "istio.io/rev"} {
+			if v, ok := ns.Labels[k]; ok {
+				st.Labels[n][k] = v
+			}
+		}
+	}
+	tags, err := tag.List(ctx, kube, tag.ListOptions{})
+	require.NoError(t, err)
+	for _, tg := range tags {
+		st.Tags[tg.Name] = tg.Revision
+	}
+	rep, err := verify.Pods(ctx, kube, verify.PodsOptions{Namespaces: nss})
+	require.NoError(t, err)
+	for _, n := range rep.Namespaces {
+		st.Injects[n.Namespace] = n.Injects
+		st.Pods[n.Namespace] = n.Revisions
+	}
+	return st
+}
+
+// TestSafetyMachinery runs, on one real control plane with two istiod
+// revisions: a canary whose gate fails and whose automatic rollback must
+// leave the mesh exactly as before the plan (namespace labels, tags, pods'
+// revisions), and a second runner started while the first one's step
+// outlasts the lease, which must be refused until the first ends.
+func TestSafetyMachinery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	env, err := testenv.Start(t, testenv.Options{})
+	require.NoError(t, err)
+	kube := env.Client
+	for _, rev := range []string{oldRev, newRev} {
+		_, err := env.StartIstiod(ctx, rev)
+		require.NoError(t, err, "istiod %s", rev)
+	}
+
+	t.Run("a failed gate rolls back to the recorded state", func(t *testing.T) {
+		for _, tg := range []string{revkit.DefaultTag, "prod-stable"} {
+			_, err := tag.Set(ctx, kube, tag.SetOptions{Tag: tg, Revision: oldRev})
+			require.NoError(t, err)
+		}
+		// One namespace on the default injection label, one on the stable tag.
+		nss := []string{"sa-enabled", "sa-tagged"}
+		createNamespace(ctx, t, env, nss[0], map[string]string{"istio-injection": "enabled", "safety": "true"})
+		createNamespace(ctx, t, env, nss[1], map[string]string{"istio.io/rev": "prod-stable", "safety": "true"})
+		for _, ns := range nss {
+			createDeployment(ctx, t, kube, ns, "web", 1)
+		}
+		for _, ns := range nss {
+			waitRolledOut(ctx, t, kube, ns, "web")
+		}
+		before := readMeshState(ctx, t, kube, nss)
+		for _, ns := range nss {
+			require.Equal(t, map[string]int{oldRev: 1}, before.Pods[ns], "pods of %s start on %s", ns, oldRev)
+			require.Equal(t, []string{oldRev}, before.Injects[ns])
+		}
+		require.NotContains(t, before.Tags, "prod-canary")
+
+		gateRan := false
+		failingGate := upgrade.Func("traffic-gate", "fails: the canary regressed", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+			gateRan = true
+			return upgrade.Result{}, revkit.ErrVerificationFailed
+		})
+		opts := upgrade.CanaryOptions{From: oldRev, To: newRev, CanaryTag: "prod-canary", StableTag: "prod-stable",
+			Namespaces: namespace.Selection{Selector: "safety=true"}, Gates: []upgrade.Step{failingGate},
+			RecordState: true, RollbackOnFailure: true, KeepOld: true, RestartTimeout: 2 * time.Minute}
+		plan, err := upgrade.Canary(ctx, kube, opts)
+		require.NoError(t, err)
+		rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "safety-test"}}, plan)
+		t.Logf("report:\n%s", rep)
+		require.ErrorIs(t, err, revkit.ErrVerificationFailed)
+		require.True(t, gateRan, "the gate ran after the batch moved")
+		for _, s := range rep.Steps {
+			if s.Name == "verify-pods 1/1" {
+				assert.Equal(t, upgrade.Done, s.Outcome, "the batch did move to %s before the gate", newRev)
+			}
+		}
+		require.NotEmpty(t, rep.OnFailure)
+		for _, s := range rep.OnFailure {
+			assert.NotEqual(t, upgrade.Failed, s.Outcome, "%s: %s", s.Name, s.Detail)
+		}
+		for _, ns := range nss {
+			waitNoTerminating(ctx, t, kube, ns)
+		}
+		after := readMeshState(ctx, t, kube, nss)
+		assert.Equal(t, before, after, "the mesh is exactly as before the plan")
+	})
+
+	t.Run("a second runner is refused while a step outlasts the lease", func(t *testing.T) {
+		const lease = 2 * time.Second
+		started, done := make(chan struct{}), make(chan error, 1)
+		long := upgrade.Plan{Name: "long wait", Steps: []upgrade.Step{upgrade.Func("wait", "a rollout wait 3 leases long",
+			func(ctx context.Context, _ upgrade.Env) (upgrade.Result, error) {
+				close(started)
+				select {
+				case <-time.After(3 * lease):
+					return upgrade.Result{Outcome: upgrade.Done}, nil
+				case <-ctx.Done():
+					return upgrade.Result{}, ctx.Err()
+				}
+			})}}
+		go func() {
+			_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "first", LeaseDuration: lease}}, long)
+			done <- err
+		}()
+		<-started
+		time.Sleep(2 * lease) // past the lease the step started with
+
+		rollback := upgrade.Plan{Name: "rollback", Steps: []upgrade.Step{upgrade.VerifyWebhooks(verify.WebhooksOptions{})}}
+		second := upgrade.Env{Kube: kube, Journal: &upgrade.Journal{Holder: "second", LeaseDuration: lease}}
+		_, err := upgrade.Execute(ctx, second, rollback)
+		var locked *upgrade.LockedError
+		require.ErrorAs(t, err, &locked, "refused while the first run's step goes on")
+		assert.Equal(t, "first", locked.Holder)
+		assert.Equal(t, "long wait", locked.HolderPlan)
+
+		require.NoError(t, <-done, "the first run kept its lease to the end")
+		_, err = upgrade.Execute(ctx, second, rollback)
+		require.NoError(t, err, "runs once the first one ended")
+		_, err = kube.CoordinationV1().Leases("istio-system").Get(ctx, upgrade.LockName, metav1.GetOptions{})
+		assert.Error(t, err, "the lease is released")
+	})
+}
