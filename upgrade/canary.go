@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -411,8 +412,9 @@ func helmOf(in *revision.InstallOptions) *action.Configuration {
 }
 
 // Precheck gates a plan on verify.Precheck: Kubernetes version and the
-// permissions the plan needs. It runs in dry runs too, since it only reads.
-// Its name is "precheck".
+// permissions the plan needs — with a journal (Env.Journal, outside dry
+// runs), also verify.JournalPermissions. It runs in dry runs too, since it
+// only reads. Its name is "precheck".
 func Precheck(opts verify.PrecheckOptions) Step {
 	return &opStep{
 		inputs: opts,
@@ -421,6 +423,13 @@ func Precheck(opts verify.PrecheckOptions) Step {
 		kube:   true,
 		check:  func() error { return revkit.ValidateNamespace("ControlPlaneNamespace", opts.ControlPlaneNamespace) },
 		run: func(ctx context.Context, env Env) (Result, error) {
+			opts := opts
+			if env.Journal != nil && env.Common.DryRun == revkit.DryRunNone {
+				if len(opts.Permissions) == 0 {
+					opts.Permissions = verify.DefaultPermissions(opts.ControlPlaneNamespace)
+				}
+				opts.Permissions = append(slices.Clone(opts.Permissions), verify.JournalPermissions(env.Journal.Namespace)...)
+			}
 			rep, err := verify.Precheck(ctx, env.Kube, opts)
 			if err != nil {
 				return Result{}, err

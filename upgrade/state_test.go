@@ -185,3 +185,18 @@ func TestNamespaceRestoreLabels(t *testing.T) {
 	_, err = namespace.Restore(ctx, kube, namespace.RestoreOptions{Labels: map[string]namespace.InjectionLabels{"shop": {Rev: &bad}}})
 	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
 }
+
+// With a journal, the precheck also checks the journal's permissions.
+func TestPrecheckChecksJournalPermissions(t *testing.T) {
+	kube := canaryCluster().Deny("update", "coordination.k8s.io", "leases").Kube()
+	plan := upgrade.Plan{Name: "p", Steps: []upgrade.Step{upgrade.Precheck(verifyPrecheckDefaults())}}
+	_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, plan)
+	require.NoError(t, err, "without a journal leases do not matter")
+
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Journal: &upgrade.Journal{}}, plan)
+	var forbidden *revkit.ForbiddenError
+	require.ErrorAs(t, err, &forbidden)
+	assert.Equal(t, "leases", forbidden.Resource)
+	assert.Equal(t, "update", forbidden.Verb)
+	assert.Equal(t, "precheck", rep.Failed().Name)
+}

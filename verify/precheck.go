@@ -81,6 +81,22 @@ func DefaultPermissions(controlPlaneNamespace string) []Permission {
 	return out
 }
 
+// JournalPermissions lists what a plan's journal (upgrade.Journal) needs in
+// the namespace that holds it ("" means istio-system): its ConfigMaps (the
+// progress and any recorded state) and the Lease every journaled plan of a
+// control plane holds while it runs.
+func JournalPermissions(namespace string) []Permission {
+	ns := revkit.ControlPlaneNamespace(namespace)
+	var out []Permission
+	for _, v := range []string{"get", "create", "update"} {
+		out = append(out, Permission{Verb: v, Resource: "configmaps", Namespace: ns})
+	}
+	for _, v := range []string{"get", "create", "update", "delete"} {
+		out = append(out, Permission{Verb: v, Group: "coordination.k8s.io", Resource: "leases", Namespace: ns})
+	}
+	return out
+}
+
 // PrecheckOptions configures Precheck; the zero value checks Kubernetes
 // 1.29 or later, DefaultPermissions and a control plane in istio-system.
 type PrecheckOptions struct {

@@ -18,11 +18,12 @@ var update = flag.Bool("update", false, "rewrite docs/rbac.yaml")
 // docs/rbac.yaml is RBAC(DefaultPermissions) as shipped; the test keeps the
 // two in step (go test ./verify -run TestRBACDoc -update rewrites it).
 func TestRBACDoc(t *testing.T) {
-	cr, roles := verify.RBAC("revkit-upgrader", verify.DefaultPermissions(""))
+	cr, roles := verify.RBAC("revkit-upgrader", append(verify.DefaultPermissions(""), verify.JournalPermissions("")...))
 	var buf bytes.Buffer
-	buf.WriteString("# The least-privilege roles of revkit's canary plan (all but a Helm install),\n" +
-		"# generated from verify.DefaultPermissions by verify.RBAC; bind both to the\n" +
-		"# identity that runs the upgrade. Regenerate: go test ./verify -run TestRBACDoc -update\n")
+	buf.WriteString("# The least-privilege roles of revkit's canary plan (all but a Helm install)\n" +
+		"# run with a journal and RecordState, generated from verify.DefaultPermissions\n" +
+		"# and verify.JournalPermissions by verify.RBAC; bind both to the identity that\n" +
+		"# runs the upgrade. Regenerate: go test ./verify -run TestRBACDoc -update\n")
 	for _, o := range append([]any{cr}, anySlice(roles)...) {
 		b, err := yaml.Marshal(o)
 		require.NoError(t, err)

@@ -29,7 +29,8 @@ import (
 
 // TestCanaryAsLeastPrivilegedServiceAccount runs the canary plan as a
 // ServiceAccount bound to exactly the shipped roles (verify.RBAC of
-// verify.DefaultPermissions), after showing that with one permission less
+// verify.DefaultPermissions and verify.JournalPermissions), with a journal
+// and RecordState, after showing that with one permission less
 // the plan stops at its precheck with a typed error naming it, before
 // changing anything.
 func TestCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
@@ -50,7 +51,7 @@ func TestCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 	waitRolledOut(ctx, t, admin, "shop", "web")
 
 	// The upgrader's identity and its roles, minus "patch namespaces".
-	cr, roles := verify.RBAC("revkit-upgrader", verify.DefaultPermissions(""))
+	cr, roles := verify.RBAC("revkit-upgrader", append(verify.DefaultPermissions(""), verify.JournalPermissions("")...))
 	full := cr.DeepCopy()
 	for i, r := range cr.Rules {
 		if r.Resources[0] == "namespaces" {
@@ -83,11 +84,11 @@ func TestCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 	require.NoError(t, err)
 
 	opts := upgrade.CanaryOptions{From: old, To: canary, CanaryTag: "prod-canary", StableTag: "prod-stable",
-		Namespaces: namespace.Selection{Selector: "team=shop"}, RestartTimeout: 2 * time.Minute}
+		Namespaces: namespace.Selection{Selector: "team=shop"}, RestartTimeout: 2 * time.Minute, RecordState: true}
 	run := func() (*upgrade.Report, error) {
 		plan, err := upgrade.Canary(ctx, sa, opts)
 		require.NoError(t, err)
-		return upgrade.Execute(ctx, upgrade.Env{Kube: sa}, plan)
+		return upgrade.Execute(ctx, upgrade.Env{Kube: sa, Journal: &upgrade.Journal{Holder: "upgrader"}}, plan)
 	}
 
 	t.Run("one permission missing: refused before any change", func(t *testing.T) {
