@@ -104,6 +104,9 @@ type InstallResult struct {
 	Injector string
 	// Objects are the objects of the release, as rendered.
 	Objects []revkit.ObjectRef
+	// Manifest is the release's rendered manifest (YAML documents), for
+	// review; set in dry runs too.
+	Manifest string
 	// BaseRelease is the base chart's release when Base was set.
 	BaseRelease string
 	// IstiodStatus is the kstatus of istiod's Deployment after the install
@@ -215,7 +218,7 @@ func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions
 			First: ov.First, FirstWebhook: ov.FirstWebhook, Second: ov.Second, SecondWebhook: ov.SecondWebhook,
 			NamespaceLabels: ov.NamespaceLabels, PodLabels: ov.PodLabels}
 	}
-	res.Objects = objs
+	res.Objects, res.Manifest = objs, manifest
 	for _, inj := range injectors {
 		if !inj.IsTag() && inj.Revision == opts.Revision {
 			res.Injector = inj.Name

@@ -457,7 +457,7 @@ func Pause(d time.Duration) Step {
 			return nil
 		},
 		run: func(ctx context.Context, env Env) (Result, error) {
-			if skip, ok := skipVerification(env); ok {
+			if skip, ok := skipLive(env); ok {
 				return skip, nil
 			}
 			t := time.NewTimer(d)

@@ -387,6 +387,11 @@ func runStep(ctx context.Context, env Env, s Step) StepReport {
 	emit(ctx, env, name, ActionStart, "start: "+sr.Description)
 
 	res, err := run(ctx, env, s, name)
+	if env.preview != nil && err == nil {
+		if serr := env.preview.settle(ctx, env.Kube); serr != nil {
+			err = &revkit.OpError{Op: "upgrade.Preview", Verb: "update", Object: revkit.ObjectRef{Kind: "Pod"}, Err: serr}
+		}
+	}
 	sr.Duration = time.Since(sr.Started)
 	sr.Detail, sr.Changes = res.Detail, res.Changes
 	switch {

@@ -48,6 +48,11 @@ type Env struct {
 	// every step this package builds is; zero (the default) stops the plan
 	// at the first failure.
 	TransientRetry time.Duration
+
+	// preview is set when the plan runs against Preview's in-memory copy,
+	// where the operations' writes are real and everything else is a dry
+	// run.
+	preview *previewState
 }
 
 // Outcome is what became of a step.

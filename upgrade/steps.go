@@ -33,7 +33,13 @@ func (s *opStep) Validate() error     { return s.check() }
 func (s *opStep) needsKube() bool     { return s.kube }
 func (s *opStep) Inputs() any         { return s.inputs }
 
-func (s *opStep) Run(ctx context.Context, env Env) (Result, error) { return s.run(ctx, env) }
+func (s *opStep) Run(ctx context.Context, env Env) (Result, error) {
+	if env.preview != nil {
+		// The operation writes to Preview's in-memory copy.
+		env.Common.DryRun = revkit.DryRunNone
+	}
+	return s.run(ctx, env)
+}
 
 // SetTag points a revision tag at a revision with tag.Set. Its name is
 // "set-tag <tag>→<revision>".
@@ -121,6 +127,9 @@ func RolloutRestart(opts namespace.RestartOptions) Step {
 			if o.RestartedSince.IsZero() {
 				o.RestartedSince = env.PlanStarted
 			}
+			if env.preview != nil {
+				o.Wait = false // nothing rolls out in the in-memory copy
+			}
 			res, err := namespace.RolloutRestart(ctx, env.Kube, o)
 			if res == nil {
 				return Result{}, err
@@ -154,6 +163,9 @@ func Uninstall(opts revision.UninstallOptions) Step {
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
+			if env.preview != nil {
+				o.Helm = nil // delete from the in-memory copy by label, never through Helm
+			}
 			res, err := revision.Uninstall(ctx, env.Kube, o)
 			if res == nil {
 				return Result{}, err
@@ -190,6 +202,9 @@ func InstallRevision(opts revision.InstallOptions) Step {
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
+			if env.preview != nil {
+				return previewInstall(ctx, env, o)
+			}
 			res, err := revision.Install(ctx, env.Kube, o)
 			if res == nil {
 				return Result{}, err
@@ -224,6 +239,9 @@ func MoveGateways(opts gateway.MoveOptions) Step {
 		run: func(ctx context.Context, env Env) (Result, error) {
 			o := opts
 			o.Common = env.Common
+			if env.preview != nil {
+				o.Wait = false // nothing rolls out in the in-memory copy
+			}
 			res, err := gateway.Move(ctx, env.Kube, o)
 			if res == nil {
 				return Result{}, err
@@ -265,7 +283,7 @@ func VerifyPods(opts verify.PodsOptions) Step {
 		kube:  true,
 		check: func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
-			if skip, ok := skipVerification(env); ok {
+			if skip, ok := skipLive(env); ok {
 				return skip, nil
 			}
 			rep, err := verify.Pods(ctx, env.Kube, opts)
@@ -308,7 +326,7 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 		desc:   desc,
 		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
-			if skip, ok := skipVerification(env); ok {
+			if skip, ok := skipLive(env); ok {
 				return skip, nil
 			}
 			rep, err := verify.Proxies(ctx, opts)
@@ -373,6 +391,28 @@ func skipVerification(env Env) (Result, bool) {
 		return Result{}, false
 	}
 	return Result{Outcome: Skipped, Detail: "dry run"}, true
+}
+
+// skipLive skips, in dry runs and previews, a step about what runs in the
+// cluster — pods, proxies, the passing of time — which neither moves.
+func skipLive(env Env) (Result, bool) {
+	if env.preview != nil {
+		return Result{Outcome: Skipped, Detail: "preview: pods and proxies do not move in the in-memory copy"}, true
+	}
+	return skipVerification(env)
+}
+
+// previewInstall renders the revision's chart (Helm's client-side dry run)
+// and adds what it renders to Preview's in-memory copy.
+func previewInstall(ctx context.Context, env Env, o revision.InstallOptions) (Result, error) {
+	o.DryRun = revkit.DryRunClient
+	res, err := revision.Install(ctx, env.Kube, o)
+	if err != nil {
+		return Result{}, err
+	}
+	changes, err := addRendered(ctx, env.Kube, res.Manifest, revkit.ControlPlaneNamespace(o.ControlPlaneNamespace))
+	r := changeResult(revkit.AnyChanged(changes), fmt.Sprintf("would install release %s (injector %s)", res.Release, res.Injector), changes, env)
+	return r, err
 }
 
 // changeResult maps an operation's changes to Done or Unchanged with a

@@ -1,0 +1,531 @@
+package upgrade
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+// PreviewOptions configures Preview.
+type PreviewOptions struct {
+	// Common's OnEvent and Logger receive the preview's events; its DryRun
+	// is ignored: a preview never writes to the cluster.
+	revkit.Common
+	// ControlPlaneNamespace holds the webhooks' revisions, to tell which
+	// revision would inject a restarted workload's pods; default
+	// istio-system.
+	ControlPlaneNamespace string
+}
+
+// Preview is a dry run of a whole plan whose steps see each other's
+// effects. A plain dry run (Env.Common.DryRun) sends every step to the
+// cluster as it is, so a step that depends on an earlier one fails: the
+// standard canary plan creates a tag, then moves namespaces to it, and its
+// dry run stops at the move because the tag does not exist. Preview instead
+// reads the objects the plan's operations work on from the cluster once —
+// namespaces, webhook configurations, workloads and pods, and the
+// control-plane objects labelled with a revision — into an in-memory copy,
+// and runs the plan against that copy, so each step's writes are there for
+// the next one. The cluster is only read; the Kubernetes version and
+// permission checks (Precheck) are answered by the cluster itself.
+//
+// In a preview:
+//   - the operations' writes go to the copy and are reported as changes,
+//     object by object (Report.Changes lists them all);
+//   - an install (InstallRevision) renders its chart with Helm's client-side
+//     dry run, and the rendered objects are added to the copy, so later
+//     steps find the new revision's injector;
+//   - an uninstall deletes from the copy by label, never through Helm;
+//   - when a step changes a workload's pod template (a restart, a gateway
+//     moved), its pods in the copy are given the sidecar the webhooks in the
+//     copy would now inject, as the controllers and the injector would;
+//   - rollout waits end at once and the checks of live pods and proxies
+//     (VerifyPods, VerifyProxies) and pauses are skipped — pods do not move
+//     in the copy — while VerifyWebhooks does check the copy's webhooks as
+//     the plan leaves them;
+//   - custom steps (Func and the like) get the copy as Env.Kube and a client
+//     dry-run mode in Env.Common, as in a plain dry run.
+//
+// The report's DryRun is revkit.DryRunClient. Preview returns the report
+// and the error Execute would, and an *revkit.OpError if reading the
+// cluster fails.
+func Preview(ctx context.Context, kube kubernetes.Interface, plan Plan, opts PreviewOptions) (*Report, error) {
+	if kube == nil {
+		err := &revkit.InvalidInputError{Field: "kube", Reason: "a preview reads the cluster"}
+		return unrun(Env{}, plan, err), err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", opts.ControlPlaneNamespace); err != nil {
+		return unrun(Env{}, plan, err), err
+	}
+	copyKube, err := inMemoryCopy(ctx, kube)
+	if err != nil {
+		return unrun(Env{}, plan, err), err
+	}
+	state, err := newPreviewState(ctx, copyKube, revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace))
+	if err != nil {
+		err = &revkit.OpError{Op: "upgrade.Preview", Verb: "list", Object: revkit.ObjectRef{Kind: "workloads"}, Err: err}
+		return unrun(Env{}, plan, err), err
+	}
+	c := opts.Common
+	c.DryRun = revkit.DryRunClient
+	return Execute(ctx, Env{Kube: copyKube, Common: c, preview: state}, plan)
+}
+
+// Changes lists what the plan's steps changed (or in a dry run or preview,
+// would change), object by object, in the order the steps ran; changes of
+// the on-failure steps come last. Objects left alone are not listed.
+func (r *Report) Changes() []revkit.Change {
+	var out []revkit.Change
+	for _, list := range [][]StepReport{r.Steps, r.OnFailure} {
+		for _, s := range list {
+			for _, c := range s.Changes {
+				if c.Action.Changed() {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// inMemoryCopy reads what the operations work on into a fake clientset,
+// whose server version and access reviews are the cluster's.
+func inMemoryCopy(ctx context.Context, kube kubernetes.Interface) (*fake.Clientset, error) {
+	objs, err := readSeed(ctx, kube)
+	if err != nil {
+		return nil, err
+	}
+	c := fake.NewClientset(objs...)
+	if v, err := kube.Discovery().ServerVersion(); err == nil {
+		if fd, ok := c.Discovery().(*fakediscovery.FakeDiscovery); ok {
+			fd.FakedServerVersion = v
+		}
+	}
+	// Access reviews change nothing: ask the cluster.
+	c.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		review, ok := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		if !ok {
+			return false, nil, nil
+		}
+		out, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		return true, out, err
+	})
+	return c, nil
+}
+
+// revLabelled selects the control-plane objects of a revision or tag.
+var revLabelled = metav1.ListOptions{LabelSelector: mesh.LabelRev}
+
+// readSeed lists, page by page, every object the library's operations read.
+func readSeed(ctx context.Context, kube kubernetes.Interface) ([]runtime.Object, error) {
+	var out []runtime.Object
+	fail := func(kind string, err error) error {
+		return &revkit.OpError{Op: "upgrade.Preview", Verb: "list", Object: revkit.ObjectRef{Kind: kind}, Err: err}
+	}
+	type lister struct {
+		kind string
+		opts metav1.ListOptions
+		list func(metav1.ListOptions) (string, error)
+	}
+	add := func(items ...runtime.Object) { out = append(out, items...) }
+	cv1, apps, adm, rbac := kube.CoreV1(), kube.AppsV1(), kube.AdmissionregistrationV1(), kube.RbacV1()
+	listers := []lister{
+		{"Namespace", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			l, err := cv1.Namespaces().List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"MutatingWebhookConfiguration", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			l, err := adm.MutatingWebhookConfigurations().List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"ValidatingWebhookConfiguration", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			l, err := adm.ValidatingWebhookConfigurations().List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"Deployment", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			l, err := apps.Deployments("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"StatefulSet", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			l, err := apps.StatefulSets("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"DaemonSet", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			l, err := apps.DaemonSets("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"Pod", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			l, err := cv1.Pods("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"Service", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
+			// Every Service: webhooks call them by name, and a check of the
+			// webhooks looks for those that are missing.
+			l, err := cv1.Services("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"ConfigMap", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := cv1.ConfigMaps("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"ConfigMap", metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=revkit"}, func(o metav1.ListOptions) (string, error) {
+			l, err := cv1.ConfigMaps("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"ServiceAccount", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := cv1.ServiceAccounts("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"Role", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := rbac.Roles("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"RoleBinding", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := rbac.RoleBindings("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"ClusterRole", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := rbac.ClusterRoles().List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"ClusterRoleBinding", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := rbac.ClusterRoleBindings().List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"HorizontalPodAutoscaler", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := kube.AutoscalingV2().HorizontalPodAutoscalers("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+		{"PodDisruptionBudget", revLabelled, func(o metav1.ListOptions) (string, error) {
+			l, err := kube.PolicyV1().PodDisruptionBudgets("").List(ctx, o)
+			if err != nil {
+				return "", err
+			}
+			for i := range l.Items {
+				add(&l.Items[i])
+			}
+			return l.Continue, nil
+		}},
+	}
+	seen := map[string]bool{}
+	for _, l := range listers {
+		before := len(out)
+		o := l.opts
+		o.Limit = 500
+		for {
+			next, err := l.list(o)
+			if err != nil {
+				return nil, fail(l.kind, err)
+			}
+			if next == "" {
+				break
+			}
+			o.Continue = next
+		}
+		// Two selectors of one kind may return the same object once each.
+		kept := out[:before]
+		for _, obj := range out[before:] {
+			m, err := meta(obj)
+			if err != nil {
+				return nil, err
+			}
+			key := l.kind + "/" + m.GetNamespace() + "/" + m.GetName()
+			if !seen[key] {
+				seen[key] = true
+				kept = append(kept, obj)
+			}
+		}
+		out = kept
+	}
+	return out, nil
+}
+
+func meta(obj runtime.Object) (metav1.Object, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("upgrade.Preview: %T has no object metadata", obj)
+	}
+	return m, nil
+}
+
+// addRendered creates the objects of a rendered manifest in the preview's
+// copy: those of kinds the client knows (Deployments, Services, webhooks,
+// ...); others (CRDs, custom resources) are reported skipped.
+func addRendered(ctx context.Context, kube kubernetes.Interface, manifest, ns string) ([]revkit.Change, error) {
+	tracker, ok := kube.(interface {
+		Tracker() k8stesting.ObjectTracker
+	})
+	if !ok {
+		return nil, errors.New("upgrade.Preview: the in-memory copy has no object tracker")
+	}
+	var changes []revkit.Change
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	for {
+		var raw runtime.RawExtension
+		if err := dec.Decode(&raw); err != nil {
+			if errors.Is(err, io.EOF) {
+				return changes, nil
+			}
+			return changes, fmt.Errorf("upgrade.Preview: read rendered manifest: %w", err)
+		}
+		if len(strings.TrimSpace(string(raw.Raw))) == 0 || string(raw.Raw) == "null" {
+			continue
+		}
+		obj, gvk, err := scheme.Codecs.UniversalDeserializer().Decode(raw.Raw, nil, nil)
+		if err != nil {
+			if runtime.IsNotRegisteredError(err) && gvk != nil {
+				changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: gvk.Kind}, Action: revkit.ActionSkip,
+					Reason: "preview: kind not known to the in-memory copy"})
+				continue
+			}
+			return changes, fmt.Errorf("upgrade.Preview: decode rendered object: %w", err)
+		}
+		m, err := meta(obj)
+		if err != nil {
+			return changes, err
+		}
+		if clusterScoped[gvk.Kind] {
+			m.SetNamespace("")
+		} else if m.GetNamespace() == "" {
+			m.SetNamespace(ns)
+		}
+		ref := revkit.ObjectRef{Kind: gvk.Kind, Namespace: m.GetNamespace(), Name: m.GetName()}
+		gvr, _ := apimeta.UnsafeGuessKindToResource(*gvk)
+		if _, err := tracker.Tracker().Get(gvr, m.GetNamespace(), m.GetName()); err == nil {
+			if err := tracker.Tracker().Update(gvr, obj, m.GetNamespace()); err != nil {
+				return changes, err
+			}
+			changes = append(changes, revkit.Change{Object: ref, Action: revkit.ActionUpdate, Reason: "rendered"})
+			continue
+		}
+		if err := tracker.Tracker().Create(gvr, obj, m.GetNamespace()); err != nil {
+			return changes, err
+		}
+		changes = append(changes, revkit.Change{Object: ref, Action: revkit.ActionCreate, Reason: "rendered"})
+	}
+}
+
+// clusterScoped are the cluster-scoped kinds a control-plane chart renders;
+// every other kind it renders is namespaced.
+var clusterScoped = map[string]bool{"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true,
+	"ClusterRole": true, "ClusterRoleBinding": true, "Namespace": true, "CustomResourceDefinition": true}
+
+// previewState is what Preview keeps between steps: the pod template of
+// every workload as the copy's pods were last made to match it.
+type previewState struct {
+	controlPlane string
+	templates    map[string]string
+}
+
+// settle plays the controllers' and the injector's part in the in-memory
+// copy after a step: the pods of every workload whose pod template changed
+// (a restart, a gateway moved to another revision) are made to carry the
+// sidecar the apiserver would now inject into them — from the webhooks the
+// copy holds, the namespace's labels and the template's labels — or none.
+// Without it, a later step that looks at pods (an uninstall that refuses a
+// revision still in use) would see them as they were before the plan.
+func (p *previewState) settle(ctx context.Context, kube kubernetes.Interface) error {
+	type workload struct {
+		key, ns  string
+		selector *metav1.LabelSelector
+		template corev1.PodTemplateSpec
+	}
+	var ws []workload
+	deps, err := kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, d := range deps.Items {
+		ws = append(ws, workload{"Deployment/" + d.Namespace + "/" + d.Name, d.Namespace, d.Spec.Selector, d.Spec.Template})
+	}
+	sts, err := kube.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, s := range sts.Items {
+		ws = append(ws, workload{"StatefulSet/" + s.Namespace + "/" + s.Name, s.Namespace, s.Spec.Selector, s.Spec.Template})
+	}
+	dss, err := kube.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, d := range dss.Items {
+		ws = append(ws, workload{"DaemonSet/" + d.Namespace + "/" + d.Name, d.Namespace, d.Spec.Selector, d.Spec.Template})
+	}
+	var model *mesh.Model
+	for _, w := range ws {
+		b, _ := json.Marshal(w.template)
+		sum := string(b)
+		old, seen := p.templates[w.key]
+		p.templates[w.key] = sum
+		if !seen || old == sum {
+			continue // new workloads have no pods in the copy
+		}
+		if model == nil {
+			if model, err = mesh.Load(ctx, kube, p.controlPlane); err != nil {
+				return err
+			}
+		}
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, w.ns, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		rev := ""
+		if !mesh.InjectionDisabled(w.template.Labels, w.template.Annotations) {
+			nsLabels := map[string]string{"kubernetes.io/metadata.name": ns.Name}
+			for k, v := range ns.Labels {
+				nsLabels[k] = v
+			}
+			if injs := model.Matching(nsLabels, w.template.Labels); len(injs) == 1 {
+				rev = injs[0].Revision
+			}
+		}
+		sel, err := metav1.LabelSelectorAsSelector(w.selector)
+		if err != nil {
+			continue
+		}
+		pods, err := kube.CoreV1().Pods(w.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return err
+		}
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if cur, _ := mesh.PodRevision(pod); cur == rev {
+				continue
+			}
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{}
+			}
+			if rev == "" {
+				delete(pod.Annotations, mesh.AnnotationStatus)
+			} else {
+				pod.Annotations[mesh.AnnotationStatus] = fmt.Sprintf(`{"revision":%q}`, rev)
+			}
+			if _, err := kube.CoreV1().Pods(w.ns).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// newPreviewState records the workloads' templates as the copy starts.
+func newPreviewState(ctx context.Context, kube kubernetes.Interface, controlPlane string) (*previewState, error) {
+	p := &previewState{controlPlane: controlPlane, templates: map[string]string{}}
+	// The first settle only records.
+	return p, p.settle(ctx, kube)
+}
