@@ -4,6 +4,8 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -126,6 +128,37 @@ func TestSafetyMachinery(t *testing.T) {
 		assert.Equal(t, before, after, "the mesh is exactly as before the plan")
 	})
 
+	t.Run("the canary plan previews to the end, and a real run changes what it listed", func(t *testing.T) {
+		nss := []string{"pv-a", "pv-b"}
+		for _, ns := range nss {
+			createNamespace(ctx, t, env, ns, map[string]string{"istio.io/rev": "prod-stable", "preview": "true"})
+			createDeployment(ctx, t, kube, ns, "web", 1)
+		}
+		for _, ns := range nss {
+			waitRolledOut(ctx, t, kube, ns, "web")
+		}
+		plan, err := upgrade.Canary(ctx, kube, upgrade.CanaryOptions{From: oldRev, To: newRev, CanaryTag: "pv-canary",
+			StableTag: "prod-stable", Namespaces: namespace.Selection{Selector: "preview=true"}, BatchSize: 1,
+			KeepOld: true, RestartTimeout: 2 * time.Minute})
+		require.NoError(t, err)
+
+		_, err = upgrade.Execute(ctx, upgrade.Env{Kube: kube, Common: revkit.Common{DryRun: revkit.DryRunServer}}, plan)
+		require.ErrorIs(t, err, revkit.ErrNotFound, "a plain dry run stops where a step needs an earlier one's tag")
+
+		before := readMeshState(ctx, t, kube, nss)
+		preview, err := upgrade.Preview(ctx, kube, plan, upgrade.PreviewOptions{})
+		t.Logf("preview:\n%s", preview)
+		require.NoError(t, err)
+		assert.Equal(t, before, readMeshState(ctx, t, kube, nss), "the preview changed nothing")
+
+		rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, plan)
+		t.Logf("real run:\n%s", rep)
+		require.NoError(t, err)
+		assert.Equal(t, changedObjects(rep.Changes()), changedObjects(preview.Changes()),
+			"the preview listed what the real run changed")
+		assert.NotEmpty(t, preview.Changes())
+	})
+
 	t.Run("a second runner is refused while a step outlasts the lease", func(t *testing.T) {
 		const lease = 2 * time.Second
 		started, done := make(chan struct{}), make(chan error, 1)
@@ -160,4 +193,14 @@ func TestSafetyMachinery(t *testing.T) {
 		_, err = kube.CoordinationV1().Leases("istio-system").Get(ctx, upgrade.LockName, metav1.GetOptions{})
 		assert.Error(t, err, "the lease is released")
 	})
+}
+
+// changedObjects renders changes as sorted "action Kind ns/name" lines.
+func changedObjects(changes []revkit.Change) []string {
+	var out []string
+	for _, c := range changes {
+		out = append(out, fmt.Sprintf("%s %s %s/%s", c.Action, c.Object.Kind, c.Object.Namespace, c.Object.Name))
+	}
+	sort.Strings(out)
+	return out
 }
