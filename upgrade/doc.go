@@ -40,8 +40,17 @@
 // Each step of a dry run sees the cluster as it is, not as the steps before
 // it would have left it: a plan that creates a tag and then migrates
 // namespaces to that tag fails the migration in a dry run with
-// [revkit.ErrNotFound]. Review such a plan step by step, or migrate to the
-// revision itself.
+// [revkit.ErrNotFound]. [Preview] is the dry run that composes: it runs the
+// plan against an in-memory copy read from the cluster, so each step sees
+// the effects of the ones before, and [Report.Changes] lists what the whole
+// plan would change, object by object.
+//
+// # Rollback to the recorded state
+//
+// With [CanaryOptions].RecordState the plan records, before its first
+// write, the injection labels of its namespaces and where its tags pointed
+// ([RecordState]); its rollbacks then put back exactly that ([RestoreState])
+// rather than what the options suggest.
 //
 // # Events
 //

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/namespace"
@@ -95,4 +96,43 @@ func ExampleEnv_transientRetry() {
 	// Output:
 	// retry: migrate-namespaces
 	// migrate-namespaces done 2 runs, error: <nil>
+}
+
+// Preview runs a whole plan against an in-memory copy of the cluster, so a
+// step sees what the steps before it would have done: here the namespace
+// moves to a tag that only the first step creates, which a plain dry run
+// cannot get past. The cluster itself is only read.
+func ExamplePreview() {
+	kube := revkittest.NewCluster().
+		WithRevision("1-24-0").
+		WithRevision("1-25-0").
+		WithNamespace("shop", revkittest.Rev("1-24-0")).
+		WithDeployment("shop", "cart", revkittest.OnRevision("1-24-0")).
+		Kube()
+	shop := namespace.Selection{Namespaces: []string{"shop"}}
+	plan := upgrade.Plan{Name: "canary 1-25-0", Steps: []upgrade.Step{
+		upgrade.SetTag(tag.SetOptions{Tag: "prod-canary", Revision: "1-25-0"}),
+		upgrade.MigrateNamespace(namespace.MigrateOptions{Selection: shop, Target: "prod-canary"}),
+		upgrade.RolloutRestart(namespace.RestartOptions{Selection: shop, Target: "prod-canary", OnlyStale: true, Wait: true}),
+	}}
+	ctx := context.Background()
+
+	_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Common: revkit.Common{DryRun: revkit.DryRunClient}}, plan)
+	fmt.Println("plain dry run:", err)
+
+	report, err := upgrade.Preview(ctx, kube, plan, upgrade.PreviewOptions{})
+	fmt.Println("preview error:", err)
+	for _, c := range report.Changes() {
+		fmt.Println(c.Action, c.Object)
+	}
+	ns, _ := kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	fmt.Println("shop is still on", ns.Labels["istio.io/rev"])
+	// Output:
+	// plain dry run: step "migrate-namespaces" failed: revision or tag "prod-canary" not found
+	// preview error: <nil>
+	// create MutatingWebhookConfiguration/istio-revision-tag-prod-canary
+	// create Service/istio-system/istiod-revision-tag-prod-canary
+	// update Namespace/shop
+	// update Deployment/shop/cart
+	// shop is still on 1-24-0
 }

@@ -125,7 +125,7 @@ func run(args []string, out, errOut io.Writer) int {
 		// A *upgrade.StepError names the step: `step "migrate-namespaces 1/2" failed: …`.
 		fmt.Fprintln(errOut, "dry-run:", err)
 		if errors.Is(err, revkit.ErrNotFound) || errors.Is(err, revkit.ErrInUse) {
-			fmt.Fprintln(errOut, "dry-run: in a dry run each step sees the cluster as it is, not as the steps before it would have left it (see --help)")
+			fmt.Fprintln(errOut, "dry-run: in a dry run each step sees the cluster as it is, not as the steps before it would have left it (see --help); upgrade.Preview runs the plan against an in-memory copy instead")
 		}
 		return 1
 	}
