@@ -136,222 +136,90 @@ var revLabelled = metav1.ListOptions{LabelSelector: mesh.LabelRev}
 
 // readSeed lists, page by page, every object the library's operations read.
 func readSeed(ctx context.Context, kube kubernetes.Interface) ([]runtime.Object, error) {
-	var out []runtime.Object
-	fail := func(kind string, err error) error {
-		return &revkit.OpError{Op: "upgrade.Preview", Verb: "list", Object: revkit.ObjectRef{Kind: kind}, Err: err}
-	}
 	type lister struct {
 		kind string
 		opts metav1.ListOptions
-		list func(metav1.ListOptions) (string, error)
+		list func(metav1.ListOptions) (runtime.Object, error)
 	}
-	add := func(items ...runtime.Object) { out = append(out, items...) }
+	all := metav1.ListOptions{}
+	revkitOwned := metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=revkit"}
 	cv1, apps, adm, rbac := kube.CoreV1(), kube.AppsV1(), kube.AdmissionregistrationV1(), kube.RbacV1()
 	listers := []lister{
-		{"Namespace", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			l, err := cv1.Namespaces().List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
+		{"Namespace", all, func(o metav1.ListOptions) (runtime.Object, error) { return cv1.Namespaces().List(ctx, o) }},
+		{"MutatingWebhookConfiguration", all, func(o metav1.ListOptions) (runtime.Object, error) {
+			return adm.MutatingWebhookConfigurations().List(ctx, o)
 		}},
-		{"MutatingWebhookConfiguration", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			l, err := adm.MutatingWebhookConfigurations().List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
+		{"ValidatingWebhookConfiguration", all, func(o metav1.ListOptions) (runtime.Object, error) {
+			return adm.ValidatingWebhookConfigurations().List(ctx, o)
 		}},
-		{"ValidatingWebhookConfiguration", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			l, err := adm.ValidatingWebhookConfigurations().List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
+		{"Deployment", all, func(o metav1.ListOptions) (runtime.Object, error) { return apps.Deployments("").List(ctx, o) }},
+		{"StatefulSet", all, func(o metav1.ListOptions) (runtime.Object, error) { return apps.StatefulSets("").List(ctx, o) }},
+		{"DaemonSet", all, func(o metav1.ListOptions) (runtime.Object, error) { return apps.DaemonSets("").List(ctx, o) }},
+		{"Pod", all, func(o metav1.ListOptions) (runtime.Object, error) { return cv1.Pods("").List(ctx, o) }},
+		// Every Service: webhooks call them by name, and a check of the
+		// webhooks looks for those that are missing.
+		{"Service", all, func(o metav1.ListOptions) (runtime.Object, error) { return cv1.Services("").List(ctx, o) }},
+		{"ConfigMap", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) { return cv1.ConfigMaps("").List(ctx, o) }},
+		{"ConfigMap", revkitOwned, func(o metav1.ListOptions) (runtime.Object, error) { return cv1.ConfigMaps("").List(ctx, o) }},
+		{"ServiceAccount", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) { return cv1.ServiceAccounts("").List(ctx, o) }},
+		{"Role", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) { return rbac.Roles("").List(ctx, o) }},
+		{"RoleBinding", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) { return rbac.RoleBindings("").List(ctx, o) }},
+		{"ClusterRole", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) { return rbac.ClusterRoles().List(ctx, o) }},
+		{"ClusterRoleBinding", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) {
+			return rbac.ClusterRoleBindings().List(ctx, o)
 		}},
-		{"Deployment", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			l, err := apps.Deployments("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
+		{"HorizontalPodAutoscaler", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) {
+			return kube.AutoscalingV2().HorizontalPodAutoscalers("").List(ctx, o)
 		}},
-		{"StatefulSet", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			l, err := apps.StatefulSets("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"DaemonSet", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			l, err := apps.DaemonSets("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"Pod", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			l, err := cv1.Pods("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"Service", metav1.ListOptions{}, func(o metav1.ListOptions) (string, error) {
-			// Every Service: webhooks call them by name, and a check of the
-			// webhooks looks for those that are missing.
-			l, err := cv1.Services("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"ConfigMap", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := cv1.ConfigMaps("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"ConfigMap", metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=revkit"}, func(o metav1.ListOptions) (string, error) {
-			l, err := cv1.ConfigMaps("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"ServiceAccount", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := cv1.ServiceAccounts("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"Role", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := rbac.Roles("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"RoleBinding", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := rbac.RoleBindings("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"ClusterRole", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := rbac.ClusterRoles().List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"ClusterRoleBinding", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := rbac.ClusterRoleBindings().List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"HorizontalPodAutoscaler", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := kube.AutoscalingV2().HorizontalPodAutoscalers("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
-		}},
-		{"PodDisruptionBudget", revLabelled, func(o metav1.ListOptions) (string, error) {
-			l, err := kube.PolicyV1().PodDisruptionBudgets("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range l.Items {
-				add(&l.Items[i])
-			}
-			return l.Continue, nil
+		{"PodDisruptionBudget", revLabelled, func(o metav1.ListOptions) (runtime.Object, error) {
+			return kube.PolicyV1().PodDisruptionBudgets("").List(ctx, o)
 		}},
 	}
+	var out []runtime.Object
 	seen := map[string]bool{}
 	for _, l := range listers {
-		before := len(out)
 		o := l.opts
 		o.Limit = 500
 		for {
-			next, err := l.list(o)
+			list, err := l.list(o)
+			if err == nil {
+				err = addItems(list, l.kind, seen, &out)
+			}
 			if err != nil {
-				return nil, fail(l.kind, err)
+				return nil, &revkit.OpError{Op: "upgrade.Preview", Verb: "list", Object: revkit.ObjectRef{Kind: l.kind}, Err: err}
+			}
+			next := ""
+			if li, ok := list.(metav1.ListInterface); ok {
+				next = li.GetContinue()
 			}
 			if next == "" {
 				break
 			}
 			o.Continue = next
 		}
-		// Two selectors of one kind may return the same object once each.
-		kept := out[:before]
-		for _, obj := range out[before:] {
-			m, err := meta(obj)
-			if err != nil {
-				return nil, err
-			}
-			key := l.kind + "/" + m.GetNamespace() + "/" + m.GetName()
-			if !seen[key] {
-				seen[key] = true
-				kept = append(kept, obj)
-			}
-		}
-		out = kept
 	}
 	return out, nil
+}
+
+// addItems appends the items of a list to out, once each: two selectors of
+// one kind may return the same object.
+func addItems(list runtime.Object, kind string, seen map[string]bool, out *[]runtime.Object) error {
+	items, err := apimeta.ExtractList(list)
+	if err != nil {
+		return err
+	}
+	for _, obj := range items {
+		m, err := meta(obj)
+		if err != nil {
+			return err
+		}
+		key := kind + "/" + m.GetNamespace() + "/" + m.GetName()
+		if !seen[key] {
+			seen[key] = true
+			*out = append(*out, obj)
+		}
+	}
+	return nil
 }
 
 func meta(obj runtime.Object) (metav1.Object, error) {
