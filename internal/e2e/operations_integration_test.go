@@ -41,13 +41,8 @@ const (
 func TestCanaryOperations(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	env, err := testenv.Start(t, testenv.Options{})
-	require.NoError(t, err)
+	env := startTwoRevisions(ctx, t)
 	kube := env.Client
-	for _, rev := range []string{oldRev, newRev} {
-		_, err := env.StartIstiod(ctx, rev)
-		require.NoError(t, err, "istiod %s", rev)
-	}
 
 	t.Run("revision.List finds both revisions", func(t *testing.T) {
 		revs, err := revision.List(ctx, kube, revision.ListOptions{})
@@ -241,6 +236,19 @@ func TestCanaryOperations(t *testing.T) {
 		rev, _ := testenv.InjectedRevision(got)
 		assert.Equal(t, newRev, rev)
 	})
+}
+
+// startTwoRevisions starts a control plane with istiod revisions oldRev and
+// newRev running.
+func startTwoRevisions(ctx context.Context, t *testing.T) *testenv.Env {
+	t.Helper()
+	env, err := testenv.Start(t, testenv.Options{})
+	require.NoError(t, err)
+	for _, rev := range []string{oldRev, newRev} {
+		_, err := env.StartIstiod(ctx, rev)
+		require.NoError(t, err, "istiod %s", rev)
+	}
+	return env
 }
 
 func createNamespace(ctx context.Context, t *testing.T, env *testenv.Env, name string, labels map[string]string) {

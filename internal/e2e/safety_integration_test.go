@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
@@ -68,13 +67,8 @@ func readMeshState(ctx context.Context, t *testing.T, kube kubernetes.Interface,
 func TestSafetyMachinery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	env, err := testenv.Start(t, testenv.Options{})
-	require.NoError(t, err)
+	env := startTwoRevisions(ctx, t)
 	kube := env.Client
-	for _, rev := range []string{oldRev, newRev} {
-		_, err := env.StartIstiod(ctx, rev)
-		require.NoError(t, err, "istiod %s", rev)
-	}
 
 	t.Run("a failed gate rolls back to the recorded state", func(t *testing.T) {
 		for _, tg := range []string{revkit.DefaultTag, "prod-stable"} {
