@@ -87,9 +87,9 @@ type Common struct {
 	// DryRun selects how writes are made; see [DryRun].
 	DryRun DryRun
 	// OnEvent, when set, receives every progress event synchronously.
-	OnEvent func(Event)
+	OnEvent func(Event) `json:"-"`
 	// Logger, when set, receives every progress event at debug level.
-	Logger *slog.Logger
+	Logger *slog.Logger `json:"-"`
 }
 
 // Emit delivers an event to the callback and the logger.

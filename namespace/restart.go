@@ -62,7 +62,7 @@ type RestartOptions struct {
 	// ControlPlaneNamespace; default istio-system.
 	ControlPlaneNamespace string
 	// Now stamps the restart annotation; default time.Now.
-	Now func() time.Time
+	Now func() time.Time `json:"-"`
 	// RestartedSince, when set, marks workloads whose restart annotation is
 	// at or after it as restarted already (by an earlier, interrupted run
 	// of the same plan): they are not restarted again, only waited for.

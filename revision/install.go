@@ -88,7 +88,7 @@ type InstallOptions struct {
 	// ControlPlaneNamespace; default istio-system. It must exist.
 	ControlPlaneNamespace string
 	// Helm is the Helm configuration for the cluster (see NewHelm). Required.
-	Helm *action.Configuration
+	Helm *action.Configuration `json:"-"`
 }
 
 // InstallResult reports what Install did.

@@ -34,7 +34,7 @@ type UninstallOptions struct {
 	// Helm, when set, is used to uninstall the revision's Helm release
 	// ("istiod-<revision>") if it has one; objects left behind are then
 	// removed by label as for a revision installed without Helm.
-	Helm *action.Configuration
+	Helm *action.Configuration `json:"-"`
 	// Timeout bounds the Helm uninstall; default 5 minutes.
 	Timeout time.Duration
 }

@@ -419,6 +419,7 @@ func Precheck(opts verify.PrecheckOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "precheck",
+		kind:   KindPrecheck,
 		desc:   "check the Kubernetes version and the permissions the upgrade needs",
 		kube:   true,
 		check:  func() error { return revkit.ValidateNamespace("ControlPlaneNamespace", opts.ControlPlaneNamespace) },
@@ -449,6 +450,7 @@ func Pause(d time.Duration) Step {
 	return &opStep{
 		inputs: d,
 		name:   "pause",
+		kind:   KindPause,
 		desc:   "wait " + d.String(),
 		check: func() error {
 			if d < 0 {
@@ -478,6 +480,7 @@ func RemoveTag(opts tag.RemoveOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "remove-tag " + opts.Tag,
+		kind:   KindRemoveTag,
 		desc:   "remove revision tag " + opts.Tag,
 		kube:   true,
 		check:  func() error { return opts.Validate() },

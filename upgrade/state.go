@@ -86,6 +86,7 @@ func RecordState(opts RecordStateOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "record-state",
+		kind:   KindRecordState,
 		desc:   fmt.Sprintf("record the injection labels and tags the plan changes, for a rollback (ConfigMap %s)", StateName(opts.Name)),
 		kube:   true,
 		check:  opts.validate,
@@ -207,6 +208,7 @@ func RestoreState(opts RestoreStateOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "restore-state",
+		kind:   KindRestoreState,
 		desc:   fmt.Sprintf("put back the injection labels and tags recorded in %s", StateName(opts.Name)),
 		kube:   true,
 		check: func() error {

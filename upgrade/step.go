@@ -166,6 +166,9 @@ func (s *namedStep) Validate() error {
 	return nil
 }
 
+// Kind is that of the renamed step.
+func (s *namedStep) Kind() StepKind { return KindOf(s.step) }
+
 // Inputs are those of the renamed step.
 func (s *namedStep) Inputs() any {
 	if in, ok := s.step.(InputReporter); ok {

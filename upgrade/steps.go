@@ -19,6 +19,7 @@ import (
 // own input rules, so that Execute refuses bad input before any step runs.
 type opStep struct {
 	name, desc string
+	kind       StepKind
 	kube       bool
 	// inputs are the operation's options, covered by the plan's
 	// Fingerprint.
@@ -32,6 +33,7 @@ func (s *opStep) Description() string { return s.desc }
 func (s *opStep) Validate() error     { return s.check() }
 func (s *opStep) needsKube() bool     { return s.kube }
 func (s *opStep) Inputs() any         { return s.inputs }
+func (s *opStep) Kind() StepKind      { return s.kind }
 
 func (s *opStep) Run(ctx context.Context, env Env) (Result, error) {
 	if env.preview != nil {
@@ -51,6 +53,7 @@ func SetTag(opts tag.SetOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "set-tag " + opts.Tag + "→" + opts.Revision,
+		kind:   KindSetTag,
 		desc:   desc,
 		kube:   true,
 		check:  func() error { return opts.Validate() },
@@ -77,6 +80,7 @@ func MigrateNamespace(opts namespace.MigrateOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "migrate-namespaces",
+		kind:   KindMigrateNamespaces,
 		desc:   fmt.Sprintf("label %s istio.io/rev=%s, removing istio-injection", describeSelection(opts.Selection), opts.Target),
 		kube:   true,
 		check:  func() error { return opts.Validate() },
@@ -118,6 +122,7 @@ func RolloutRestart(opts namespace.RestartOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "restart-workloads",
+		kind:   KindRestartWorkloads,
 		desc:   desc,
 		kube:   true,
 		check:  func() error { return opts.Validate() },
@@ -157,6 +162,7 @@ func Uninstall(opts revision.UninstallOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "uninstall-revision " + opts.Revision,
+		kind:   KindUninstallRevision,
 		desc:   desc,
 		kube:   true,
 		check:  func() error { return opts.Validate() },
@@ -196,6 +202,7 @@ func InstallRevision(opts revision.InstallOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "install-revision " + opts.Revision,
+		kind:   KindInstallRevision,
 		desc:   desc,
 		kube:   true,
 		check:  func() error { return opts.Validate() },
@@ -233,6 +240,7 @@ func MoveGateways(opts gateway.MoveOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "move-gateways " + opts.Target,
+		kind:   KindMoveGateways,
 		desc:   fmt.Sprintf("move gateways to %s (%s)", opts.Target, mode),
 		kube:   true,
 		check:  func() error { return opts.Validate() },
@@ -258,6 +266,7 @@ func RemoveCanaryGateways(opts gateway.RemoveCanariesOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "remove-canary-gateways " + opts.Revision,
+		kind:   KindRemoveCanaryGateways,
 		desc:   fmt.Sprintf("delete canary gateways on revision %s", opts.Revision),
 		kube:   true,
 		check:  func() error { return opts.Validate() },
@@ -278,6 +287,7 @@ func VerifyPods(opts verify.PodsOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "verify-pods",
+		kind:   KindVerifyPods,
 		desc: "check that the pods in " + describeSelection(namespace.Selection{Namespaces: opts.Namespaces, Selector: opts.Selector}) +
 			" run " + expected(opts.Target, "the sidecar their namespace selects"),
 		kube:  true,
@@ -323,6 +333,7 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "verify-proxies",
+		kind:   KindVerifyProxies,
 		desc:   desc,
 		check:  func() error { return opts.Validate() },
 		run: func(ctx context.Context, env Env) (Result, error) {
@@ -361,6 +372,7 @@ func VerifyWebhooks(opts verify.WebhooksOptions) Step {
 	return &opStep{
 		inputs: opts,
 		name:   "verify-webhooks",
+		kind:   KindVerifyWebhooks,
 		desc:   "check the webhooks in " + revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace) + ": no overlapping injectors, no dangling service, no orphaned revision",
 		kube:   true,
 		check:  func() error { return opts.Validate() },

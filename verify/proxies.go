@@ -115,7 +115,7 @@ func (s StaticSource) Syncz(ctx context.Context) ([]byte, error) {
 type ProxiesOptions struct {
 	// Sources are the istiods to read, usually one per revision (or per
 	// istiod replica: each reports only the proxies connected to it).
-	Sources []SyncSource
+	Sources []SyncSource `json:"-"`
 	// Target is the revision every proxy should be connected to; empty
 	// means no straggler check.
 	Target string
