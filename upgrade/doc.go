@@ -45,6 +45,13 @@
 // the effects of the ones before, and [Report.Changes] lists what the whole
 // plan would change, object by object.
 //
+// # Saved plans
+//
+// [Save] writes a plan down as data with the state of the cluster it
+// depends on; [SavedPlan.Plan] rebuilds it and [Apply] runs it, refusing
+// with a [*DriftError] when that state changed since. [KindOf] tells what a
+// step does, whatever it is named.
+//
 // # Rollback to the recorded state
 //
 // With [CanaryOptions].RecordState the plan records, before its first

@@ -4,6 +4,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
@@ -151,6 +153,45 @@ func TestSafetyMachinery(t *testing.T) {
 		assert.Equal(t, changedObjects(rep.Changes()), changedObjects(preview.Changes()),
 			"the preview listed what the real run changed")
 		assert.NotEmpty(t, preview.Changes())
+	})
+
+	t.Run("a saved plan applies, and is refused once a namespace changed in between", func(t *testing.T) {
+		save := func(ns string) *upgrade.SavedPlan {
+			createNamespace(ctx, t, env, ns, map[string]string{"istio.io/rev": oldRev})
+			createDeployment(ctx, t, kube, ns, "web", 1)
+			waitRolledOut(ctx, t, kube, ns, "web")
+			sel := namespace.Selection{Namespaces: []string{ns}}
+			plan := upgrade.Plan{Name: "move " + ns, Steps: []upgrade.Step{
+				upgrade.MigrateNamespace(namespace.MigrateOptions{Selection: sel, Target: newRev}),
+				upgrade.RolloutRestart(namespace.RestartOptions{Selection: sel, Target: newRev, OnlyStale: true, Wait: true}),
+				upgrade.VerifyPods(verify.PodsOptions{Namespaces: []string{ns}, Target: newRev}),
+			}}
+			sp, err := upgrade.Save(ctx, kube, plan)
+			require.NoError(t, err)
+			b, err := json.Marshal(sp) // written for review, read back later
+			require.NoError(t, err)
+			var back upgrade.SavedPlan
+			require.NoError(t, json.Unmarshal(b, &back))
+			return &back
+		}
+		applies, drifts := save("sv-a"), save("sv-b")
+
+		_, err := kube.CoreV1().Namespaces().Patch(ctx, "sv-b", types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"istio.io/rev":"prod-stable"}}}`), metav1.PatchOptions{})
+		require.NoError(t, err)
+		before := readMeshState(ctx, t, kube, []string{"sv-b"})
+		rep, err := upgrade.Apply(ctx, upgrade.Env{Kube: kube}, drifts, upgrade.LoadOptions{})
+		var drift *upgrade.DriftError
+		require.ErrorAs(t, err, &drift)
+		assert.Equal(t, []string{"namespace sv-b: istio.io/rev=" + oldRev + " → istio.io/rev=prod-stable"}, drift.Changes)
+		assert.Equal(t, upgrade.NotRun, rep.Steps[0].Outcome)
+		assert.Equal(t, before, readMeshState(ctx, t, kube, []string{"sv-b"}), "nothing changed")
+
+		rep, err = upgrade.Apply(ctx, upgrade.Env{Kube: kube}, applies, upgrade.LoadOptions{})
+		t.Logf("applied:\n%s", rep)
+		require.NoError(t, err)
+		after := readMeshState(ctx, t, kube, []string{"sv-a"})
+		assert.Equal(t, map[string]int{newRev: 1}, after.Pods["sv-a"])
 	})
 
 	t.Run("a second runner is refused while a step outlasts the lease", func(t *testing.T) {
