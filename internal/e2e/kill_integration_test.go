@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ var killApps = []string{"alpha", "bravo", "charlie"}
 func killPlanOptions() upgrade.CanaryOptions {
 	return upgrade.CanaryOptions{From: "1-30-0", To: "1-31-0", CanaryTag: "prod-canary",
 		Namespaces: namespace.Selection{Selector: "killtest=true"}, BatchSize: 1, KeepOld: true,
-		RestartTimeout: 2 * time.Minute}
+		RestartTimeout: 2 * time.Minute, RecordState: true}
 }
 
 // killChild runs the journaled canary plan once and exits 0 on success,
@@ -62,7 +63,11 @@ func killChild(kubeconfig, plan string) int {
 	}
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	p, err := upgrade.Canary(ctx, kube, killPlanOptions())
+	build := upgrade.Canary
+	if strings.HasPrefix(plan, "rollback") {
+		build = upgrade.Rollback // to the state the canary recorded
+	}
+	p, err := build(ctx, kube, killPlanOptions())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -83,7 +88,9 @@ func killChild(kubeconfig, plan string) int {
 // TestKillAndResume kills the process running a canary plan at seeded
 // random points, reruns it to completion each time, and checks that every
 // namespace ended on the new revision, every workload was restarted
-// exactly once by the plan, and the webhooks neither overlap nor dangle.
+// exactly once by the plan, and the webhooks neither overlap nor dangle;
+// then does the same to the rollback to the state the canary recorded,
+// which must bring every namespace, pod and tag back as they were.
 func TestKillAndResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -110,80 +117,105 @@ func TestKillAndResume(t *testing.T) {
 	}
 	rng := rand.New(rand.NewSource(seed))
 	t.Logf("kill points from seed %d (set REVKIT_KILLTEST_SEED to replay)", seed)
-	const points = 20
+	// Each point kills the canary plan, reruns it to completion and checks
+	// it; then does the same with the rollback to the recorded state, which
+	// also brings the namespaces back for the next point.
+	const points = 10
 	for i := 0; i < points; i++ {
 		plan := fmt.Sprintf("kill-%d", i)
 		began := time.Now().UTC().Truncate(time.Second)
 		delay := time.Duration(rng.Int63n(int64(7 * time.Second)))
-
-		child := exec.Command(os.Args[0])
-		child.Env = append(os.Environ(), childKubeconfig+"="+env.Kubeconfig, childPlan+"="+plan)
-		require.NoError(t, child.Start())
-		time.Sleep(delay)
-		_ = child.Process.Signal(syscall.SIGKILL)
-		state, _ := child.Process.Wait()
-		finished := state != nil && state.Exited() && state.ExitCode() == 0
-
-		reruns := 0
-		for !finished {
-			reruns++
-			require.Less(t, reruns, 60, "plan %s did not complete after the kill", plan)
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), childKubeconfig+"="+env.Kubeconfig, childPlan+"="+plan)
-			out, err := cmd.CombinedOutput()
-			var exit *exec.ExitError
-			switch {
-			case err == nil:
-				finished = true
-			case errors.As(err, &exit) && exit.ExitCode() == exitLocked:
-				time.Sleep(time.Second)
-			default:
-				t.Fatalf("plan %s rerun %d: %v\n%s", plan, reruns, err, out)
-			}
-		}
-		t.Logf("point %2d: killed after %s, completed after %d rerun(s)", i, delay.Round(time.Millisecond), reruns)
-
-		// Every namespace on the canary, every pod on its revision.
-		inj, err := revkittest.NamespaceInjection(ctx, admin)
+		reruns := killAndRerun(t, env.Kubeconfig, plan, delay)
+		t.Logf("point %2d: canary killed after %s, completed after %d rerun(s)", i, delay.Round(time.Millisecond), reruns)
+		checkConverged(ctx, t, admin, i, began, "istio.io/rev=prod-canary", "1-31-0")
+		tags, err := tag.List(ctx, admin, tag.ListOptions{})
 		require.NoError(t, err)
-		for _, ns := range killApps {
-			assert.Equal(t, "istio.io/rev=prod-canary", inj[ns], "point %d: %s", i, ns)
-		}
-		pods, err := verify.Pods(ctx, admin, verify.PodsOptions{Selector: "killtest=true", Target: "1-31-0"})
-		require.NoError(t, err)
-		assert.NoError(t, pods.Err(), "point %d", i)
-		// Each workload restarted exactly once by this plan: one
-		// ReplicaSet whose template was stamped since the plan began.
-		for _, ns := range killApps {
-			rss, err := admin.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-			require.NoError(t, err)
-			stamped := 0
-			for _, rs := range rss.Items {
-				if v, ok := rs.Spec.Template.Annotations[mesh.RestartedAtAnnotation]; ok {
-					if at, err := time.Parse(time.RFC3339, v); err == nil && !at.Before(began) {
-						stamped++
-					}
-				}
-			}
-			assert.Equal(t, 1, stamped, "point %d: %s/web restarted %d times by the plan", i, ns, stamped)
-		}
-		wh, err := verify.Webhooks(ctx, admin, verify.WebhooksOptions{})
-		require.NoError(t, err)
-		assert.NoError(t, wh.Err(), "point %d", i)
+		assert.Len(t, tags, 2, "point %d: prod-stable and prod-canary", i)
 		if t.Failed() {
 			return
 		}
+		time.Sleep(time.Second) // a new second: the rollback's stamps are its own
 
-		// Back to the old revision for the next point.
-		_, err = namespace.Migrate(ctx, admin, namespace.MigrateOptions{Selection: namespace.Selection{Selector: "killtest=true"}, Target: "prod-stable"})
+		plan = fmt.Sprintf("rollback-%d", i)
+		began = time.Now().UTC().Truncate(time.Second)
+		delay = time.Duration(rng.Int63n(int64(4 * time.Second)))
+		reruns = killAndRerun(t, env.Kubeconfig, plan, delay)
+		t.Logf("point %2d: rollback killed after %s, completed after %d rerun(s)", i, delay.Round(time.Millisecond), reruns)
+		checkConverged(ctx, t, admin, i, began, "istio.io/rev=prod-stable", "1-30-0")
+		tags, err = tag.List(ctx, admin, tag.ListOptions{})
 		require.NoError(t, err)
-		time.Sleep(time.Second) // a new second: the next plan's stamps are its own
-		_, err = namespace.RolloutRestart(ctx, admin, namespace.RestartOptions{Selection: namespace.Selection{Selector: "killtest=true"},
-			Target: "prod-stable", OnlyStale: true, Wait: true, Timeout: 2 * time.Minute, PollInterval: 300 * time.Millisecond})
-		require.NoError(t, err)
+		require.Len(t, tags, 1, "point %d: the canary tag the plan created is gone", i)
+		assert.Equal(t, "prod-stable", tags[0].Name)
+		if t.Failed() {
+			return
+		}
 		waitNoTerminatingAll(ctx, t, admin, killApps)
 		time.Sleep(time.Second)
 	}
+}
+
+// killAndRerun runs plan in a child process, kills it after delay, and
+// reruns it until it completes; it returns the number of reruns.
+func killAndRerun(t *testing.T, kubeconfig, plan string, delay time.Duration) int {
+	t.Helper()
+	child := exec.Command(os.Args[0])
+	child.Env = append(os.Environ(), childKubeconfig+"="+kubeconfig, childPlan+"="+plan)
+	require.NoError(t, child.Start())
+	time.Sleep(delay)
+	_ = child.Process.Signal(syscall.SIGKILL)
+	state, _ := child.Process.Wait()
+	finished := state != nil && state.Exited() && state.ExitCode() == 0
+
+	reruns := 0
+	for !finished {
+		reruns++
+		require.Less(t, reruns, 60, "plan %s did not complete after the kill", plan)
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), childKubeconfig+"="+kubeconfig, childPlan+"="+plan)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			finished = true
+		case errors.As(err, &exit) && exit.ExitCode() == exitLocked:
+			time.Sleep(time.Second)
+		default:
+			t.Fatalf("plan %s rerun %d: %v\n%s", plan, reruns, err, out)
+		}
+	}
+	return reruns
+}
+
+// checkConverged checks that every namespace is labelled label, every pod
+// runs rev, every workload was restarted exactly once since began (one
+// ReplicaSet whose template was stamped since) and the webhooks neither
+// overlap nor dangle.
+func checkConverged(ctx context.Context, t *testing.T, admin kubernetes.Interface, point int, began time.Time, label, rev string) {
+	t.Helper()
+	inj, err := revkittest.NamespaceInjection(ctx, admin)
+	require.NoError(t, err)
+	for _, ns := range killApps {
+		assert.Equal(t, label, inj[ns], "point %d: %s", point, ns)
+	}
+	pods, err := verify.Pods(ctx, admin, verify.PodsOptions{Selector: "killtest=true", Target: rev})
+	require.NoError(t, err)
+	assert.NoError(t, pods.Err(), "point %d", point)
+	for _, ns := range killApps {
+		rss, err := admin.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		require.NoError(t, err)
+		stamped := 0
+		for _, rs := range rss.Items {
+			if v, ok := rs.Spec.Template.Annotations[mesh.RestartedAtAnnotation]; ok {
+				if at, err := time.Parse(time.RFC3339, v); err == nil && !at.Before(began) {
+					stamped++
+				}
+			}
+		}
+		assert.Equal(t, 1, stamped, "point %d: %s/web restarted %d times by the plan", point, ns, stamped)
+	}
+	wh, err := verify.Webhooks(ctx, admin, verify.WebhooksOptions{})
+	require.NoError(t, err)
+	assert.NoError(t, wh.Err(), "point %d", point)
 }
 
 func waitNoTerminatingAll(ctx context.Context, t *testing.T, kube kubernetes.Interface, nss []string) {
