@@ -141,23 +141,25 @@ func (r *MigrateResult) Changed() bool {
 // Before any write it refuses a malformed target or selection
 // (revkit.ErrInvalidInput), a target that is neither an installed revision
 // nor a tag and a named namespace that does not exist (revkit.ErrNotFound).
-// Namespaces already on the target are reported unchanged.
+// Namespaces already on the target are reported unchanged. The result is
+// never nil; after a failure it lists the namespaces relabelled before it.
 func Migrate(ctx context.Context, kube kubernetes.Interface, opts MigrateOptions) (*MigrateResult, error) {
 	const op = "namespace.Migrate"
+	res := &MigrateResult{Target: opts.Target, DryRun: opts.DryRun}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return res, err
 	}
 	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
 	rev, err := resolveTarget(ctx, kube, op, cpNS, opts.Target)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
+	res.Revision = rev
 	nss, err := opts.Selection.resolve(ctx, kube, op, cpNS)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	rec := kubeutil.NewRecorder(op, opts.Common)
-	res := &MigrateResult{Target: opts.Target, Revision: rev, DryRun: opts.DryRun}
 	results := make([]NamespaceResult, len(nss))
 	for i, ns := range nss {
 		results[i] = NamespaceResult{Name: ns.Name, Previous: previous(ns.Labels), Action: revkit.ActionUpdate}

@@ -154,20 +154,20 @@ func (e *WaitError) Unwrap() error { return e.Err }
 func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts RestartOptions) (*RestartResult, error) {
 	const op = "namespace.RolloutRestart"
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return &RestartResult{DryRun: opts.DryRun}, err
 	}
 	cpNS := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
 	var rev string
 	if opts.Target != "" {
 		r, err := resolveTarget(ctx, kube, op, cpNS, opts.Target)
 		if err != nil {
-			return nil, err
+			return &RestartResult{DryRun: opts.DryRun}, err
 		}
 		rev = r
 	}
 	nss, err := opts.Selection.resolve(ctx, kube, op, cpNS)
 	if err != nil {
-		return nil, err
+		return &RestartResult{DryRun: opts.DryRun}, err
 	}
 	now := time.Now
 	if opts.Now != nil {

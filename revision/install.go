@@ -164,7 +164,7 @@ func (o *InstallOptions) Validate() error {
 func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions) (*InstallResult, error) {
 	const op = "revision.Install"
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return &InstallResult{Revision: opts.Revision, DryRun: opts.DryRun}, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
 	timeout := opts.Timeout
@@ -176,25 +176,25 @@ func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions
 
 	model, err := mesh.Load(ctx, kube, ns)
 	if err != nil {
-		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
+		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
 	}
 	hasRelease, err := releaseExists(opts.Helm, name)
 	if err != nil {
-		return nil, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, Err: err}
+		return res, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, Err: err}
 	}
 	switch {
 	case hasRelease && !opts.Upgrade:
-		return nil, &revkit.ExistsError{Kind: "revision", Name: opts.Revision,
+		return res, &revkit.ExistsError{Kind: "revision", Name: opts.Revision,
 			Detail: fmt.Sprintf("Helm release %s exists; set Upgrade to upgrade it", name)}
 	case !hasRelease && model.HasRevision(opts.Revision):
-		return nil, &revkit.ExistsError{Kind: "revision", Name: opts.Revision,
+		return res, &revkit.ExistsError{Kind: "revision", Name: opts.Revision,
 			Detail: "it is installed without a Helm release (e.g. by istioctl); Install will not take it over"}
 	}
 	res.Upgraded = hasRelease
 
 	chrt, err := loadChart(opts.Chart, opts.Helm)
 	if err != nil {
-		return nil, fmt.Errorf("%s: load chart: %w", op, err)
+		return res, fmt.Errorf("%s: load chart: %w", op, err)
 	}
 	values := maps.Clone(opts.Values)
 	if values == nil {
@@ -206,15 +206,15 @@ func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions
 	// injectors in the cluster before anything is written.
 	manifest, err := runHelm(ctx, opts.Helm, chrt, values, name, ns, hasRelease, action.DryRunClient, false, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("%s: render %s: %w", op, name, err)
+		return res, fmt.Errorf("%s: render %s: %w", op, name, err)
 	}
 	objs, injectors, err := parseManifest(manifest, ns)
 	if err != nil {
-		return nil, fmt.Errorf("%s: read rendered manifest: %w", op, err)
+		return res, fmt.Errorf("%s: read rendered manifest: %w", op, err)
 	}
 	if ovs := mesh.OverlapsAfter(model.Injectors, injectors); len(ovs) > 0 {
 		ov := ovs[0]
-		return nil, &revkit.OverlapError{Subject: fmt.Sprintf("revision %q", opts.Revision),
+		return res, &revkit.OverlapError{Subject: fmt.Sprintf("revision %q", opts.Revision),
 			First: ov.First, FirstWebhook: ov.FirstWebhook, Second: ov.Second, SecondWebhook: ov.SecondWebhook,
 			NamespaceLabels: ov.NamespaceLabels, PodLabels: ov.PodLabels}
 	}

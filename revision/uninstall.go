@@ -82,15 +82,15 @@ func (r *UninstallResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 // revision that is not there changes nothing and is not an error.
 func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOptions) (*UninstallResult, error) {
 	const op = "revision.Uninstall"
+	res := &UninstallResult{Revision: opts.Revision, DryRun: opts.DryRun}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return res, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
 	st, err := load(ctx, kube, op, ns)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	res := &UninstallResult{Revision: opts.Revision, DryRun: opts.DryRun}
 	for _, r := range st.revisions() {
 		if r.Name == opts.Revision {
 			res.Found = true
@@ -98,7 +98,7 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 		}
 	}
 	if (res.Usage.InUse() && !opts.Force) || len(res.Usage.Tags) > 0 {
-		return nil, &revkit.InUseError{Kind: "revision", Name: opts.Revision, Usage: res.Usage}
+		return res, &revkit.InUseError{Kind: "revision", Name: opts.Revision, Usage: res.Usage}
 	}
 
 	rec := kubeutil.NewRecorder(op, opts.Common)
@@ -106,7 +106,7 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 		name := ReleaseName(opts.Revision)
 		exists, err := releaseExists(opts.Helm, name)
 		if err != nil {
-			return nil, rec.Fail("get", revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, err)
+			return res, rec.Fail("get", revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, err)
 		}
 		if exists {
 			res.Found, res.Release = true, name
@@ -118,7 +118,8 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 	}
 	victims, kept, err := collect(ctx, kube, ns, opts.Revision)
 	if err != nil {
-		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "revision objects", Name: opts.Revision}, Err: err}
+		res.Changes = rec.Changes
+		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "revision objects", Name: opts.Revision}, Err: err}
 	}
 	if len(victims) > 0 {
 		res.Found = true
