@@ -217,8 +217,12 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	if opts.CanaryTag != "" {
 		add(SetTag(tag.SetOptions{Tag: opts.CanaryTag, Revision: opts.To, Overwrite: true, ControlPlaneNamespace: cp}))
 	}
+	// batchOf maps each step of a batch to its batch (from 1), for the
+	// rollback of a failed batch.
+	batchOf := map[string]int{}
 	for i, batch := range batches {
 		label := fmt.Sprintf(" %d/%d", i+1, len(batches))
+		first := len(p.Steps)
 		if i > 0 && opts.Pause > 0 {
 			add(Named("pause"+label, Pause(opts.Pause)))
 		}
@@ -234,6 +238,9 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 		}
 		for _, g := range opts.Gates {
 			add(Named(g.Name()+label, g))
+		}
+		for _, s := range p.Steps[first:] {
+			batchOf[s.Name()] = i + 1
 		}
 	}
 	if opts.Gateways != "" {
@@ -260,19 +267,19 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	case opts.RollbackOnFailure:
 		p.OnFailure = rollbackSteps(opts, batches, false, "rollback: ")
 	case opts.RollbackFailedBatch:
-		p.OnFailure = []Step{rollbackBatch(opts, batches)}
+		p.OnFailure = []Step{rollbackBatch(opts, batches, batchOf)}
 	}
 	return p, nil
 }
 
 // rollbackBatch undoes the batch of the failed step: its namespaces go back
 // home, restart and are verified on From.
-func rollbackBatch(opts CanaryOptions, batches [][]string) Step {
+func rollbackBatch(opts CanaryOptions, batches [][]string, batchOf map[string]int) Step {
 	cp := opts.ControlPlaneNamespace
 	return Func("rollback-failed-batch", "move the failed batch's namespaces back to "+opts.home()+" and restart them",
 		func(ctx context.Context, env Env) (Result, error) {
-			i, n, ok := batchOf(env.FailedStep)
-			if !ok || n != len(batches) || i < 1 || i > n {
+			i, n := batchOf[env.FailedStep], len(batches)
+			if i < 1 || i > n {
 				return Result{Outcome: Skipped, Detail: fmt.Sprintf("step %q is not part of a batch", env.FailedStep)}, nil
 			}
 			batch := batches[i-1]
@@ -308,18 +315,6 @@ func rollbackBatch(opts CanaryOptions, batches [][]string) Step {
 			}
 			return Result{Outcome: Done, Detail: detail}, nil
 		})
-}
-
-// batchOf reads "i/n" at the end of a batch step's name.
-func batchOf(step string) (i, n int, ok bool) {
-	f := strings.Fields(step)
-	if len(f) < 2 {
-		return 0, 0, false
-	}
-	if _, err := fmt.Sscanf(f[len(f)-1], "%d/%d", &i, &n); err != nil {
-		return 0, 0, false
-	}
-	return i, n, true
 }
 
 // recordOptions are the RecordState options of the canary plan named
