@@ -285,35 +285,50 @@ func rollbackBatch(opts CanaryOptions, batches [][]string, batchOf map[string]in
 			batch := batches[i-1]
 			sel := namespace.Selection{Namespaces: batch, AllowSystem: opts.Namespaces.AllowSystem}
 			target := opts.home()
+			// What it changed before a failure is reported with the failure.
+			var changes []revkit.Change
+			partial := func(err error) (Result, error) {
+				return Result{Outcome: Failed, Changes: changes, Detail: err.Error()}, err
+			}
 			if opts.RecordState {
-				if _, err := restoreState(ctx, env, RestoreStateOptions{Name: opts.canaryName(), Namespaces: batch, ControlPlaneNamespace: cp}); err != nil {
-					return Result{}, err
+				c, err := restoreState(ctx, env, RestoreStateOptions{Name: opts.canaryName(), Namespaces: batch, ControlPlaneNamespace: cp})
+				changes = append(changes, c...)
+				if err != nil {
+					return partial(err)
 				}
 				target = opts.From
 			} else {
 				mo := namespace.MigrateOptions{Common: env.Common, Selection: sel, Target: target, ControlPlaneNamespace: cp}
-				if _, err := namespace.Migrate(ctx, env.Kube, mo); err != nil {
-					return Result{}, err
+				res, err := namespace.Migrate(ctx, env.Kube, mo)
+				for _, nr := range res.Namespaces {
+					changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: "Namespace", Name: nr.Name}, Action: nr.Action, Reason: nr.Previous})
+				}
+				if err != nil {
+					return partial(err)
 				}
 			}
 			ro := namespace.RestartOptions{Common: env.Common, Selection: sel, Target: target, OnlyStale: true,
 				Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}
 			res, err := namespace.RolloutRestart(ctx, env.Kube, ro)
+			for _, w := range res.Workloads {
+				changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: string(w.Kind), Namespace: w.Namespace, Name: w.Name},
+					Action: w.Action, Reason: w.Reason})
+			}
 			if err != nil {
-				return Result{}, err
+				return partial(err)
 			}
 			detail := fmt.Sprintf("batch %d/%d (%s) back on %s, %d workloads restarted", i, n, strings.Join(batch, ", "),
 				target, len(res.Restarted()))
 			if env.Common.DryRun.Persists() {
 				rep, err := verify.Pods(ctx, env.Kube, verify.PodsOptions{Namespaces: batch, Target: opts.From, ControlPlaneNamespace: cp})
 				if err != nil {
-					return Result{}, err
+					return partial(err)
 				}
 				if err := rep.Err(); err != nil {
-					return Result{Outcome: Failed, Detail: detail + "; " + err.Error()}, err
+					return Result{Outcome: Failed, Changes: changes, Detail: detail + "; " + err.Error()}, err
 				}
 			}
-			return Result{Outcome: Done, Detail: detail}, nil
+			return Result{Outcome: Done, Changes: changes, Detail: detail}, nil
 		})
 }
 
