@@ -202,7 +202,11 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	p := Plan{Name: opts.canaryName()}
 	add := func(s ...Step) { p.Steps = append(p.Steps, s...) }
 
-	add(Precheck(verify.PrecheckOptions{ControlPlaneNamespace: cp}))
+	pre := verify.PrecheckOptions{ControlPlaneNamespace: cp}
+	if opts.Gateways == gateway.Canary {
+		pre.Permissions = append(verify.DefaultPermissions(cp), verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
+	}
+	add(Precheck(pre))
 	if opts.RecordState {
 		add(RecordState(opts.recordOptions(p.Name, batches)))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/upgrade"
+	"github.com/revkit/revkit/verify"
 )
 
 func fleetCluster() *revkittest.Cluster {
@@ -257,4 +258,25 @@ func TestCanaryRollsBackTheFailedBatch(t *testing.T) {
 	res, err := p.OnFailure[0].Run(ctx, upgrade.Env{Kube: kube, FailedStep: "precheck"})
 	require.NoError(t, err)
 	assert.Equal(t, upgrade.Skipped, res.Outcome)
+}
+
+// A canary that moves gateways as canaries checks, in its precheck, that it
+// may create and delete Deployments in the gateways' namespaces.
+func TestCanaryPrecheckCoversGatewayCanaries(t *testing.T) {
+	kube := fleetCluster().Kube()
+	opts := canaryOpts()
+	opts.GatewayNamespaces = []string{"istio-ingress"}
+	p, err := upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	require.Equal(t, upgrade.KindPrecheck, upgrade.KindOf(p.Steps[0]))
+	pre := p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions)
+	for _, want := range verify.GatewayCanaryPermissions([]string{"istio-ingress"}) {
+		assert.Contains(t, pre.Permissions, want)
+	}
+	assert.Contains(t, pre.Permissions, verify.Permission{Verb: "patch", Resource: "namespaces"}, "and the defaults")
+
+	opts.Gateways = gateway.InPlace
+	p, err = upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	assert.Empty(t, p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions).Permissions, "in place: the defaults")
 }

@@ -97,6 +97,24 @@ func JournalPermissions(namespace string) []Permission {
 	return out
 }
 
+// GatewayCanaryPermissions lists what moving gateways as canaries adds
+// (upgrade.CanaryOptions.Gateways "canary"; gateway.Move with Mode Canary,
+// gateway.RemoveCanaries): creating, updating and deleting Deployments in
+// the gateways' namespaces — across the cluster when namespaces is empty, so
+// name them to keep the grant narrow.
+func GatewayCanaryPermissions(namespaces []string) []Permission {
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
+	}
+	var out []Permission
+	for _, ns := range namespaces {
+		for _, v := range []string{"create", "update", "delete"} {
+			out = append(out, Permission{Verb: v, Group: "apps", Resource: "deployments", Namespace: ns})
+		}
+	}
+	return out
+}
+
 // PrecheckOptions configures Precheck; the zero value checks Kubernetes
 // 1.29 or later, DefaultPermissions and a control plane in istio-system.
 type PrecheckOptions struct {

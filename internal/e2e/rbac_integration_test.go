@@ -5,11 +5,13 @@ package e2e_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revkittest"
@@ -48,10 +51,27 @@ func TestCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 	require.NoError(t, err)
 	createNamespace(ctx, t, env, "shop", map[string]string{"istio.io/rev": "prod-stable", "team": "shop"})
 	createDeployment(ctx, t, admin, "shop", "web", 1)
+	// An ingress gateway on the old revision, moved as a canary.
+	createNamespace(ctx, t, env, "istio-ingress", nil)
+	gwLabels := map[string]string{"istio": "ingressgateway", "sidecar.istio.io/inject": "true", "istio.io/rev": old}
+	_, err = admin.AppsV1().Deployments("istio-ingress").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "ingressgateway", Labels: gwLabels},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"istio": "ingressgateway"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: gwLabels, Annotations: map[string]string{"inject.istio.io/templates": "gateway"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "istio-proxy", Image: "auto"}}},
+			}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
 	waitRolledOut(ctx, t, admin, "shop", "web")
+	waitRolledOut(ctx, t, admin, "istio-ingress", "ingressgateway")
 
-	// The upgrader's identity and its roles, minus "patch namespaces".
-	cr, roles := verify.RBAC("revkit-upgrader", append(verify.DefaultPermissions(""), verify.JournalPermissions("")...))
+	// The upgrader's identity and its roles — the canary plan's, its
+	// journal's and the gateway canaries' — minus "patch namespaces".
+	perms := slices.Concat(verify.DefaultPermissions(""), verify.JournalPermissions(""),
+		verify.GatewayCanaryPermissions([]string{"istio-ingress"}))
+	cr, roles := verify.RBAC("revkit-upgrader", perms)
 	full := cr.DeepCopy()
 	for i, r := range cr.Rules {
 		if r.Resources[0] == "namespaces" {
@@ -84,7 +104,8 @@ func TestCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 	require.NoError(t, err)
 
 	opts := upgrade.CanaryOptions{From: old, To: canary, CanaryTag: "prod-canary", StableTag: "prod-stable",
-		Namespaces: namespace.Selection{Selector: "team=shop"}, RestartTimeout: 2 * time.Minute, RecordState: true}
+		Namespaces: namespace.Selection{Selector: "team=shop"}, RestartTimeout: 2 * time.Minute, RecordState: true,
+		Gateways: gateway.Canary, GatewayNamespaces: []string{"istio-ingress"}}
 	run := func() (*upgrade.Report, error) {
 		plan, err := upgrade.Canary(ctx, sa, opts)
 		require.NoError(t, err)
@@ -126,5 +147,9 @@ func TestCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 		revs, err := verify.Webhooks(ctx, admin, verify.WebhooksOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, []string{canary}, revs.Revisions, "the old revision was uninstalled by the service account")
+		gws, err := gateway.List(ctx, admin, gateway.ListOptions{Namespaces: []string{"istio-ingress"}})
+		require.NoError(t, err)
+		require.Len(t, gws, 1, "the canary gateway was removed after promotion: %+v", gws)
+		assert.Equal(t, canary, gws[0].Revision)
 	})
 }
