@@ -65,9 +65,23 @@ func AnyChanged(changes []Change) bool {
 	return false
 }
 
+// EventKind tells the two kinds of event apart.
+type EventKind string
+
+const (
+	// EventObject: an operation created, updated, deleted or left alone one
+	// object (Object and Action say which and what).
+	EventObject EventKind = "object"
+	// EventStep: a plan step started, ended (Action is its outcome) or is
+	// retried; Object is empty.
+	EventStep EventKind = "step"
+)
+
 // Event is a progress report. Operations send one for every object they
-// create, update, delete or leave alone.
+// create, update, delete or leave alone (Kind EventObject); a plan sends
+// one when a step starts, ends or is retried (Kind EventStep).
 type Event struct {
+	Kind EventKind
 	Time time.Time
 	// Operation is the package-qualified operation name, e.g. "tag.Set".
 	Operation string

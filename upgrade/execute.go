@@ -453,7 +453,7 @@ func notRun(ctx context.Context, env Env, s Step) StepReport {
 }
 
 func emit(ctx context.Context, env Env, step string, action revkit.Action, msg string) {
-	env.Common.Emit(ctx, revkit.Event{Operation: operation, Step: step, Action: action, Message: msg})
+	env.Common.Emit(ctx, revkit.Event{Kind: revkit.EventStep, Operation: operation, Step: step, Action: action, Message: msg})
 }
 
 // stepEnv routes the events of a step's operations through the plan's

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
 )
 
@@ -408,4 +409,28 @@ func assertNothingRan(t *testing.T, rep *upgrade.Report) {
 		assert.Contains(t, s.Detail, "not run: ")
 	}
 	assert.NotEmpty(t, rep.String())
+}
+
+// Object changes and step lifecycle are separate kinds of event.
+func TestEventKinds(t *testing.T) {
+	kube := canaryCluster().Kube()
+	var kinds []string
+	onEvent := func(e revkit.Event) {
+		switch e.Kind {
+		case revkit.EventStep:
+			assert.Empty(t, e.Object.Kind, "a step event names no object: %+v", e)
+			kinds = append(kinds, "step "+string(e.Action))
+		case revkit.EventObject:
+			assert.NotEmpty(t, e.Object.Kind, "an object event names its object: %+v", e)
+			assert.Equal(t, "set-tag prod-canary→1-25-0", e.Step)
+			kinds = append(kinds, "object "+string(e.Action)+" "+e.Object.Kind)
+		default:
+			t.Errorf("event of no kind: %+v", e)
+		}
+	}
+	_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube, Common: revkit.Common{OnEvent: onEvent}}, upgrade.Plan{Steps: []upgrade.Step{
+		upgrade.SetTag(tag.SetOptions{Tag: "prod-canary", Revision: "1-25-0"}),
+	}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"step start", "object create MutatingWebhookConfiguration", "object create Service", "step done"}, kinds)
 }

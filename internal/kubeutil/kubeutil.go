@@ -33,7 +33,7 @@ func (r *Recorder) Record(ctx context.Context, obj revkit.ObjectRef, action revk
 	if r.Common.DryRun != revkit.DryRunNone && action.Changed() {
 		msg += " (dry run: " + r.Common.DryRun.String() + ")"
 	}
-	r.Common.Emit(ctx, revkit.Event{Operation: r.Op, Object: obj, Action: action, Message: msg})
+	r.Common.Emit(ctx, revkit.Event{Kind: revkit.EventObject, Operation: r.Op, Object: obj, Action: action, Message: msg})
 }
 
 // Fail wraps an API error with the operation, verb and object.
