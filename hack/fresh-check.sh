@@ -5,17 +5,17 @@
 #   hack/fresh-check.sh          clone the committed tree (HEAD) into a temporary
 #                                folder and run the README's two commands there,
 #                                `make demo` then `make test`; print each one's
-#                                exit status and wall time (~45 minutes on 2 cores)
+#                                exit status and wall time (~35 minutes on 2 cores)
 #   hack/fresh-check.sh --quick  the cheap part, for CI on every submission: copy
 #                                the working tree to a temporary folder and run the
 #                                tool step's prerequisite check, plan and data step
 #                                (charts and KWOK stages) against an empty module
-#                                cache (~12 MB of downloads, seconds)
+#                                cache (~80 MB of downloads, seconds)
 #
 # Options: --keep leaves the temporary folder (its path is printed). The logs
 # of a full check are copied to bin/fresh-check/ before the folder goes.
 # FRESH_DIR sets where the temporary folder is made (default: $TMPDIR or /tmp;
-# a full check needs ~8 GB there).
+# a full check needs ~12 GB there).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -79,7 +79,7 @@ if ((quick)); then
 	}
 	echo "$plan"
 	for t in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok pilot-discovery istio-render; do
-		grep -q "to build from source:.* $t\b\|to build from source: $t\b" <<<"$plan" ||
+		grep -qE "to build from source:.* $t( |$)" <<<"$plan" ||
 			fail "hack/tools.sh --plan does not say that $t will be built although every cache is empty"
 	done
 	"${fresh_env[@]}" REVKIT_BIN="$src/bin" "$src/hack/tools.sh" --data || fail "hack/tools.sh --data"

@@ -98,9 +98,12 @@ check_go() {
 
 check_build() {
 	local c
-	for c in awk sed sort sha256sum cut du find cp mv date; do
+	for c in sort sha256sum cut du cp mv date; do
 		want_cmd "$c" coreutils
 	done
+	want_cmd awk mawk
+	want_cmd sed sed
+	want_cmd find findutils
 	want_cmd flock util-linux
 	check_go
 	local cache=${REVKIT_TOOLS_CACHE:-${HOME:-}/.cache/revkit/tools}
@@ -127,12 +130,6 @@ check_run() {
 	want_cmd unshare util-linux
 	want_cmd ip iproute2
 	want_cmd getconf libc-bin
-	if [[ $(id -u) != 0 ]]; then
-		# unshare --net needs CAP_SYS_ADMIN; try it rather than guess.
-		if ! unshare --net true 2>/dev/null; then
-			problem "the local control plane runs in its own network namespace, which needs root (or CAP_SYS_ADMIN): run as root, e.g. sudo -E make test"
-		fi
-	fi
 }
 
 case $what in
@@ -146,8 +143,9 @@ esac
 install_missing
 if [[ $what != build ]] && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 &&
 	((${#problems[@]} == 0)); then
+	# unshare --net needs CAP_SYS_ADMIN; try it rather than guess.
 	if ! out=$(unshare --net -- ip link set lo up 2>&1); then
-		problem "cannot make a network namespace (unshare --net: $out): run as root on a kernel that allows network namespaces"
+		problem "cannot make a network namespace (unshare --net: $out): the local control plane runs in one; run as root (e.g. sudo -E make test) on a kernel that allows network namespaces"
 	fi
 fi
 

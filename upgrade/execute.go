@@ -388,7 +388,7 @@ func runStep(ctx context.Context, env Env, s Step) StepReport {
 
 	res, err := run(ctx, env, s, name)
 	if env.preview != nil && err == nil {
-		if serr := env.preview.settle(ctx, env.Kube); serr != nil {
+		if serr := env.preview.settle(ctx, env.Kube, res.Changes); serr != nil {
 			err = &revkit.OpError{Op: "upgrade.Preview", Verb: "update", Object: revkit.ObjectRef{Kind: "Pod"}, Err: serr}
 		}
 	}

@@ -2,7 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,11 +78,7 @@ func Preview(ctx context.Context, kube kubernetes.Interface, plan Plan, opts Pre
 	if err != nil {
 		return unrun(Env{}, plan, err), err
 	}
-	state, err := newPreviewState(ctx, copyKube, revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace))
-	if err != nil {
-		err = &revkit.OpError{Op: "upgrade.Preview", Verb: "list", Object: revkit.ObjectRef{Kind: "workloads"}, Err: err}
-		return unrun(Env{}, plan, err), err
-	}
+	state := &previewState{controlPlane: revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)}
 	c := opts.Common
 	c.DryRun = revkit.DryRunClient
 	return Execute(ctx, Env{Kube: copyKube, Common: c, preview: state}, plan)
@@ -292,81 +287,50 @@ func addRendered(ctx context.Context, kube kubernetes.Interface, manifest, ns st
 var clusterScoped = map[string]bool{"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true,
 	"ClusterRole": true, "ClusterRoleBinding": true, "Namespace": true, "CustomResourceDefinition": true}
 
-// previewState is what Preview keeps between steps: the pod template of
-// every workload as the copy's pods were last made to match it.
+// previewState is what Preview's steps share: where the copy's webhooks
+// are.
 type previewState struct {
 	controlPlane string
-	templates    map[string]string
 }
 
 // settle plays the controllers' and the injector's part in the in-memory
-// copy after a step: the pods of every workload whose pod template changed
-// (a restart, a gateway moved to another revision) are made to carry the
+// copy after a step: the pods of every workload the step changed (a
+// restart, a gateway moved to another revision) are made to carry the
 // sidecar the apiserver would now inject into them — from the webhooks the
 // copy holds, the namespace's labels and the template's labels — or none.
 // Without it, a later step that looks at pods (an uninstall that refuses a
 // revision still in use) would see them as they were before the plan.
-func (p *previewState) settle(ctx context.Context, kube kubernetes.Interface) error {
-	type workload struct {
-		key, ns  string
-		selector *metav1.LabelSelector
-		template corev1.PodTemplateSpec
-	}
-	var ws []workload
-	deps, err := kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, d := range deps.Items {
-		ws = append(ws, workload{"Deployment/" + d.Namespace + "/" + d.Name, d.Namespace, d.Spec.Selector, d.Spec.Template})
-	}
-	sts, err := kube.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, s := range sts.Items {
-		ws = append(ws, workload{"StatefulSet/" + s.Namespace + "/" + s.Name, s.Namespace, s.Spec.Selector, s.Spec.Template})
-	}
-	dss, err := kube.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, d := range dss.Items {
-		ws = append(ws, workload{"DaemonSet/" + d.Namespace + "/" + d.Name, d.Namespace, d.Spec.Selector, d.Spec.Template})
-	}
+// Workloads the step created have no pods in the copy.
+func (p *previewState) settle(ctx context.Context, kube kubernetes.Interface, changes []revkit.Change) error {
 	var model *mesh.Model
-	for _, w := range ws {
-		b, _ := json.Marshal(w.template)
-		sum := string(b)
-		old, seen := p.templates[w.key]
-		p.templates[w.key] = sum
-		if !seen || old == sum {
-			continue // new workloads have no pods in the copy
+	for _, c := range changes {
+		if c.Action != revkit.ActionUpdate {
+			continue
+		}
+		selector, template, ok, err := podTemplate(ctx, kube, c.Object)
+		if err != nil || !ok {
+			return err
 		}
 		if model == nil {
 			if model, err = mesh.Load(ctx, kube, p.controlPlane); err != nil {
 				return err
 			}
 		}
-		ns, err := kube.CoreV1().Namespaces().Get(ctx, w.ns, metav1.GetOptions{})
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, c.Object.Namespace, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		rev := ""
-		if !mesh.InjectionDisabled(w.template.Labels, w.template.Annotations) {
-			nsLabels := map[string]string{"kubernetes.io/metadata.name": ns.Name}
-			for k, v := range ns.Labels {
-				nsLabels[k] = v
-			}
-			if injs := model.Matching(nsLabels, w.template.Labels); len(injs) == 1 {
-				rev = injs[0].Revision
+		if !mesh.InjectionDisabled(template.Labels, template.Annotations) {
+			if revs := model.PodRevisions(ns, template.Labels); len(revs) == 1 {
+				rev = revs[0]
 			}
 		}
-		sel, err := metav1.LabelSelectorAsSelector(w.selector)
+		sel, err := metav1.LabelSelectorAsSelector(selector)
 		if err != nil {
 			continue
 		}
-		pods, err := kube.CoreV1().Pods(w.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		pods, err := kube.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
 			return err
 		}
@@ -383,7 +347,7 @@ func (p *previewState) settle(ctx context.Context, kube kubernetes.Interface) er
 			} else {
 				pod.Annotations[mesh.AnnotationStatus] = fmt.Sprintf(`{"revision":%q}`, rev)
 			}
-			if _, err := kube.CoreV1().Pods(w.ns).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			if _, err := kube.CoreV1().Pods(ns.Name).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
 				return err
 			}
 		}
@@ -391,9 +355,29 @@ func (p *previewState) settle(ctx context.Context, kube kubernetes.Interface) er
 	return nil
 }
 
-// newPreviewState records the workloads' templates as the copy starts.
-func newPreviewState(ctx context.Context, kube kubernetes.Interface, controlPlane string) (*previewState, error) {
-	p := &previewState{controlPlane: controlPlane, templates: map[string]string{}}
-	// The first settle only records.
-	return p, p.settle(ctx, kube)
+// podTemplate reads the selector and pod template of a workload; ok is
+// false for an object of another kind.
+func podTemplate(ctx context.Context, kube kubernetes.Interface, ref revkit.ObjectRef) (*metav1.LabelSelector, corev1.PodTemplateSpec, bool, error) {
+	apps, get := kube.AppsV1(), metav1.GetOptions{}
+	switch ref.Kind {
+	case "Deployment":
+		d, err := apps.Deployments(ref.Namespace).Get(ctx, ref.Name, get)
+		if err != nil {
+			return nil, corev1.PodTemplateSpec{}, false, err
+		}
+		return d.Spec.Selector, d.Spec.Template, true, nil
+	case "StatefulSet":
+		d, err := apps.StatefulSets(ref.Namespace).Get(ctx, ref.Name, get)
+		if err != nil {
+			return nil, corev1.PodTemplateSpec{}, false, err
+		}
+		return d.Spec.Selector, d.Spec.Template, true, nil
+	case "DaemonSet":
+		d, err := apps.DaemonSets(ref.Namespace).Get(ctx, ref.Name, get)
+		if err != nil {
+			return nil, corev1.PodTemplateSpec{}, false, err
+		}
+		return d.Spec.Selector, d.Spec.Template, true, nil
+	}
+	return nil, corev1.PodTemplateSpec{}, false, nil
 }

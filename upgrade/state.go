@@ -17,6 +17,7 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
@@ -289,7 +290,7 @@ func restoreState(ctx context.Context, env Env, opts RestoreStateOptions) ([]rev
 		if !env.Common.DryRun.Persists() {
 			// A dry run did not move the namespaces off the tag, so removing
 			// it would be refused although the real run would not be.
-			changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: "MutatingWebhookConfiguration", Name: "istio-revision-tag-" + t},
+			changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: "MutatingWebhookConfiguration", Name: mesh.TagWebhookName(t)},
 				Action: revkit.ActionDelete, Reason: "tag created by the plan"})
 			continue
 		}

@@ -228,6 +228,17 @@ func (m *Model) NamespaceRevisions(ns *corev1.Namespace) []string {
 	return sortedKeys(set)
 }
 
+// PodRevisions returns the revisions whose injectors would inject a new pod
+// with podLabels in the namespace: usually one, none when it is not
+// injected, more when injectors overlap.
+func (m *Model) PodRevisions(ns *corev1.Namespace, podLabels map[string]string) []string {
+	set := map[string]bool{}
+	for _, inj := range m.Matching(nsLabelsWithName(ns), podLabels) {
+		set[inj.Revision] = true
+	}
+	return sortedKeys(set)
+}
+
 // NamespaceTag returns the tag a namespace is labelled with, or "".
 // Namespaces labelled istio-injection=enabled depend on the default tag.
 func (m *Model) NamespaceTag(ns *corev1.Namespace) string {
