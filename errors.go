@@ -187,18 +187,21 @@ func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
 // failed; waiting longer would not help.
 var ErrRolloutFailed = errors.New("rollout failed")
 
-// RolloutFailedError reports a workload whose rollout its controller has
-// given up on, seen by a wait for the rollout: for a Deployment, the
-// Progressing condition with reason ProgressDeadlineExceeded for the
-// generation it has observed (the state `kubectl rollout status` fails on).
-// The wait returns it as soon as it sees it rather than running to its
-// timeout.
+// RolloutFailedError reports a workload whose rollout kstatus
+// (sigs.k8s.io/cli-utils/pkg/kstatus/status) calls Failed, seen by a wait
+// for the rollout: for a Deployment, the Progressing condition with reason
+// ProgressDeadlineExceeded for the generation its controller has observed
+// (the state `kubectl rollout status` fails on). StatefulSets and
+// DaemonSets have no such condition and only time out. The wait returns it
+// as soon as it sees it rather than running to its timeout.
 type RolloutFailedError struct {
+	// Kind ("Deployment"), Namespace and Name name the workload.
 	Kind      string
 	Namespace string
 	Name      string
-	// Condition is the type of the status condition that reports the
-	// failure ("Progressing"); Reason and Message are its own.
+	// Condition is the type of the workload's status condition that
+	// reports the failure ("Progressing"; "Stalled" when that is the one,
+	// kstatus's own); Reason and Message are that condition's.
 	Condition string
 	Reason    string
 	Message   string

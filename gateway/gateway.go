@@ -264,8 +264,10 @@ func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*Mo
 }
 
 // waitRolledOut polls the changed gateway Deployments until each has
-// rolled out. A read that fails transiently is retried at the next poll; a
-// failed rollout ends the wait.
+// rolled out, as kubeutil.RolloutStatus (kstatus) judges it. A read that
+// fails transiently is retried at the next poll; a rollout kstatus calls
+// Failed (past its progress deadline) ends the wait at once with the
+// *revkit.RolloutFailedError.
 func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOptions, changes []revkit.Change) error {
 	timeout, interval := opts.Timeout, opts.PollInterval
 	if timeout == 0 {
@@ -297,10 +299,11 @@ func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOpti
 				}
 				return &revkit.OpError{Op: "gateway.Move", Verb: "get", Object: ref, Err: err}
 			}
-			if err := kubeutil.DeploymentFailed(d); err != nil {
+			why, err := kubeutil.RolloutStatus(d)
+			if err != nil {
 				return err
 			}
-			if why := kubeutil.DeploymentPending(d); why != "" {
+			if why != "" {
 				pending[ref] = why
 			} else {
 				delete(pending, ref)

@@ -159,7 +159,7 @@ func TestMoveWaits(t *testing.T) {
 	_, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Wait: true,
 		Timeout: 30 * time.Millisecond, PollInterval: 5 * time.Millisecond})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Contains(t, err.Error(), "Deployment/istio-ingress/ingressgateway: waiting for the controller to observe the change")
+	assert.Contains(t, err.Error(), "Deployment/istio-ingress/ingressgateway: Deployment generation is 2, but latest observed generation is 1")
 
 	_, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Timeout: -1})
 	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
@@ -270,7 +270,7 @@ func TestMoveWaitFailsOnFailedRollout(t *testing.T) {
 			if tc.stale {
 				require.ErrorIs(t, err, context.DeadlineExceeded)
 				assert.NotErrorIs(t, err, revkit.ErrRolloutFailed)
-				assert.Contains(t, err.Error(), "Deployment/istio-ingress/ingressgateway: waiting for the controller to observe the change")
+				assert.Contains(t, err.Error(), "Deployment/istio-ingress/ingressgateway: Deployment generation is 1, but latest observed generation is 0")
 				return
 			}
 			var fErr *revkit.RolloutFailedError

@@ -37,7 +37,7 @@ func bigFleet(n int, done bool) *revkittest.Cluster {
 			Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 0, AvailableReplicas: 2},
 		}
 		if done {
-			d.Status = appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}
+			d.Status = appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
 		}
 		c = c.WithObjects(d)
 	}
@@ -112,7 +112,7 @@ func finish(kube *fake.Clientset, n int) {
 		if err != nil {
 			continue
 		}
-		d.Status = appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
 		_, _ = kube.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
 	}
 }
@@ -155,7 +155,7 @@ func TestRolloutRestartFleetWatchTimesOut(t *testing.T) {
 	require.ErrorAs(t, err, &wErr)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Len(t, wErr.Pending, 10)
-	assert.Equal(t, "Deployment/ns-00/app: waiting for the controller to observe the change", wErr.Pending[0])
+	assert.Equal(t, "Deployment/ns-00/app: Deployment generation is 2, but latest observed generation is 1", wErr.Pending[0])
 }
 
 // A failed patch stops the restarts, and the result holds what ran.

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -32,10 +32,12 @@ import (
 // overloaded) are retried with a backoff until the timeout: a rollout goes
 // on while the apiserver restarts, and so does the wait.
 //
-// A rollout its controller reports failed (a Deployment past its progress
-// deadline) ends the wait with a *revkit.RolloutFailedError as soon as the
-// wait reads it, on the watch path and the polling one alike: waiting for
-// the timeout could not make it roll out. A wait that watches namespace by
+// Each workload is judged by kubeutil.RolloutStatus, that is by kstatus. A
+// rollout kstatus calls Failed (a Deployment past its progress deadline;
+// StatefulSets and DaemonSets never are) ends the wait with a
+// *revkit.RolloutFailedError as soon as the wait reads it, on the watch
+// path and the polling one alike: waiting for the timeout could not make it
+// roll out. A wait that watches namespace by
 // namespace reads a namespace only once those before it have rolled out,
 // so a failure there is seen then.
 func waitRollouts(ctx context.Context, kube kubernetes.Interface, opts RestartOptions, ws []*WorkloadResult, clusterWide bool, workers int) error {
@@ -160,20 +162,23 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 	if left == 0 {
 		return nil
 	}
-	// observe notes a member's progress, and returns its failure.
+	// observe notes a member's progress, and returns its failure. Objects
+	// that are not members (a cluster-wide watch sees every workload the
+	// selector matches) are skipped before their status is computed.
 	observe := func(obj runtime.Object) error {
-		ns, name, st, ok := rolloutOf(obj)
-		if !ok {
+		m, err := meta.Accessor(obj)
+		if err != nil {
 			return nil
 		}
-		wr := members[ns+"/"+name]
+		wr := members[m.GetNamespace()+"/"+m.GetName()]
 		if wr == nil || wr.RolledOut {
 			return nil
 		}
-		if st.failed != nil {
-			return st.failed
+		pending, err := kubeutil.RolloutStatus(obj)
+		if err != nil {
+			return err
 		}
-		w.note(wr, st.pending)
+		w.note(wr, pending)
 		if wr.RolledOut {
 			left--
 		}
@@ -305,33 +310,6 @@ func watchKind(ctx context.Context, kube kubernetes.Interface, ns string, kind K
 	return nil, errors.New("unknown kind " + string(kind))
 }
 
-// rollout is where a workload's rollout stands, following kubectl
-// rollout status.
-type rollout struct {
-	// pending says why it has not rolled out; "" when it has.
-	pending string
-	// failed is a *revkit.RolloutFailedError when its controller has given
-	// up on it.
-	failed error
-}
-
-func deploymentRollout(d *appsv1.Deployment) rollout {
-	return rollout{pending: kubeutil.DeploymentPending(d), failed: kubeutil.DeploymentFailed(d)}
-}
-
-// rolloutOf returns a workload's namespace, name and rollout.
-func rolloutOf(obj runtime.Object) (ns, name string, st rollout, ok bool) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return o.Namespace, o.Name, deploymentRollout(o), true
-	case *appsv1.StatefulSet:
-		return o.Namespace, o.Name, rollout{pending: kubeutil.StatefulSetPending(o)}, true
-	case *appsv1.DaemonSet:
-		return o.Namespace, o.Name, rollout{pending: kubeutil.DaemonSetPending(o)}, true
-	}
-	return "", "", rollout{}, false
-}
-
 // poll lists each (namespace, kind) that still has a pending workload,
 // Concurrency at a time, every PollInterval.
 func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
@@ -360,7 +338,7 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 		}
 		ran, errs := forEach(ctx, len(keys), w.workers, func(ctx context.Context, i int) error {
 			g := keys[i]
-			status, err := rolloutStatus(ctx, w.kube, g.ns, g.kind)
+			objs, _, err := listKind(ctx, w.kube, g.ns, g.kind, "")
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -372,15 +350,23 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 					Object: revkit.ObjectRef{Kind: string(g.kind), Namespace: g.ns}, Err: err}
 			}
 			w.read(nil)
+			byName := make(map[string]runtime.Object, len(objs))
+			for _, obj := range objs {
+				if m, err := meta.Accessor(obj); err == nil {
+					byName[m.GetName()] = obj
+				}
+			}
 			for _, wr := range groups[g] {
-				st, ok := status[wr.Name]
+				obj, ok := byName[wr.Name]
 				if !ok {
-					st.pending = "not found"
+					w.note(wr, "not found")
+					continue
 				}
-				if st.failed != nil {
-					return st.failed
+				pending, err := kubeutil.RolloutStatus(obj)
+				if err != nil {
+					return err
 				}
-				w.note(wr, st.pending)
+				w.note(wr, pending)
 			}
 			return nil
 		})
@@ -399,38 +385,4 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 		case <-time.After(interval):
 		}
 	}
-}
-
-// rolloutStatus maps each workload of a kind in ns to its rollout.
-func rolloutStatus(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind) (map[string]rollout, error) {
-	out := map[string]rollout{}
-	switch kind {
-	case Deployment:
-		l, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range l.Items {
-			out[d.Name] = deploymentRollout(&d)
-		}
-	case StatefulSet:
-		l, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range l.Items {
-			out[s.Name] = rollout{pending: kubeutil.StatefulSetPending(&s)}
-		}
-	case DaemonSet:
-		l, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range l.Items {
-			out[d.Name] = rollout{pending: kubeutil.DaemonSetPending(&d)}
-		}
-	default:
-		return nil, errors.New("unknown kind " + string(kind))
-	}
-	return out, nil
 }

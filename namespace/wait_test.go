@@ -3,6 +3,7 @@ package namespace_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -242,7 +243,7 @@ func TestRolloutWaitFailsOnFailedRollout(t *testing.T) {
 				var wErr *namespace.WaitError
 				require.ErrorAs(t, err, &wErr)
 				assert.ErrorIs(t, err, context.DeadlineExceeded)
-				assert.Contains(t, wErr.Pending, "Deployment/ns-01/stuck: waiting for the controller to observe the change")
+				assert.Contains(t, wErr.Pending, "Deployment/ns-01/stuck: Deployment generation is 3, but latest observed generation is 2")
 				assert.NotErrorIs(t, err, revkit.ErrRolloutFailed)
 				return
 			}
@@ -255,5 +256,95 @@ func TestRolloutWaitFailsOnFailedRollout(t *testing.T) {
 			assert.False(t, errors.As(err, &wErr), "not a timeout")
 			assert.Less(t, elapsed, 5*time.Second, "the wait ends at once, not at its %s timeout", timeout)
 		})
+	}
+}
+
+// The wait judges each kind by kstatus, on the watch path and the polling
+// one alike, and names what it waits for. Among the workloads not rolled
+// out: a StatefulSet whose extra pods, left from before a scale-down, still
+// run (they may still carry the old sidecar), and a Deployment being
+// deleted, both of which the replica counts alone would call rolled out. A
+// StatefulSet or DaemonSet never fails the wait, whatever its conditions
+// say: only the timeout ends it.
+func TestRolloutWaitFollowsKstatus(t *testing.T) {
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "w"}}
+	meta := func(generation int64) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: "w", Namespace: "shop", Generation: generation}
+	}
+	sts := func(status appsv1.StatefulSetStatus) *appsv1.StatefulSet {
+		if status.ObservedGeneration == 0 {
+			status.ObservedGeneration = 2
+		}
+		return &appsv1.StatefulSet{ObjectMeta: meta(2),
+			Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](2), Selector: sel}, Status: status}
+	}
+	for _, tc := range []struct {
+		name string
+		obj  runtime.Object
+		kind namespace.Kind
+		// pending is the reason the wait gives at its timeout.
+		pending string
+	}{
+		{name: "StatefulSet not observed", kind: namespace.StatefulSet,
+			obj: func() runtime.Object {
+				s := sts(appsv1.StatefulSetStatus{Replicas: 2, ReadyReplicas: 2, CurrentReplicas: 2, UpdatedReplicas: 2})
+				s.Generation = 3
+				return s
+			}(),
+			pending: "StatefulSet generation is 3, but latest observed generation is 2"},
+		{name: "StatefulSet not ready", kind: namespace.StatefulSet,
+			obj:     sts(appsv1.StatefulSetStatus{Replicas: 2, ReadyReplicas: 1, CurrentReplicas: 2, UpdatedReplicas: 2}),
+			pending: "Ready: 1/2"},
+		{name: "StatefulSet updating", kind: namespace.StatefulSet,
+			obj: sts(appsv1.StatefulSetStatus{Replicas: 2, ReadyReplicas: 2, CurrentReplicas: 1, UpdatedReplicas: 1,
+				CurrentRevision: "w-1", UpdateRevision: "w-2"}),
+			pending: "current: 1/2"},
+		{name: "StatefulSet updated, revision not yet current", kind: namespace.StatefulSet,
+			obj: sts(appsv1.StatefulSetStatus{Replicas: 2, ReadyReplicas: 2, CurrentReplicas: 2, UpdatedReplicas: 2,
+				CurrentRevision: "w-1", UpdateRevision: "w-2"}),
+			pending: "Waiting for updated revision to match current"},
+		{name: "StatefulSet with a pod left from before a scale-down", kind: namespace.StatefulSet,
+			obj: sts(appsv1.StatefulSetStatus{Replicas: 3, ReadyReplicas: 3, CurrentReplicas: 3, UpdatedReplicas: 3,
+				CurrentRevision: "w-2", UpdateRevision: "w-2"}),
+			pending: "Pending termination: 1"},
+		{name: "StatefulSet reporting itself stalled: only the timeout ends the wait", kind: namespace.StatefulSet,
+			obj: sts(appsv1.StatefulSetStatus{Replicas: 2, ReadyReplicas: 1, CurrentReplicas: 2, UpdatedReplicas: 2,
+				Conditions: []appsv1.StatefulSetCondition{{Type: "Progressing", Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded"}}}),
+			pending: "Ready: 1/2"},
+		{name: "DaemonSet updating", kind: namespace.DaemonSet,
+			obj: &appsv1.DaemonSet{ObjectMeta: meta(2), Spec: appsv1.DaemonSetSpec{Selector: sel},
+				Status: appsv1.DaemonSetStatus{ObservedGeneration: 2, DesiredNumberScheduled: 3, CurrentNumberScheduled: 3,
+					UpdatedNumberScheduled: 2, NumberReady: 3, NumberAvailable: 3}},
+			pending: "Updated: 2/3"},
+		{name: "Deployment being deleted", kind: namespace.Deployment,
+			obj: &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: "w", Namespace: "shop", Generation: 2,
+					DeletionTimestamp: ptr.To(metav1.Now()), Finalizers: []string{"example.com/hold"}},
+				Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: sel},
+				Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
+					Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}}}},
+			pending: "Resource scheduled for deletion"},
+	} {
+		for _, poll := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, poll %v", tc.name, poll), func(t *testing.T) {
+				kube := cluster().WithObjects(tc.obj).Kube()
+				if poll {
+					kube.PrependWatchReactor("*", func(k8stesting.Action) (bool, watch.Interface, error) {
+						return true, nil, apierrors.NewForbidden(schemaGR("workloads"), "", errors.New("no watch"))
+					})
+				}
+				res, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
+					Selection: namespace.Selection{Namespaces: []string{"shop"}}, Kinds: []namespace.Kind{tc.kind},
+					Wait: true, Timeout: 100 * time.Millisecond, PollInterval: 5 * time.Millisecond,
+				})
+				var wErr *namespace.WaitError
+				require.ErrorAs(t, err, &wErr)
+				assert.ErrorIs(t, err, context.DeadlineExceeded)
+				assert.NotErrorIs(t, err, revkit.ErrRolloutFailed)
+				assert.Equal(t, []string{string(tc.kind) + "/shop/w: " + tc.pending}, wErr.Pending)
+				require.Len(t, res.Workloads, 1)
+				assert.False(t, res.Workloads[0].RolledOut)
+			})
+		}
 	}
 }

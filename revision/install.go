@@ -19,11 +19,8 @@ import (
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	admv1 "k8s.io/api/admissionregistration/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/kubernetes"
@@ -266,8 +263,9 @@ func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions
 	return res, nil
 }
 
-// istiodStatus computes the kstatus of the revision's istiod Deployment, or
-// "" if there is none.
+// istiodStatus gives the kstatus of the revision's istiod Deployment, or
+// "" if there is none: the rollout status kubeutil.RolloutStatus computes,
+// named as kstatus names it (Current, InProgress, Failed, Terminating).
 func istiodStatus(ctx context.Context, kube kubernetes.Interface, ns, rev string) (string, error) {
 	d, err := kube.AppsV1().Deployments(ns).Get(ctx, mesh.IstiodName(rev), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -276,17 +274,18 @@ func istiodStatus(ctx context.Context, kube kubernetes.Interface, ns, rev string
 	if err != nil {
 		return "", err
 	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
-	if err != nil {
+	pending, err := kubeutil.RolloutStatus(d)
+	switch {
+	case errors.Is(err, revkit.ErrRolloutFailed):
+		return kstatus.FailedStatus.String(), nil
+	case err != nil:
 		return "", err
+	case pending == "":
+		return kstatus.CurrentStatus.String(), nil
+	case d.DeletionTimestamp != nil:
+		return kstatus.TerminatingStatus.String(), nil
 	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
-	r, err := kstatus.Compute(u)
-	if err != nil {
-		return "", err
-	}
-	return r.Status.String(), nil
+	return kstatus.InProgressStatus.String(), nil
 }
 
 func releaseExists(cfg *action.Configuration, name string) (bool, error) {

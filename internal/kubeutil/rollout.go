@@ -4,106 +4,190 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/revkit/revkit"
 )
 
-// progressDeadlineExceeded is the reason the Deployment controller gives
-// the Progressing condition (with status False) once a rollout has made no
-// progress for spec.progressDeadlineSeconds; the controller's
-// deploymentutil.TimedOutReason.
-const progressDeadlineExceeded = "ProgressDeadlineExceeded"
-
-// DeploymentFailed returns a *revkit.RolloutFailedError when the
-// Deployment's controller has given up on its rollout, else nil. It follows
-// kubectl rollout status: the Progressing condition has reason
-// ProgressDeadlineExceeded and the controller has observed the current
-// generation. Until it has, the condition may be left from the rollout
-// before, which a restart replaces. Waits check it before
-// DeploymentPending, which counts a failed rollout as pending.
+// RolloutStatus says where the rollout of a Deployment, StatefulSet or
+// DaemonSet stands, as kstatus (sigs.k8s.io/cli-utils/pkg/kstatus/status)
+// computes it. pending is why it has not rolled out, in kstatus's words
+// ("Updated: 1/2"), and "" once kstatus calls it Current. err is a
+// *revkit.RolloutFailedError (matching revkit.ErrRolloutFailed) once
+// kstatus calls it Failed, naming the workload and the condition that
+// reports the failure: waiting longer would not help. Any other error means
+// the object cannot be judged (nil, or not one of the three kinds).
 //
-// The check is the one kstatus makes (status.Compute gives FailedStatus for
-// the same objects; see the test), done on the typed object: kstatus would
-// need each object converted to unstructured with its kind set by hand, and
-// reports the failure as a Stalled condition rather than the Deployment's
-// own.
-func DeploymentFailed(d *appsv1.Deployment) error {
-	if d.Generation > d.Status.ObservedGeneration {
-		return nil
+// When kstatus calls a workload Failed:
+//
+//   - a Deployment: when its Progressing condition has reason
+//     ProgressDeadlineExceeded and the controller has observed the current
+//     generation (what kubectl rollout status fails on). Before that, the
+//     condition may be the previous rollout's, and the rollout is pending.
+//   - a StatefulSet or a DaemonSet: never on its controller's word. Neither
+//     controller sets a condition saying a rollout failed, so kstatus (like
+//     kubectl rollout status) can only call them in progress, and a wait
+//     for one that cannot roll out runs to its timeout. Only kstatus's own
+//     Stalled condition, set True by something else, would fail one, as it
+//     would any object.
+//
+// Current asks more than kubectl rollout status: every replica ready, none
+// left over terminating, no deletion under way and, for a Deployment, the
+// Available condition True and (with a progress deadline, which the
+// apiserver always sets) Progressing with reason NewReplicaSetAvailable. A
+// StatefulSet with the OnDelete update strategy is always Current. A status
+// written by hand without the fields the controller sets with the replica
+// counts is judged by the counts; see countsSuffice.
+//
+// The typed object is converted to unstructured, as kstatus reads it, with
+// status.observedGeneration present even when it is 0: the typed object
+// omits it then, and kstatus skips the generation check without it, which
+// would take a condition left from an earlier rollout for the current
+// one's.
+func RolloutStatus(obj runtime.Object) (pending string, err error) {
+	u, ref, err := toUnstructured(obj)
+	if err != nil {
+		return "", err
 	}
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == progressDeadlineExceeded {
-			return &revkit.RolloutFailedError{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name,
-				Condition: string(c.Type), Reason: c.Reason, Message: c.Message}
+	res, err := kstatus.Compute(u)
+	if err != nil {
+		return "", fmt.Errorf("status of %s: %w", ref, err)
+	}
+	switch res.Status {
+	case kstatus.CurrentStatus:
+		return "", nil
+	case kstatus.FailedStatus:
+		return "", failure(ref, u, res)
+	case kstatus.InProgressStatus:
+		if countsSuffice(obj, res) {
+			return "", nil
 		}
 	}
-	return nil
+	if res.Message != "" {
+		return res.Message, nil
+	}
+	return res.Status.String(), nil
 }
 
-// DeploymentPending says why a Deployment has not rolled out, or "" when
-// it has, following kubectl rollout status. A rollout past its progress
-// deadline is pending with that reason; DeploymentFailed tells it apart.
+// toUnstructured converts a Deployment, StatefulSet or DaemonSet for
+// kstatus, with its kind set (typed objects read from a clientset have
+// none) and status.observedGeneration present.
+func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, revkit.ObjectRef, error) {
+	var (
+		ref      revkit.ObjectRef
+		observed int64
+	)
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		if o != nil {
+			ref, observed = revkit.ObjectRef{Kind: "Deployment", Namespace: o.Namespace, Name: o.Name}, o.Status.ObservedGeneration
+		}
+	case *appsv1.StatefulSet:
+		if o != nil {
+			ref, observed = revkit.ObjectRef{Kind: "StatefulSet", Namespace: o.Namespace, Name: o.Name}, o.Status.ObservedGeneration
+		}
+	case *appsv1.DaemonSet:
+		if o != nil {
+			ref, observed = revkit.ObjectRef{Kind: "DaemonSet", Namespace: o.Namespace, Name: o.Name}, o.Status.ObservedGeneration
+		}
+	default:
+		return nil, ref, fmt.Errorf("rollout status of a %T: only Deployments, StatefulSets and DaemonSets roll out", obj)
+	}
+	if ref.Kind == "" {
+		return nil, ref, fmt.Errorf("rollout status of a nil %T", obj)
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, ref, fmt.Errorf("status of %s: %w", ref, err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(ref.Kind))
+	if err := unstructured.SetNestedField(m, observed, "status", "observedGeneration"); err != nil {
+		return nil, ref, fmt.Errorf("status of %s: %w", ref, err)
+	}
+	return u, ref, nil
+}
+
+// kstatus's reasons (its Reconciling condition's) for a workload whose
+// replica counts are complete but which lacks what its controller writes
+// with them; see countsSuffice.
+const (
+	reasonReplicaSetNotAvailable = "ReplicaSetNotAvailable"
+	reasonDeploymentNotAvailable = "DeploymentNotAvailable"
+	reasonLessCurrent            = "LessCurrent"
+)
+
+// countsSuffice reports whether kstatus calls a workload in progress only
+// because its status lacks fields its controller always writes in the same
+// update as the replica counts, all of which kstatus found complete. Such a
+// status was written by hand (revkittest's workloads, the statuses tests
+// set on fake clientsets), never by a controller, so on a real cluster this
+// changes nothing; for hand-written statuses it keeps the readiness
+// kubectl rollout status gives them, from the counts:
+//
+//   - a Deployment with no conditions at all: kstatus wants the Available
+//     condition True and, with a progress deadline, Progressing with reason
+//     NewReplicaSetAvailable, which the controller sets together with
+//     status.observedGeneration and the counts.
+//   - a StatefulSet without status.currentReplicas whose current and
+//     update revisions agree: with one revision, every pod is at the current
+//     one, and the controller reports currentReplicas equal to the replicas
+//     kstatus has counted ready.
+func countsSuffice(obj runtime.Object, res *kstatus.Result) bool {
+	var reason string
+	for _, c := range res.Conditions {
+		if c.Type == kstatus.ConditionReconciling {
+			reason = c.Reason
+		}
+	}
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return (reason == reasonReplicaSetNotAvailable || reason == reasonDeploymentNotAvailable) && len(o.Status.Conditions) == 0
+	case *appsv1.StatefulSet:
+		return reason == reasonLessCurrent && o.Status.CurrentReplicas == 0 && o.Status.CurrentRevision == o.Status.UpdateRevision
+	}
+	return false
+}
+
+// failure turns kstatus's Failed into a *revkit.RolloutFailedError naming
+// the object's own condition. kstatus reports the failure as a Stalled
+// condition carrying the reason and message of the condition it read (for
+// a Deployment, Progressing); that one is looked up by reason and message
+// among the object's conditions, so the error names the condition as the
+// object's controller set it.
+func failure(ref revkit.ObjectRef, u *unstructured.Unstructured, res *kstatus.Result) error {
+	e := &revkit.RolloutFailedError{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name,
+		Condition: string(kstatus.ConditionStalled), Message: res.Message}
+	for _, c := range res.Conditions {
+		if c.Type == kstatus.ConditionStalled {
+			e.Reason, e.Message = c.Reason, c.Message
+			break
+		}
+	}
+	if e.Reason == "" && e.Message == "" {
+		return e
+	}
+	if own, err := kstatus.GetObjectWithConditions(u.Object); err == nil {
+		for _, c := range own.Status.Conditions {
+			if c.Reason == e.Reason && c.Message == e.Message {
+				e.Condition = c.Type
+				break
+			}
+		}
+	}
+	return e
+}
+
+// DeploymentPending is RolloutStatus for a Deployment, a failed rollout
+// counting as pending.
+//
+// Deprecated: use RolloutStatus; kept for bench/fleet.go.
 func DeploymentPending(d *appsv1.Deployment) string {
-	if d.Generation > d.Status.ObservedGeneration {
-		return "waiting for the controller to observe the change"
+	pending, err := RolloutStatus(d)
+	if err != nil {
+		return err.Error()
 	}
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == progressDeadlineExceeded {
-			return "progress deadline exceeded"
-		}
-	}
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
-	switch {
-	case d.Status.UpdatedReplicas < want:
-		return fmt.Sprintf("%d of %d replicas updated", d.Status.UpdatedReplicas, want)
-	case d.Status.Replicas > d.Status.UpdatedReplicas:
-		return fmt.Sprintf("%d old replicas pending termination", d.Status.Replicas-d.Status.UpdatedReplicas)
-	case d.Status.AvailableReplicas < d.Status.UpdatedReplicas:
-		return fmt.Sprintf("%d of %d updated replicas available", d.Status.AvailableReplicas, d.Status.UpdatedReplicas)
-	}
-	return ""
-}
-
-// StatefulSetPending is DeploymentPending for a StatefulSet. A StatefulSet
-// has no condition that says its rollout failed (kubectl rollout status
-// waits on it for ever), so it is only ever pending.
-func StatefulSetPending(s *appsv1.StatefulSet) string {
-	if s.Generation > s.Status.ObservedGeneration {
-		return "waiting for the controller to observe the change"
-	}
-	want := int32(1)
-	if s.Spec.Replicas != nil {
-		want = *s.Spec.Replicas
-	}
-	if s.Status.ReadyReplicas < want {
-		return fmt.Sprintf("%d of %d pods ready", s.Status.ReadyReplicas, want)
-	}
-	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
-		if s.Status.UpdatedReplicas < want-*ru.Partition {
-			return fmt.Sprintf("%d of %d partitioned pods updated", s.Status.UpdatedReplicas, want-*ru.Partition)
-		}
-		return ""
-	}
-	if s.Status.UpdateRevision != s.Status.CurrentRevision {
-		return fmt.Sprintf("%d of %d pods updated", s.Status.UpdatedReplicas, want)
-	}
-	return ""
-}
-
-// DaemonSetPending is DeploymentPending for a DaemonSet; like a
-// StatefulSet, a DaemonSet has no failed state.
-func DaemonSetPending(d *appsv1.DaemonSet) string {
-	if d.Generation > d.Status.ObservedGeneration {
-		return "waiting for the controller to observe the change"
-	}
-	if d.Status.UpdatedNumberScheduled < d.Status.DesiredNumberScheduled {
-		return fmt.Sprintf("%d of %d pods updated", d.Status.UpdatedNumberScheduled, d.Status.DesiredNumberScheduled)
-	}
-	if d.Status.NumberAvailable < d.Status.DesiredNumberScheduled {
-		return fmt.Sprintf("%d of %d pods available", d.Status.NumberAvailable, d.Status.DesiredNumberScheduled)
-	}
-	return ""
+	return pending
 }
