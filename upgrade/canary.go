@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -202,9 +203,22 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	p := Plan{Name: opts.canaryName()}
 	add := func(s ...Step) { p.Steps = append(p.Steps, s...) }
 
-	pre := verify.PrecheckOptions{ControlPlaneNamespace: cp}
+	// The precheck checks what this plan's steps need, no more.
+	pre := verify.PrecheckOptions{ControlPlaneNamespace: cp, Permissions: verify.DefaultPermissions(cp)}
+	if in := opts.Install; in != nil {
+		pre.Permissions = append(pre.Permissions, verify.InstallPermissions(opts.To, cmp.Or(in.ControlPlaneNamespace, cp))...)
+		if in.Wait {
+			pre.Permissions = append(pre.Permissions, verify.InstallWaitPermissions(cmp.Or(in.ControlPlaneNamespace, cp))...)
+		}
+	}
+	if !opts.KeepOld {
+		pre.Permissions = append(pre.Permissions, verify.UninstallPermissions(opts.From, cp)...)
+		if helmOf(opts.Install) != nil {
+			pre.Permissions = append(pre.Permissions, verify.HelmUninstallPermissions(cp)...)
+		}
+	}
 	if opts.Gateways == gateway.Canary {
-		pre.Permissions = append(verify.DefaultPermissions(cp), verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
+		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
 	}
 	add(Precheck(pre))
 	if opts.RecordState {

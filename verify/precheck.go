@@ -3,9 +3,11 @@ package verify
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	authv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
@@ -30,55 +32,255 @@ type Permission struct {
 	// Namespace is "" for cluster-scoped resources and for namespaced ones
 	// across all namespaces.
 	Namespace string
+	// ResourceNames, when set, limits the permission to these objects (a
+	// rule's resourceNames); Precheck asks once per name.
+	//
+	// Kubernetes matches names only on requests that name an object: get,
+	// update, patch, delete, and the RBAC verbs bind and escalate. A plain
+	// create (POST), list, watch or deletecollection names none, so a rule
+	// with names never grants them. The exception is a create made by a
+	// server-side apply, a PATCH to the object's name, which the apiserver
+	// authorizes as "create" of that name; Helm 4, and so revision.Install,
+	// creates objects that way, which is what lets InstallPermissions name
+	// what it creates.
+	ResourceNames []string `json:",omitempty"`
 }
 
-// String reads like kubectl auth can-i: "patch deployments.apps in istio-system".
+// String reads like kubectl auth can-i: "patch deployments.apps in
+// istio-system", "delete clusterroles.rbac.authorization.k8s.io named a, b".
 func (p Permission) String() string {
 	res := p.Resource
 	if p.Group != "" {
 		res += "." + p.Group
 	}
-	if p.Namespace != "" {
-		return p.Verb + " " + res + " in " + p.Namespace
+	s := p.Verb + " " + res
+	if len(p.ResourceNames) > 0 {
+		s += " named " + strings.Join(p.ResourceNames, ", ")
 	}
-	return p.Verb + " " + res
+	if p.Namespace != "" {
+		s += " in " + p.Namespace
+	}
+	return s
 }
 
-// DefaultPermissions lists what the standard canary plan needs (all but a
-// Helm install, which needs whatever the chart creates): reading and
-// labelling namespaces, restarting workloads and waiting for them, reading
-// pods, managing the webhook configurations, managing the control plane's
-// Services, Deployments and ConfigMaps in controlPlaneNamespace ("" means
-// istio-system), and deleting the rest of a revision's objects on
-// uninstall. RBAC turns the list into a ClusterRole and a Role.
+// DefaultPermissions lists what the standard canary plan needs but for
+// installing and uninstalling revisions: reading and labelling namespaces,
+// restarting workloads and waiting for them, reading pods, managing the
+// webhook configurations (revision tags are webhooks), and managing the
+// control plane's Services, Deployments and ConfigMaps in
+// controlPlaneNamespace ("" means istio-system). A plan that removes the
+// old revision adds UninstallPermissions, one that installs the new one
+// InstallPermissions. RBAC turns the list into a ClusterRole and a Role.
 func DefaultPermissions(controlPlaneNamespace string) []Permission {
 	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
-	var out []Permission
-	add := func(group, resource, ns string, verbs ...string) {
-		for _, v := range verbs {
-			out = append(out, Permission{Verb: v, Group: group, Resource: resource, Namespace: ns})
-		}
-	}
-	add("", "namespaces", "", "get", "list", "patch")
-	add("apps", "deployments", "", "get", "list", "patch")
-	add("apps", "statefulsets", "", "list", "patch")
-	add("apps", "daemonsets", "", "list", "patch")
-	add("", "pods", "", "list")
+	var l permList
+	l.add("", "namespaces", "", nil, "get", "list", "patch")
+	l.add("apps", "deployments", "", nil, "get", "list", "patch")
+	l.add("apps", "statefulsets", "", nil, "list", "patch")
+	l.add("apps", "daemonsets", "", nil, "list", "patch")
+	l.add("", "pods", "", nil, "list")
 	crud := []string{"get", "list", "create", "update", "delete"}
-	add("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", crud...)
-	add("admissionregistration.k8s.io", "validatingwebhookconfigurations", "", crud...)
-	add("", "services", cp, crud...)
-	add("apps", "deployments", cp, crud...)
-	add("", "configmaps", cp, crud...)
-	// What revision.Uninstall deletes besides the above.
-	add("autoscaling", "horizontalpodautoscalers", cp, "list", "delete")
-	add("policy", "poddisruptionbudgets", cp, "list", "delete")
-	add("", "serviceaccounts", cp, "list", "delete")
-	add("rbac.authorization.k8s.io", "roles", cp, "list", "delete")
-	add("rbac.authorization.k8s.io", "rolebindings", cp, "list", "delete")
-	add("rbac.authorization.k8s.io", "clusterroles", "", "list", "delete")
-	add("rbac.authorization.k8s.io", "clusterrolebindings", "", "list", "delete")
+	l.add(admissionGroup, "mutatingwebhookconfigurations", "", nil, crud...)
+	l.add(admissionGroup, "validatingwebhookconfigurations", "", nil, crud...)
+	l.add("", "services", cp, nil, crud...)
+	l.add("apps", "deployments", cp, nil, crud...)
+	l.add("", "configmaps", cp, nil, crud...)
+	return l
+}
+
+// UninstallPermissions lists what removing revision rev from
+// controlPlaneNamespace ("" means istio-system) with revision.Uninstall
+// adds to DefaultPermissions: getting, listing and deleting the revision's
+// HorizontalPodAutoscaler, PodDisruptionBudget, ServiceAccount, Role and
+// RoleBinding there, and its ClusterRoles and ClusterRoleBindings — delete
+// (and get, which Helm uses to check that an object is its release's
+// before deleting it) limited to the names Istio's istiod chart gives them
+// (ClusterRoleNames), so the grant cannot delete another revision's or
+// anyone else's. Listing cannot be limited to names: Uninstall finds the
+// objects by label. A cluster-scoped RBAC object labelled with the revision
+// under another name (from another chart or installer) makes Uninstall
+// fail with Forbidden rather than delete it.
+//
+// Uninstalling a revision that has a Helm release (UninstallOptions.Helm)
+// adds HelmUninstallPermissions.
+func UninstallPermissions(rev, controlPlaneNamespace string) []Permission {
+	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
+	var l permList
+	l.add("autoscaling", "horizontalpodautoscalers", cp, nil, "get", "list", "delete")
+	l.add("policy", "poddisruptionbudgets", cp, nil, "get", "list", "delete")
+	l.add("", "serviceaccounts", cp, nil, "get", "list", "delete")
+	l.add(rbacGroup, "roles", cp, nil, "get", "list", "delete")
+	l.add(rbacGroup, "rolebindings", cp, nil, "get", "list", "delete")
+	own := ClusterRoleNames(rev, cp)
+	for _, res := range []string{"clusterroles", "clusterrolebindings"} {
+		l.add(rbacGroup, res, "", nil, "list")
+		l.add(rbacGroup, res, "", own, "get", "delete")
+	}
+	return l
+}
+
+// HelmUninstallPermissions lists what uninstalling a revision's Helm
+// release (revision.UninstallOptions.Helm) adds to UninstallPermissions:
+// reading, updating and deleting the release's records, Secrets in the
+// namespace Helm keeps them in (revision.NewHelm's; "" means istio-system).
+// Kubernetes cannot limit these to the release's records: their names carry
+// the release version (sh.helm.release.v1.<release>.v<version>), unknown
+// until the uninstall reads them. The grant therefore reaches every Secret
+// of that namespace, istiod's CA among them in istio-system — keep Helm's
+// records in a namespace of their own to keep it narrow.
+func HelmUninstallPermissions(namespace string) []Permission {
+	var l permList
+	l.add("", "secrets", revkit.ControlPlaneNamespace(namespace), nil, "get", "list", "update", "delete")
+	return l
+}
+
+// InstallPermissions lists what installing revision rev into
+// controlPlaneNamespace ("" means istio-system) with revision.Install
+// (Helm, Istio's istiod chart with its default values) adds to
+// DefaultPermissions.
+//
+// Helm gets each object of the chart (to refuse one that exists) and creates
+// it by a server-side apply, a PATCH that the apiserver authorizes as patch
+// and create of that object's name, so every grant for them is limited to
+// the names the chart gives the revision's objects (istiod-<rev>, the
+// ConfigMaps istio-<rev>, istio-sidecar-injector-<rev> and values-<rev>,
+// the webhooks, ClusterRoleNames): the installer cannot create or change a
+// ClusterRole other than the revision's.
+//
+// Creating istiod's Role and ClusterRoles, whose rules go beyond the
+// installer's, needs escalate on them, and binding them needs bind, both
+// limited to the same names. Note what that means: escalate on a named
+// role lets its holder write any rule into that role, and bind lets it bind
+// the role to anyone, so an identity allowed to install a revision can
+// grant itself anything through the revision's ClusterRoles. Treat the
+// install grant as cluster-admin in effect: bind it only to the identity
+// that upgrades the control plane, and only while it does. The alternative
+// Kubernetes offers is to hold every rule of istiod's roles instead of
+// escalate.
+//
+// Helm keeps its release record as a Secret in the control-plane namespace
+// (revision.NewHelm): listing Secrets there (Helm finds releases by label)
+// and creating one cannot be limited to names; updating it, to version 1 of
+// the release, can.
+//
+// InstallOptions.Wait adds InstallWaitPermissions. Values that make the
+// chart render more objects (a PodDisruptionBudget with more than one
+// replica, gateway classes, a NetworkPolicy, a ValidatingAdmissionPolicy,
+// revision tags) and InstallOptions.Base or Upgrade need more than this.
+func InstallPermissions(rev, controlPlaneNamespace string) []Permission {
+	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
+	n := installNames(rev, cp)
+	var l permList
+	apply := []string{"get", "create", "patch"}
+	for _, res := range []string{"clusterroles", "clusterrolebindings"} {
+		l.add(rbacGroup, res, "", n.ClusterRoles, apply...)
+	}
+	l.add(rbacGroup, "clusterroles", "", n.ClusterRoles, "bind", "escalate")
+	l.add(admissionGroup, "mutatingwebhookconfigurations", "", []string{n.Injector}, "patch")
+	l.add(admissionGroup, "validatingwebhookconfigurations", "", []string{n.Validator}, "patch")
+	l.add("apps", "deployments", cp, []string{n.Istiod}, "patch")
+	l.add("", "services", cp, []string{n.Istiod}, "patch")
+	l.add("", "configmaps", cp, n.ConfigMaps, "patch")
+	l.add("", "serviceaccounts", cp, []string{n.Istiod}, apply...)
+	l.add("autoscaling", "horizontalpodautoscalers", cp, []string{n.Istiod}, apply...)
+	l.add(rbacGroup, "roles", cp, []string{n.Istiod}, apply...)
+	l.add(rbacGroup, "roles", cp, []string{n.Istiod}, "bind", "escalate")
+	l.add(rbacGroup, "rolebindings", cp, []string{n.Istiod}, apply...)
+	l.add("", "secrets", cp, nil, "list", "create")
+	l.add("", "secrets", cp, []string{n.Release + ".v1"}, "update")
+	return l
+}
+
+// InstallWaitPermissions lists what revision.Install with Wait adds to
+// InstallPermissions: Helm watches the release's objects until they are
+// ready, listing and watching each kind of the istiod chart — in
+// controlPlaneNamespace ("" means istio-system) for the namespaced ones,
+// across the cluster for ClusterRoles, ClusterRoleBindings and webhook
+// configurations — and its Deployment's ReplicaSets. Kubernetes cannot
+// limit a list or watch without a name field selector to names, and Helm
+// uses none.
+func InstallWaitPermissions(controlPlaneNamespace string) []Permission {
+	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
+	var l permList
+	for _, r := range []struct{ group, resource string }{{rbacGroup, "clusterroles"}, {rbacGroup, "clusterrolebindings"},
+		{admissionGroup, "mutatingwebhookconfigurations"}, {admissionGroup, "validatingwebhookconfigurations"}} {
+		l.add(r.group, r.resource, "", nil, "list", "watch")
+	}
+	for _, r := range []struct{ group, resource string }{{"apps", "deployments"}, {"", "services"}, {"", "configmaps"},
+		{"", "serviceaccounts"}, {"autoscaling", "horizontalpodautoscalers"}, {rbacGroup, "roles"}, {rbacGroup, "rolebindings"}} {
+		l.add(r.group, r.resource, cp, nil, "list", "watch")
+	}
+	// A Deployment is ready when its ReplicaSets' pods are (pods: list in
+	// DefaultPermissions).
+	l.add("apps", "replicasets", cp, nil, "list")
+	return l
+}
+
+// chartNames are the names Istio's istiod chart (istio-discovery) gives a
+// revision's objects with its default values.
+type chartNames struct {
+	// Istiod names the Deployment, Service, ServiceAccount,
+	// HorizontalPodAutoscaler, Role and RoleBinding: istiod-<rev>.
+	Istiod string
+	// ConfigMaps: istio-<rev>, istio-sidecar-injector-<rev>, values-<rev>.
+	ConfigMaps []string
+	// ClusterRoles names the ClusterRoles and their ClusterRoleBindings
+	// (ClusterRoleNames).
+	ClusterRoles []string
+	// Injector is the MutatingWebhookConfiguration,
+	// istio-sidecar-injector-<rev> (with -<namespace> outside istio-system);
+	// Validator the ValidatingWebhookConfiguration,
+	// istio-validator-<rev>-<namespace>.
+	Injector, Validator string
+	// Release is the prefix of the Helm release's records,
+	// sh.helm.release.v1.istiod-<rev>; ".v<version>" ends each.
+	Release string
+}
+
+// installNames returns the names the istiod chart gives revision rev's
+// objects in controlPlaneNamespace ("" means istio-system).
+func installNames(rev, controlPlaneNamespace string) chartNames {
+	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
+	injector := "istio-sidecar-injector-" + rev
+	if cp != "istio-system" { // the chart's own test
+		injector += "-" + cp
+	}
+	return chartNames{
+		Istiod:       "istiod-" + rev,
+		ConfigMaps:   []string{"istio-" + rev, "istio-sidecar-injector-" + rev, "values-" + rev},
+		ClusterRoles: ClusterRoleNames(rev, cp),
+		Injector:     injector,
+		Validator:    "istio-validator-" + rev + "-" + cp,
+		Release:      "sh.helm.release.v1.istiod-" + rev,
+	}
+}
+
+// ClusterRoleNames are the names of revision rev's ClusterRoles, and of
+// the ClusterRoleBindings that bind them, as the istiod chart installs
+// them into controlPlaneNamespace ("" means istio-system):
+// istiod-clusterrole-<rev>-<ns>, istiod-gateway-controller-<rev>-<ns> and
+// istio-reader-clusterrole-<rev>-<ns>.
+func ClusterRoleNames(rev, controlPlaneNamespace string) []string {
+	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
+	var out []string
+	for _, base := range []string{"istiod-clusterrole", "istiod-gateway-controller", "istio-reader-clusterrole"} {
+		out = append(out, base+"-"+rev+"-"+cp)
+	}
 	return out
+}
+
+const (
+	rbacGroup      = "rbac.authorization.k8s.io"
+	admissionGroup = "admissionregistration.k8s.io"
+)
+
+// permList builds a permission list: one Permission per verb.
+type permList []Permission
+
+func (l *permList) add(group, resource, ns string, names []string, verbs ...string) {
+	for _, v := range verbs {
+		*l = append(*l, Permission{Verb: v, Group: group, Resource: resource, Namespace: ns, ResourceNames: slices.Clone(names)})
+	}
 }
 
 // JournalPermissions lists what a plan's journal (upgrade.Journal) needs in
@@ -87,14 +289,10 @@ func DefaultPermissions(controlPlaneNamespace string) []Permission {
 // control plane holds while it runs.
 func JournalPermissions(namespace string) []Permission {
 	ns := revkit.ControlPlaneNamespace(namespace)
-	var out []Permission
-	for _, v := range []string{"get", "create", "update"} {
-		out = append(out, Permission{Verb: v, Resource: "configmaps", Namespace: ns})
-	}
-	for _, v := range []string{"get", "create", "update", "delete"} {
-		out = append(out, Permission{Verb: v, Group: "coordination.k8s.io", Resource: "leases", Namespace: ns})
-	}
-	return out
+	var l permList
+	l.add("", "configmaps", ns, nil, "get", "create", "update")
+	l.add("coordination.k8s.io", "leases", ns, nil, "get", "create", "update", "delete")
+	return l
 }
 
 // GatewayCanaryPermissions lists what moving gateways as canaries adds
@@ -106,13 +304,11 @@ func GatewayCanaryPermissions(namespaces []string) []Permission {
 	if len(namespaces) == 0 {
 		namespaces = []string{""}
 	}
-	var out []Permission
+	var l permList
 	for _, ns := range namespaces {
-		for _, v := range []string{"create", "update", "delete"} {
-			out = append(out, Permission{Verb: v, Group: "apps", Resource: "deployments", Namespace: ns})
-		}
+		l.add("apps", "deployments", ns, nil, "create", "update", "delete")
 	}
-	return out
+	return l
 }
 
 // PrecheckOptions configures Precheck; the zero value checks Kubernetes
@@ -135,7 +331,9 @@ type PrecheckReport struct {
 	// VersionOK reports whether ServerVersion is at least
 	// MinKubernetesVersion.
 	VersionOK bool
-	// Checked is the number of permissions checked, Missing those denied.
+	// Checked is the number of access reviews made (one per permission,
+	// or per resource name of one that has names); Missing lists what is
+	// denied, a permission with names narrowed to the denied ones.
 	Checked int
 	Missing []Permission
 	// Revisions are the control-plane revisions installed now.
@@ -180,13 +378,22 @@ func (o *PrecheckOptions) validate() (*version.Version, error) {
 				return nil, err
 			}
 		}
+		for j, name := range p.ResourceNames {
+			if reasons := path.IsValidPathSegmentName(name); name == "" || len(reasons) > 0 {
+				if name == "" {
+					reasons = []string{"must not be empty"}
+				}
+				return nil, &revkit.InvalidInputError{Field: fmt.Sprintf("Permissions[%d].ResourceNames[%d]", i, j), Value: name,
+					Reason: strings.Join(reasons, "; ")}
+			}
+		}
 	}
 	return minVer, validateControlPlaneNamespace(o.ControlPlaneNamespace)
 }
 
 // Precheck checks that the cluster is ready for a canary upgrade: the
 // server version, the caller's permissions (one SelfSubjectAccessReview
-// each) and the revisions installed now.
+// each, or each of its ResourceNames) and the revisions installed now.
 //
 // Bad options return a *revkit.InvalidInputError before any request; failed
 // API calls are wrapped with what was being done and keep their status.
@@ -212,13 +419,13 @@ func Precheck(ctx context.Context, kube kubernetes.Interface, opts PrecheckOptio
 		perms = DefaultPermissions(opts.ControlPlaneNamespace)
 	}
 	for _, p := range perms {
-		allowed, err := canI(ctx, kube, p)
+		missing, checked, err := check(ctx, kube, p)
 		if err != nil {
 			return nil, err
 		}
-		report.Checked++
-		if !allowed {
-			report.Missing = append(report.Missing, p)
+		report.Checked += checked
+		if missing != nil {
+			report.Missing = append(report.Missing, *missing)
 		}
 	}
 
@@ -246,16 +453,49 @@ func serverVersion(git, major, minor string) (*version.Version, bool) {
 	return nil, false
 }
 
-func canI(ctx context.Context, kube kubernetes.Interface, p Permission) (bool, error) {
+// check asks whether p is granted, once per resource name if it has any,
+// and returns what is denied (p narrowed to the denied names) and the
+// number of reviews made.
+func check(ctx context.Context, kube kubernetes.Interface, p Permission) (*Permission, int, error) {
+	if len(p.ResourceNames) == 0 {
+		allowed, err := canI(ctx, kube, p, "")
+		if err != nil || allowed {
+			return nil, 1, err
+		}
+		return &p, 1, nil
+	}
+	var denied []string
+	for _, name := range p.ResourceNames {
+		allowed, err := canI(ctx, kube, p, name)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !allowed {
+			denied = append(denied, name)
+		}
+	}
+	asked := len(p.ResourceNames)
+	if len(denied) == 0 {
+		return nil, asked, nil
+	}
+	p.ResourceNames = denied
+	return &p, asked, nil
+}
+
+func canI(ctx context.Context, kube kubernetes.Interface, p Permission, name string) (bool, error) {
 	review := &authv1.SelfSubjectAccessReview{
 		Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
-			Verb: p.Verb, Group: p.Group, Resource: p.Resource, Namespace: p.Namespace,
+			Verb: p.Verb, Group: p.Group, Resource: p.Resource, Namespace: p.Namespace, Name: name,
 		}},
 	}
 	res, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 	if err != nil {
+		asked := p
+		if name != "" {
+			asked.ResourceNames = []string{name}
+		}
 		return false, &revkit.OpError{Op: opPrecheck, Verb: "create",
-			Object: revkit.ObjectRef{Kind: "SelfSubjectAccessReview", Name: p.String()}, Err: err}
+			Object: revkit.ObjectRef{Kind: "SelfSubjectAccessReview", Name: asked.String()}, Err: err}
 	}
 	return res.Status.Allowed, nil
 }

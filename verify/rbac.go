@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"slices"
 	"sort"
+	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -9,8 +11,10 @@ import (
 
 // RBAC turns permissions into the least-privilege roles that grant exactly
 // them: a ClusterRole for cluster-scoped and all-namespace permissions and,
-// when some are limited to one namespace, a Role there (both named name).
-// Bind them to the identity that runs the upgrade.
+// when some are limited to one namespace, a Role there (all named name).
+// A permission with ResourceNames becomes a rule with those resourceNames.
+// The ClusterRole has no rules when every permission is namespaced. Bind
+// them to the identity that runs the upgrade.
 func RBAC(name string, perms []Permission) (*rbacv1.ClusterRole, []*rbacv1.Role) {
 	cluster := &rbacv1.ClusterRole{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
@@ -39,15 +43,21 @@ func RBAC(name string, perms []Permission) (*rbacv1.ClusterRole, []*rbacv1.Role)
 	return cluster, roles
 }
 
-// rules groups permissions into one rule per group and resource, verbs in
-// a fixed order.
+// rules groups permissions into one rule per group, resource and set of
+// resource names (sorted), verbs in a fixed order, rules sorted by group,
+// resource and names (a rule without names first).
 func rules(perms []Permission) []rbacv1.PolicyRule {
-	type key struct{ group, resource string }
+	type key struct{ group, resource, names string }
 	verbs := map[key]map[string]bool{}
+	names := map[key][]string{}
 	for _, p := range perms {
-		k := key{p.Group, p.Resource}
+		ns := slices.Clone(p.ResourceNames)
+		slices.Sort(ns)
+		ns = slices.Compact(ns)
+		k := key{p.Group, p.Resource, strings.Join(ns, "\x00")}
 		if verbs[k] == nil {
 			verbs[k] = map[string]bool{}
+			names[k] = ns
 		}
 		verbs[k][p.Verb] = true
 	}
@@ -56,10 +66,14 @@ func rules(perms []Permission) []rbacv1.PolicyRule {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].group != keys[j].group {
-			return keys[i].group < keys[j].group
+		a, b := keys[i], keys[j]
+		if a.group != b.group {
+			return a.group < b.group
 		}
-		return keys[i].resource < keys[j].resource
+		if a.resource != b.resource {
+			return a.resource < b.resource
+		}
+		return a.names < b.names
 	})
 	order := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
 	var out []rbacv1.PolicyRule
@@ -76,7 +90,11 @@ func rules(perms []Permission) []rbacv1.PolicyRule {
 			rest = append(rest, v)
 		}
 		sort.Strings(rest)
-		out = append(out, rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: append(vs, rest...)})
+		rule := rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: append(vs, rest...)}
+		if len(names[k]) > 0 {
+			rule.ResourceNames = names[k]
+		}
+		out = append(out, rule)
 	}
 	return out
 }
