@@ -18,6 +18,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -263,67 +264,17 @@ func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*Mo
 	return res, nil
 }
 
-// waitRolledOut polls the changed gateway Deployments until each has
-// rolled out, as kubeutil.RolloutStatus (kstatus) judges it. A read that
-// fails transiently is retried at the next poll; a rollout kstatus calls
-// Failed (past its progress deadline) ends the wait at once with the
-// *revkit.RolloutFailedError.
+// waitRolledOut waits (kubeutil.WaitDeployments: kstatus, failed rollouts
+// at once, transient reads retried) for the gateway Deployments Move
+// changed.
 func waitRolledOut(ctx context.Context, kube kubernetes.Interface, opts MoveOptions, changes []revkit.Change) error {
-	timeout, interval := opts.Timeout, opts.PollInterval
-	if timeout == 0 {
-		timeout = 5 * time.Minute
-	}
-	if interval == 0 {
-		interval = time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	pending := map[revkit.ObjectRef]string{}
+	var refs []revkit.ObjectRef
 	for _, c := range changes {
 		if c.Action.Changed() {
-			pending[c.Object] = "not checked yet"
+			refs = append(refs, c.Object)
 		}
 	}
-	for len(pending) > 0 {
-		for ref := range pending {
-			d, err := kube.AppsV1().Deployments(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				if kubeutil.Transient(err) {
-					// The apiserver cannot answer for now; ask again
-					// next round.
-					pending[ref] = "cannot read it: " + err.Error()
-					continue
-				}
-				return &revkit.OpError{Op: "gateway.Move", Verb: "get", Object: ref, Err: err}
-			}
-			why, err := kubeutil.RolloutStatus(d)
-			if err != nil {
-				return err
-			}
-			if why != "" {
-				pending[ref] = why
-			} else {
-				delete(pending, ref)
-			}
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			var list []string
-			for ref, why := range pending {
-				list = append(list, ref.String()+": "+why)
-			}
-			sort.Strings(list)
-			return fmt.Errorf("gateway.Move: rollout not complete (%s): %w", strings.Join(list, "; "), ctx.Err())
-		case <-time.After(interval):
-		}
-	}
-	return nil
+	return kubeutil.WaitDeployments(ctx, kube, "gateway.Move", refs, cmp.Or(opts.Timeout, 5*time.Minute), cmp.Or(opts.PollInterval, time.Second))
 }
 
 func gatewayDeployments(ctx context.Context, kube kubernetes.Interface, namespaces, names []string) ([]appsv1.Deployment, error) {

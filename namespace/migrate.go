@@ -124,13 +124,16 @@ type NamespaceResult struct {
 }
 
 // Changed reports whether any namespace was (or would be) relabelled.
-func (r *MigrateResult) Changed() bool {
+func (r *MigrateResult) Changed() bool { return revkit.AnyChanged(r.ObjectChanges()) }
+
+// ObjectChanges lists the namespaces as object changes, with the injection
+// labels they had before as the reason; see revkit.Result.
+func (r *MigrateResult) ObjectChanges() []revkit.Change {
+	out := make([]revkit.Change, 0, len(r.Namespaces))
 	for _, n := range r.Namespaces {
-		if n.Action.Changed() {
-			return true
-		}
+		out = append(out, revkit.Change{Object: revkit.ObjectRef{Kind: "Namespace", Name: n.Name}, Action: n.Action, Reason: n.Previous})
 	}
-	return false
+	return out
 }
 
 // Migrate points namespaces at a revision or tag: it removes the

@@ -95,13 +95,17 @@ type WorkloadResult struct {
 }
 
 // Changed reports whether a workload was (or would be) restarted.
-func (r *RestartResult) Changed() bool {
+func (r *RestartResult) Changed() bool { return revkit.AnyChanged(r.ObjectChanges()) }
+
+// ObjectChanges lists the workloads as object changes; see revkit.Result.
+func (r *RestartResult) ObjectChanges() []revkit.Change {
+	out := make([]revkit.Change, 0, len(r.Workloads))
 	for _, w := range r.Workloads {
-		if w.Action.Changed() {
-			return true
-		}
+		out = append(out, revkit.Change{
+			Object: revkit.ObjectRef{Kind: string(w.Kind), Namespace: w.Namespace, Name: w.Name},
+			Action: w.Action, Reason: w.Reason})
 	}
-	return false
+	return out
 }
 
 // Restarted returns the restarted workloads as "Kind/namespace/name".

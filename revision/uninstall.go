@@ -71,6 +71,9 @@ func (o *UninstallOptions) Validate() error {
 // Changed reports whether anything was (or would be) deleted.
 func (r *UninstallResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 
+// ObjectChanges lists what Uninstall deleted; see revkit.Result.
+func (r *UninstallResult) ObjectChanges() []revkit.Change { return r.Changes }
+
 // Uninstall removes a revision's control plane: every object labelled
 // istio.io/rev=<revision> in the control-plane namespace and at cluster
 // scope, injector webhooks first. It never deletes objects of a tag

@@ -50,6 +50,9 @@ func (o *RemoveOptions) Validate() error {
 // Changed reports whether Remove deleted (or would delete) anything.
 func (r *RemoveResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 
+// ObjectChanges lists what Remove changed; see revkit.Result.
+func (r *RemoveResult) ObjectChanges() []revkit.Change { return r.Changes }
+
 // Remove deletes a revision tag: its webhook, its Service and, for the
 // default tag, the default validating webhook it owns. It refuses with a
 // *revkit.InUseError (matching revkit.ErrInUse) while namespaces use the tag,

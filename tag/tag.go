@@ -45,6 +45,9 @@ type SetResult struct {
 // cluster.
 func (r *SetResult) Changed() bool { return revkit.AnyChanged(r.Changes) }
 
+// ObjectChanges lists what Set changed; see revkit.Result.
+func (r *SetResult) ObjectChanges() []revkit.Change { return r.Changes }
+
 // Validate checks the options as Set does before any request.
 func (o *SetOptions) Validate() error {
 	if err := revkit.ValidateTag(o.Tag); err != nil {

@@ -75,7 +75,9 @@ type CanaryOptions struct {
 	// RollbackOnFailure, RollbackFailedBatch — put back exactly that state
 	// (RestoreState) instead of moving namespaces to StableTag or From: a
 	// namespace that used istio-injection=enabled gets it back, a tag the
-	// plan created is removed. It needs create and get on ConfigMaps in the
+	// plan created is removed, gateways get their recorded revisions back,
+	// and To is uninstalled only if it was not installed before the plan
+	// (UninstallAdded). It needs create and get on ConfigMaps in the
 	// control-plane namespace.
 	RecordState bool
 	// RestartTimeout bounds each batch's rollout wait; default 10 minutes.
@@ -309,8 +311,8 @@ func rollbackBatch(opts CanaryOptions, batches [][]string, batchOf map[string]in
 				return Result{Outcome: Failed, Changes: changes, Detail: err.Error()}, err
 			}
 			if opts.RecordState {
-				c, err := restoreState(ctx, env, RestoreStateOptions{Name: opts.canaryName(), Namespaces: batch, ControlPlaneNamespace: cp})
-				changes = append(changes, c...)
+				r, err := restoreState(ctx, env.Kube, RestoreStateOptions{Common: env.Common, Name: opts.canaryName(), Namespaces: batch, ControlPlaneNamespace: cp})
+				changes = append(changes, r.Changes...)
 				if err != nil {
 					return partial(err)
 				}
@@ -318,9 +320,7 @@ func rollbackBatch(opts CanaryOptions, batches [][]string, batchOf map[string]in
 			} else {
 				mo := namespace.MigrateOptions{Common: env.Common, Selection: sel, Target: target, ControlPlaneNamespace: cp}
 				res, err := namespace.Migrate(ctx, env.Kube, mo)
-				for _, nr := range res.Namespaces {
-					changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: "Namespace", Name: nr.Name}, Action: nr.Action, Reason: nr.Previous})
-				}
+				changes = append(changes, res.ObjectChanges()...)
 				if err != nil {
 					return partial(err)
 				}
@@ -328,10 +328,7 @@ func rollbackBatch(opts CanaryOptions, batches [][]string, batchOf map[string]in
 			ro := namespace.RestartOptions{Common: env.Common, Selection: sel, Target: target, OnlyStale: true,
 				Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}
 			res, err := namespace.RolloutRestart(ctx, env.Kube, ro)
-			for _, w := range res.Workloads {
-				changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: string(w.Kind), Namespace: w.Namespace, Name: w.Name},
-					Action: w.Action, Reason: w.Reason})
-			}
+			changes = append(changes, res.ObjectChanges()...)
 			if err != nil {
 				return partial(err)
 			}
@@ -358,7 +355,7 @@ func (o *CanaryOptions) recordOptions(plan string, batches [][]string) RecordSta
 		all = append(all, b...)
 	}
 	r := RecordStateOptions{Name: plan, Namespaces: namespace.Selection{Namespaces: all, AllowSystem: o.Namespaces.AllowSystem},
-		ControlPlaneNamespace: o.ControlPlaneNamespace}
+		Gateways: o.Gateways != "", GatewayNamespaces: o.GatewayNamespaces, ControlPlaneNamespace: o.ControlPlaneNamespace}
 	for _, t := range []string{o.CanaryTag, o.StableTag} {
 		if t != "" {
 			r.Tags = append(r.Tags, t)
@@ -403,8 +400,10 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 	add := func(s Step) { out = append(out, Named(prefix+s.Name(), s)) }
 	restartTarget := opts.home()
 	if opts.RecordState {
-		// Tags and labels back as recorded; what they resolve to is From.
-		add(RestoreState(RestoreStateOptions{Name: opts.canaryName(), ControlPlaneNamespace: cp}))
+		// Tags, labels and gateways back as recorded; what they resolve to
+		// is From.
+		add(RestoreState(RestoreStateOptions{Name: opts.canaryName(), ControlPlaneNamespace: cp,
+			WaitGateways: true, Timeout: opts.RestartTimeout}))
 		restartTarget = opts.From
 	} else {
 		if opts.PromoteDefault {
@@ -419,15 +418,21 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 		Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}))
 	add(VerifyPods(verify.PodsOptions{Namespaces: all, Target: opts.From, ControlPlaneNamespace: cp}))
 	if opts.Gateways != "" {
-		add(MoveGateways(gateway.MoveOptions{Target: opts.From, Mode: gateway.InPlace, Namespaces: opts.GatewayNamespaces,
-			ControlPlaneNamespace: cp, Wait: true, Timeout: opts.RestartTimeout}))
+		if !opts.RecordState {
+			add(MoveGateways(gateway.MoveOptions{Target: opts.From, Mode: gateway.InPlace, Namespaces: opts.GatewayNamespaces,
+				ControlPlaneNamespace: cp, Wait: true, Timeout: opts.RestartTimeout}))
+		}
 		add(RemoveCanaryGateways(gateway.RemoveCanariesOptions{Revision: opts.To, Namespaces: opts.GatewayNamespaces}))
 	}
 	if opts.CanaryTag != "" && uninstallCanary && !opts.RecordState {
 		add(RemoveTag(tag.RemoveOptions{Tag: opts.CanaryTag, ControlPlaneNamespace: cp}))
 	}
-	if uninstallCanary {
-		add(Uninstall(revision.UninstallOptions{Revision: opts.To, ControlPlaneNamespace: cp, Helm: helmOf(opts.Install)}))
+	switch un := (revision.UninstallOptions{Revision: opts.To, ControlPlaneNamespace: cp, Helm: helmOf(opts.Install)}); {
+	case uninstallCanary && opts.RecordState:
+		// Only if the plan installed it.
+		add(UninstallAdded(UninstallAddedOptions{UninstallOptions: un, State: opts.canaryName()}))
+	case uninstallCanary:
+		add(Uninstall(un))
 	}
 	return out
 }
@@ -444,82 +449,78 @@ func helmOf(in *revision.InstallOptions) *action.Configuration {
 // runs), also verify.JournalPermissions. It runs in dry runs too, since it
 // only reads. Its name is "precheck".
 func Precheck(opts verify.PrecheckOptions) Step {
-	return &opStep{
-		inputs: opts,
-		name:   "precheck",
-		kind:   KindPrecheck,
-		desc:   "check the Kubernetes version and the permissions the upgrade needs",
-		kube:   true,
-		check:  func() error { return revkit.ValidateNamespace("ControlPlaneNamespace", opts.ControlPlaneNamespace) },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			opts := opts
-			if env.Journal != nil && env.Common.DryRun == revkit.DryRunNone {
-				if len(opts.Permissions) == 0 {
-					opts.Permissions = verify.DefaultPermissions(opts.ControlPlaneNamespace)
-				}
-				opts.Permissions = append(slices.Clone(opts.Permissions), verify.JournalPermissions(env.Journal.Namespace)...)
-			}
-			rep, err := verify.Precheck(ctx, env.Kube, opts)
-			if err != nil {
-				return Result{}, err
-			}
-			if err := rep.Err(); err != nil {
-				return Result{Outcome: Failed, Detail: err.Error()}, err
-			}
-			return Result{Outcome: Done, Detail: fmt.Sprintf("Kubernetes %s, %d permissions, revisions %v",
-				rep.ServerVersion, rep.Checked, rep.Revisions)}, nil
-		},
+	opts.Permissions = slices.Clone(opts.Permissions)
+	return &precheckStep{opts: opts}
+}
+
+type precheckStep struct{ opts verify.PrecheckOptions }
+
+func (s *precheckStep) Name() string    { return "precheck" }
+func (s *precheckStep) Kind() StepKind  { return KindPrecheck }
+func (s *precheckStep) Inputs() any     { return s.opts }
+func (s *precheckStep) needsKube() bool { return true }
+func (s *precheckStep) Description() string {
+	return "check the Kubernetes version and the permissions the upgrade needs"
+}
+
+func (s *precheckStep) Validate() error {
+	return revkit.ValidateNamespace("ControlPlaneNamespace", s.opts.ControlPlaneNamespace)
+}
+
+func (s *precheckStep) Run(ctx context.Context, env Env) (Result, error) {
+	opts := s.opts
+	if env.Journal != nil && env.Common.DryRun == revkit.DryRunNone {
+		if len(opts.Permissions) == 0 {
+			opts.Permissions = verify.DefaultPermissions(opts.ControlPlaneNamespace)
+		}
+		opts.Permissions = append(slices.Clone(opts.Permissions), verify.JournalPermissions(env.Journal.Namespace)...)
 	}
+	rep, err := verify.Precheck(ctx, env.Kube, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := rep.Err(); err != nil {
+		return Result{Outcome: Failed, Detail: err.Error()}, err
+	}
+	return Result{Outcome: Done, Detail: fmt.Sprintf("Kubernetes %s, %d permissions, revisions %v",
+		rep.ServerVersion, rep.Checked, rep.Revisions)}, nil
 }
 
 // Pause waits d between batches; cancelling the context ends the wait and
 // fails the step. In a dry run it is skipped. Its name is "pause".
-func Pause(d time.Duration) Step {
-	return &opStep{
-		inputs: d,
-		name:   "pause",
-		kind:   KindPause,
-		desc:   "wait " + d.String(),
-		check: func() error {
-			if d < 0 {
-				return &revkit.InvalidInputError{Field: "Pause", Value: d.String(), Reason: "must not be negative"}
-			}
-			return nil
-		},
-		run: func(ctx context.Context, env Env) (Result, error) {
-			if skip, ok := skipLive(env); ok {
-				return skip, nil
-			}
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return Result{}, ctx.Err()
-			case <-t.C:
-				return Result{Outcome: Done, Detail: "waited " + d.String()}, nil
-			}
-		},
+func Pause(d time.Duration) Step { return pauseStep(d) }
+
+type pauseStep time.Duration
+
+func (d pauseStep) Name() string        { return "pause" }
+func (d pauseStep) Kind() StepKind      { return KindPause }
+func (d pauseStep) Inputs() any         { return time.Duration(d) }
+func (d pauseStep) Description() string { return "wait " + time.Duration(d).String() }
+
+func (d pauseStep) Validate() error {
+	if d < 0 {
+		return &revkit.InvalidInputError{Field: "Pause", Value: time.Duration(d).String(), Reason: "must not be negative"}
+	}
+	return nil
+}
+
+func (d pauseStep) Run(ctx context.Context, env Env) (Result, error) {
+	if skip, ok := skipLive(env); ok {
+		return skip, nil
+	}
+	t := time.NewTimer(time.Duration(d))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case <-t.C:
+		return Result{Outcome: Done, Detail: "waited " + time.Duration(d).String()}, nil
 	}
 }
 
 // RemoveTag removes a revision tag with tag.Remove. Its name is
 // "remove-tag <tag>".
 func RemoveTag(opts tag.RemoveOptions) Step {
-	return &opStep{
-		inputs: opts,
-		name:   "remove-tag " + opts.Tag,
-		kind:   KindRemoveTag,
-		desc:   "remove revision tag " + opts.Tag,
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			res, err := tag.Remove(ctx, env.Kube, o)
-			if res == nil {
-				return Result{}, err
-			}
-			return changeResult(res.Changed(), "", res.Changes, env), err
-		},
-	}
+	return newOp("remove-tag "+opts.Tag, "remove revision tag "+opts.Tag, opts,
+		opSpec[tag.RemoveOptions, *tag.RemoveResult]{kind: KindRemoveTag, call: tag.Remove})
 }

@@ -278,5 +278,19 @@ func TestCanaryPrecheckCoversGatewayCanaries(t *testing.T) {
 	opts.Gateways = gateway.InPlace
 	p, err = upgrade.Canary(ctx, kube, opts)
 	require.NoError(t, err)
-	assert.Empty(t, p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions).Permissions, "in place: the defaults")
+	inPlace := p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions).Permissions
+	for _, g := range verify.GatewayCanaryPermissions([]string{"istio-ingress"}) {
+		assert.NotContains(t, inPlace, g, "in place: no gateway canary permissions")
+	}
+	for _, u := range verify.UninstallPermissions("1-24-0", "") {
+		assert.Contains(t, inPlace, u, "the plan uninstalls From: its own ClusterRoles, by name")
+	}
+	opts.KeepOld = true
+	p, err = upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	kept := p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions).Permissions
+	for _, u := range kept {
+		assert.False(t, u.Verb == "delete" && u.Group == "rbac.authorization.k8s.io", "KeepOld: no delete of RBAC objects: %v", u)
+	}
+	assert.ElementsMatch(t, verify.DefaultPermissions(""), kept, "KeepOld, in place, no install: the defaults alone")
 }

@@ -43,7 +43,18 @@
 // [revkit.ErrNotFound]. [Preview] is the dry run that composes: it runs the
 // plan against an in-memory copy read from the cluster, so each step sees
 // the effects of the ones before, and [Report.Changes] lists what the whole
-// plan would change, object by object.
+// plan would change, object by object. With [PreviewOptions].ServerDryRun
+// each of those writes is also judged by the apiserver (a server-side dry
+// run): validation, admission and authorization refuse there what they
+// would refuse in the real run.
+//
+// # One result contract
+//
+// Every step built from an operation runs it through one generic adapter:
+// the operation's options get the plan's [revkit.Common], and its result
+// (a [revkit.Result], complete even when the operation fails) becomes the
+// step's [Result].Changes. [KindOf] identifies a step by what it does, not
+// by its name.
 //
 // # Saved plans
 //
@@ -55,9 +66,11 @@
 // # Rollback to the recorded state
 //
 // With [CanaryOptions].RecordState the plan records, before its first
-// write, the injection labels of its namespaces and where its tags pointed
-// ([RecordState]); its rollbacks then put back exactly that ([RestoreState])
-// rather than what the options suggest.
+// write, the injection labels of its namespaces, where its tags pointed, the
+// revisions installed and the gateways' revisions ([RecordState]); its
+// rollbacks then put back exactly that ([RestoreState]) rather than what the
+// options suggest, and uninstall the new revision only if the plan added it
+// ([UninstallAdded]).
 //
 // # Events
 //

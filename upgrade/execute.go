@@ -387,9 +387,14 @@ func runStep(ctx context.Context, env Env, s Step) StepReport {
 	emit(ctx, env, name, ActionStart, "start: "+sr.Description)
 
 	res, err := run(ctx, env, s, name)
-	if env.preview != nil && err == nil {
-		if serr := env.preview.settle(ctx, env.Kube, res.Changes); serr != nil {
-			err = &revkit.OpError{Op: "upgrade.Preview", Verb: "update", Object: revkit.ObjectRef{Kind: "Pod"}, Err: serr}
+	if env.preview != nil {
+		if line := env.preview.serverSummary(); line != "" {
+			res.Detail = strings.TrimPrefix(res.Detail+"; "+line, "; ")
+		}
+		if err == nil {
+			if serr := env.preview.settle(ctx, env.Kube, res.Changes); serr != nil {
+				err = &revkit.OpError{Op: "upgrade.Preview", Verb: "update", Object: revkit.ObjectRef{Kind: "Pod"}, Err: serr}
+			}
 		}
 	}
 	sr.Duration = time.Since(sr.Started)

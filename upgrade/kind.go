@@ -19,6 +19,7 @@ const (
 	KindMoveGateways         StepKind = "move-gateways"
 	KindRemoveCanaryGateways StepKind = "remove-canary-gateways"
 	KindUninstallRevision    StepKind = "uninstall-revision"
+	KindUninstallAdded       StepKind = "uninstall-added-revision"
 	KindPause                StepKind = "pause"
 	KindRecordState          StepKind = "record-state"
 	KindRestoreState         StepKind = "restore-state"

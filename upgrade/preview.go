@@ -32,6 +32,18 @@ type PreviewOptions struct {
 	// revision would inject a restarted workload's pods; default
 	// istio-system.
 	ControlPlaneNamespace string
+	// ServerDryRun sends each write the operations make to the copy to the
+	// cluster too, as a server-side dry run (dryRun=All), so that the
+	// apiserver's validation, admission webhooks and authorization judge
+	// it: a write the cluster refuses fails the preview with the cluster's
+	// error, as the real run would fail. A write that depends on an
+	// earlier step (the cluster answers NotFound, AlreadyExists or Conflict
+	// because the object was created, deleted or changed in the copy only)
+	// cannot be judged alone and is counted apart. Each step's detail says
+	// how many writes the cluster accepted. The objects an install renders
+	// are not sent (Helm's own server dry run does that: InstallOptions
+	// with DryRunServer).
+	ServerDryRun bool
 }
 
 // Preview is a dry run of a whole plan whose steps see each other's
@@ -79,6 +91,10 @@ func Preview(ctx context.Context, kube kubernetes.Interface, plan Plan, opts Pre
 		return unrun(Env{}, plan, err), err
 	}
 	state := &previewState{controlPlane: revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)}
+	if opts.ServerDryRun {
+		state.server = &serverDryRun{ctx: ctx, kube: kube}
+		state.server.install(copyKube)
+	}
 	c := opts.Common
 	c.DryRun = revkit.DryRunClient
 	return Execute(ctx, Env{Kube: copyKube, Common: c, preview: state}, plan)
@@ -291,6 +307,16 @@ var clusterScoped = map[string]bool{"MutatingWebhookConfiguration": true, "Valid
 // are.
 type previewState struct {
 	controlPlane string
+	// server, when set, checks the copy's writes with the cluster.
+	server *serverDryRun
+}
+
+// serverSummary is the server dry run's line for the step that ran, or "".
+func (p *previewState) serverSummary() string {
+	if p.server == nil {
+		return ""
+	}
+	return p.server.summary()
 }
 
 // settle plays the controllers' and the injector's part in the in-memory
@@ -302,6 +328,12 @@ type previewState struct {
 // revision still in use) would see them as they were before the plan.
 // Workloads the step created have no pods in the copy.
 func (p *previewState) settle(ctx context.Context, kube kubernetes.Interface, changes []revkit.Change) error {
+	if p.server != nil {
+		// The copy's pods play the controllers' part: nothing to ask the
+		// cluster about.
+		p.server.off = true
+		defer func() { p.server.off = false }()
+	}
 	var model *mesh.Model
 	for _, c := range changes {
 		if c.Action != revkit.ActionUpdate {

@@ -116,6 +116,8 @@ func saveSteps(steps []Step) ([]SavedStep, error) {
 				ss.Helm = o.Helm != nil
 			case revision.UninstallOptions:
 				ss.Helm = o.Helm != nil
+			case UninstallAddedOptions:
+				ss.Helm = o.Helm != nil
 			}
 		}
 		out = append(out, ss)
@@ -264,6 +266,8 @@ func loadStep(ss SavedStep, opts LoadOptions) (Step, error) {
 		return decode(ss, InstallRevision, func(o *revision.InstallOptions) error { return helm(&o.Helm) })
 	case KindUninstallRevision:
 		return decode(ss, Uninstall, func(o *revision.UninstallOptions) error { return helm(&o.Helm) })
+	case KindUninstallAdded:
+		return decode(ss, UninstallAdded, func(o *UninstallAddedOptions) error { return helm(&o.Helm) })
 	case KindSetTag:
 		return decode(ss, SetTag, nil)
 	case KindRemoveTag:

@@ -2,15 +2,19 @@ package upgrade_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
@@ -199,4 +203,127 @@ func TestPrecheckChecksJournalPermissions(t *testing.T) {
 	assert.Equal(t, "leases", forbidden.Resource)
 	assert.Equal(t, "update", forbidden.Verb)
 	assert.Equal(t, "precheck", rep.Failed().Name)
+}
+
+func gatewayRevisions(t *testing.T, kube kubernetes.Interface) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, n := range []string{"ingress", "egress"} {
+		d, err := kube.AppsV1().Deployments("istio-gateways").Get(ctx, n, metav1.GetOptions{})
+		require.NoError(t, err)
+		v, ok := d.Spec.Template.Labels["istio.io/rev"]
+		if !ok {
+			v = "(absent)"
+		}
+		out[n] = v
+	}
+	return out
+}
+
+// Gateways' revisions are recorded and restored exactly: one on a revision
+// goes back to it, one that followed its namespace loses the label again
+// (moving "back to From" would have labelled it instead).
+func TestRestoreStatePutsGatewaysBack(t *testing.T) {
+	kube := canaryCluster().
+		WithNamespace("istio-gateways", revkittest.Rev("1-24-0")).
+		WithGateway("istio-gateways", "ingress", "1-24-0").
+		WithGateway("istio-gateways", "egress", "").Kube()
+	before := gatewayRevisions(t, kube)
+	require.Equal(t, map[string]string{"ingress": "1-24-0", "egress": "(absent)"}, before)
+
+	p := upgrade.Plan{Name: "gw", Steps: []upgrade.Step{
+		upgrade.RecordState(upgrade.RecordStateOptions{Name: "gw", Gateways: true, GatewayNamespaces: []string{"istio-gateways"}}),
+		upgrade.MoveGateways(gateway.MoveOptions{Target: "1-25-0", Namespaces: []string{"istio-gateways"}}),
+	}}
+	_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, p)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"ingress": "1-25-0", "egress": "1-25-0"}, gatewayRevisions(t, kube))
+
+	st, err := upgrade.LoadState(ctx, kube, "gw", "")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"istio-gateways/ingress": "1-24-0", "istio-gateways/egress": ""}, st.Gateways)
+
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, upgrade.Plan{Name: "back", Steps: []upgrade.Step{
+		upgrade.RestoreState(upgrade.RestoreStateOptions{Name: "gw", WaitGateways: true}),
+	}})
+	require.NoError(t, err)
+	assert.Equal(t, before, gatewayRevisions(t, kube))
+	assert.Contains(t, rep.Changes(), revkit.Change{Object: revkit.ObjectRef{Kind: "Deployment", Namespace: "istio-gateways", Name: "egress"},
+		Action: revkit.ActionUpdate, Reason: "gateway 1-25-0 → (absent)"})
+
+	// A recorded gateway deleted since cannot be restored, and says so.
+	require.NoError(t, kube.AppsV1().Deployments("istio-gateways").Delete(ctx, "egress", metav1.DeleteOptions{}))
+	rep, err = upgrade.Execute(ctx, upgrade.Env{Kube: kube}, upgrade.Plan{Name: "back", Steps: []upgrade.Step{
+		upgrade.RestoreState(upgrade.RestoreStateOptions{Name: "gw"}),
+	}})
+	require.NoError(t, err)
+	var skipped []string
+	for _, c := range rep.Steps[0].Changes {
+		if c.Action == revkit.ActionSkip {
+			skipped = append(skipped, c.Object.Name+": "+c.Reason)
+		}
+	}
+	assert.Equal(t, []string{"egress: recorded gateway no longer exists: cannot restore it"}, skipped)
+}
+
+// A rollback uninstalls the canary revision only if the plan installed it:
+// a revision recorded as installed before the plan is kept.
+func TestUninstallAddedKeepsARevisionInstalledBefore(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		installed bool // 1-25-0 installed before the record
+		wantGone  bool
+	}{
+		{name: "installed before the plan: kept", installed: true, wantGone: false},
+		{name: "added by the plan: uninstalled", installed: false, wantGone: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := revkittest.NewCluster().WithRevision("1-24-0")
+			if tc.installed {
+				c = c.WithRevision("1-25-0")
+			}
+			kube := c.Kube()
+			_, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, upgrade.Plan{Name: "rec", Steps: []upgrade.Step{
+				upgrade.RecordState(upgrade.RecordStateOptions{Name: "rec"})}})
+			require.NoError(t, err)
+			if !tc.installed {
+				// The plan installs it after the record.
+				for _, o := range revkittest.NewCluster().WithRevision("1-25-0").Objects() {
+					if err := kube.Tracker().Add(o); err != nil {
+						require.True(t, apierrors.IsAlreadyExists(err), err) // the shared namespace
+					}
+				}
+			}
+			_, err = upgrade.Execute(ctx, upgrade.Env{Kube: kube}, upgrade.Plan{Name: "rollback", Steps: []upgrade.Step{
+				upgrade.UninstallAdded(upgrade.UninstallAddedOptions{State: "rec", UninstallOptions: revision.UninstallOptions{Revision: "1-25-0", Force: true}}),
+			}})
+			require.NoError(t, err)
+			revs, err := revision.List(ctx, kube, revision.ListOptions{})
+			require.NoError(t, err)
+			var names []string
+			for _, r := range revs {
+				names = append(names, r.Name)
+			}
+			assert.Equal(t, tc.wantGone, !slices.Contains(names, "1-25-0"), "revisions left: %v", names)
+			assert.Contains(t, names, "1-24-0")
+		})
+	}
+	assert.ErrorIs(t, upgrade.UninstallAdded(upgrade.UninstallAddedOptions{UninstallOptions: revision.UninstallOptions{Revision: "1-25-0"}}).(upgrade.Validator).Validate(),
+		revkit.ErrInvalidInput, "the record must be named")
+}
+
+// With a recorded state the rollback restores the gateways from the record
+// (no move to From) and uninstalls To only if the plan added it.
+func TestRecordedRollbackPlanShape(t *testing.T) {
+	opts := canaryOpts()
+	opts.RecordState = true
+	p, err := upgrade.Rollback(ctx, fleetCluster().Kube(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"restore-state", "restart-workloads", "verify-pods", "remove-canary-gateways 1-25-0", "uninstall-revision 1-25-0"}, stepNames(p))
+	var kinds []upgrade.StepKind
+	for _, s := range p.Steps {
+		kinds = append(kinds, upgrade.KindOf(s))
+	}
+	assert.Equal(t, []upgrade.StepKind{upgrade.KindRestoreState, upgrade.KindRestartWorkloads, upgrade.KindVerifyPods,
+		upgrade.KindRemoveCanaryGateways, upgrade.KindUninstallAdded}, kinds)
 }

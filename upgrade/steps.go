@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
@@ -15,32 +18,79 @@ import (
 	"github.com/revkit/revkit/verify"
 )
 
-// opStep is a step that runs one operation. check applies the operation's
-// own input rules, so that Execute refuses bad input before any step runs.
-type opStep struct {
-	name, desc string
-	kind       StepKind
-	kube       bool
-	// inputs are the operation's options, covered by the plan's
-	// Fingerprint.
-	inputs any
-	check  func() error
-	run    func(ctx context.Context, env Env) (Result, error)
+// The steps that run a library operation are all one generic adapter:
+// opStep for the operations that write (their results meet revkit.Result)
+// and gateStep for the verifications (their reports pass or not). Each
+// operation is described once, by the package function it calls and, where
+// the plan's run changes its options, a prepare function; there is no
+// closure per step.
+
+// writeOptions is what opStep needs of an operation's options: its own
+// input rules, and the shared settings (dry-run mode, events) that the
+// plan replaces with its own.
+type writeOptions[O any] interface {
+	*O
+	Validate() error
+	SetCommon(revkit.Common)
 }
 
-func (s *opStep) Name() string        { return s.name }
-func (s *opStep) Description() string { return s.desc }
-func (s *opStep) Validate() error     { return s.check() }
-func (s *opStep) needsKube() bool     { return s.kube }
-func (s *opStep) Inputs() any         { return s.inputs }
-func (s *opStep) Kind() StepKind      { return s.kind }
+// opSpec describes one write operation for opStep.
+type opSpec[O any, R revkit.Result] struct {
+	kind StepKind
+	// call is the library function itself, e.g. tag.Set.
+	call func(context.Context, kubernetes.Interface, O) (R, error)
+	// prepare, when set, adapts the options to the run: the plan's start,
+	// Preview's in-memory copy.
+	prepare func(*O, Env)
+	// preview, when set, replaces call in Preview.
+	preview func(context.Context, Env, O) (Result, error)
+	// headline, when set, begins the step's one-line detail.
+	headline func(R) string
+}
 
-func (s *opStep) Run(ctx context.Context, env Env) (Result, error) {
+// opStep runs one write operation in the plan's dry-run mode and reports
+// the operation's object changes.
+type opStep[O any, P writeOptions[O], R revkit.Result] struct {
+	name, desc string
+	opts       O
+	op         opSpec[O, R]
+}
+
+func newOp[O any, P writeOptions[O], R revkit.Result](name, desc string, opts O, op opSpec[O, R]) Step {
+	return &opStep[O, P, R]{name: name, desc: desc, opts: opts, op: op}
+}
+
+func (s *opStep[O, P, R]) Name() string        { return s.name }
+func (s *opStep[O, P, R]) Description() string { return s.desc }
+func (s *opStep[O, P, R]) Validate() error     { o := s.opts; return P(&o).Validate() }
+func (s *opStep[O, P, R]) needsKube() bool     { return true }
+func (s *opStep[O, P, R]) Inputs() any         { return s.opts }
+func (s *opStep[O, P, R]) Kind() StepKind      { return s.op.kind }
+
+func (s *opStep[O, P, R]) Run(ctx context.Context, env Env) (Result, error) {
+	o := s.opts
+	common := env.Common
 	if env.preview != nil {
 		// The operation writes to Preview's in-memory copy.
-		env.Common.DryRun = revkit.DryRunNone
+		common.DryRun = revkit.DryRunNone
 	}
-	return s.run(ctx, env)
+	P(&o).SetCommon(common)
+	if s.op.prepare != nil {
+		s.op.prepare(&o, env)
+	}
+	if env.preview != nil && s.op.preview != nil {
+		return s.op.preview(ctx, env, o)
+	}
+	res, err := s.op.call(ctx, env.Kube, o)
+	if v := reflect.ValueOf(res); !v.IsValid() || (v.Kind() == reflect.Pointer && v.IsNil()) {
+		return Result{}, err
+	}
+	changes := res.ObjectChanges()
+	headline := ""
+	if s.op.headline != nil {
+		headline = s.op.headline(res)
+	}
+	return changeResult(revkit.AnyChanged(changes), headline, changes, env), err
 }
 
 // SetTag points a revision tag at a revision with tag.Set. Its name is
@@ -50,58 +100,33 @@ func SetTag(opts tag.SetOptions) Step {
 	if opts.Overwrite {
 		desc += " (moving it if it points elsewhere)"
 	}
-	return &opStep{
-		inputs: opts,
-		name:   "set-tag " + opts.Tag + "→" + opts.Revision,
-		kind:   KindSetTag,
-		desc:   desc,
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			res, err := tag.Set(ctx, env.Kube, o)
-			if res == nil {
-				return Result{}, err
-			}
-			prefix := fmt.Sprintf("%s → %s", res.Tag, res.Revision)
-			if res.Previous != "" && res.Previous != res.Revision {
-				prefix += " (was " + res.Previous + ")"
-			}
-			return changeResult(res.Changed(), prefix, res.Changes, env), err
-		},
+	return newOp("set-tag "+opts.Tag+"→"+opts.Revision, desc, opts,
+		opSpec[tag.SetOptions, *tag.SetResult]{kind: KindSetTag, call: tag.Set, headline: tagHeadline})
+}
+
+func tagHeadline(res *tag.SetResult) string {
+	h := fmt.Sprintf("%s → %s", res.Tag, res.Revision)
+	if res.Previous != "" && res.Previous != res.Revision {
+		h += " (was " + res.Previous + ")"
 	}
+	return h
 }
 
 // MigrateNamespace points namespaces at a revision or tag with
 // namespace.Migrate. Its name is "migrate-namespaces".
 func MigrateNamespace(opts namespace.MigrateOptions) Step {
 	opts.Selection = cloneSelection(opts.Selection)
-	return &opStep{
-		inputs: opts,
-		name:   "migrate-namespaces",
-		kind:   KindMigrateNamespaces,
-		desc:   fmt.Sprintf("label %s istio.io/rev=%s, removing istio-injection", describeSelection(opts.Selection), opts.Target),
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			res, err := namespace.Migrate(ctx, env.Kube, o)
-			if res == nil {
-				return Result{}, err
-			}
-			var changes []revkit.Change
-			for _, n := range res.Namespaces {
-				changes = append(changes, revkit.Change{Object: revkit.ObjectRef{Kind: "Namespace", Name: n.Name}, Action: n.Action, Reason: n.Previous})
-			}
-			prefix := res.Target
-			if res.Revision != "" && res.Revision != res.Target {
-				prefix += " (" + res.Revision + ")"
-			}
-			return changeResult(res.Changed(), "→ "+prefix, changes, env), err
-		},
+	desc := fmt.Sprintf("label %s istio.io/rev=%s, removing istio-injection", describeSelection(opts.Selection), opts.Target)
+	return newOp("migrate-namespaces", desc, opts,
+		opSpec[namespace.MigrateOptions, *namespace.MigrateResult]{kind: KindMigrateNamespaces, call: namespace.Migrate, headline: migrateHeadline})
+}
+
+func migrateHeadline(res *namespace.MigrateResult) string {
+	h := "→ " + res.Target
+	if res.Revision != "" && res.Revision != res.Target {
+		h += " (" + res.Revision + ")"
 	}
+	return h
 }
 
 // RolloutRestart restarts the workloads of namespaces with
@@ -119,34 +144,18 @@ func RolloutRestart(opts namespace.RestartOptions) Step {
 	if opts.Wait {
 		desc += ", and wait for the rollouts"
 	}
-	return &opStep{
-		inputs: opts,
-		name:   "restart-workloads",
-		kind:   KindRestartWorkloads,
-		desc:   desc,
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			if o.RestartedSince.IsZero() {
-				o.RestartedSince = env.PlanStarted
-			}
-			if env.preview != nil {
-				o.Wait = false // nothing rolls out in the in-memory copy
-			}
-			res, err := namespace.RolloutRestart(ctx, env.Kube, o)
-			if res == nil {
-				return Result{}, err
-			}
-			var changes []revkit.Change
-			for _, w := range res.Workloads {
-				changes = append(changes, revkit.Change{
-					Object: revkit.ObjectRef{Kind: string(w.Kind), Namespace: w.Namespace, Name: w.Name},
-					Action: w.Action, Reason: w.Reason})
-			}
-			return changeResult(res.Changed(), "", changes, env), err
-		},
+	return newOp("restart-workloads", desc, opts,
+		opSpec[namespace.RestartOptions, *namespace.RestartResult]{kind: KindRestartWorkloads, call: namespace.RolloutRestart, prepare: prepareRestart})
+}
+
+// prepareRestart does not restart again what an earlier run of the plan
+// restarted, and waits for nothing in a preview, where nothing rolls out.
+func prepareRestart(o *namespace.RestartOptions, env Env) {
+	if o.RestartedSince.IsZero() {
+		o.RestartedSince = env.PlanStarted
+	}
+	if env.preview != nil {
+		o.Wait = false
 	}
 }
 
@@ -159,29 +168,24 @@ func Uninstall(opts revision.UninstallOptions) Step {
 	} else {
 		desc += " unless it is still in use"
 	}
-	return &opStep{
-		inputs: opts,
-		name:   "uninstall-revision " + opts.Revision,
-		kind:   KindUninstallRevision,
-		desc:   desc,
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			if env.preview != nil {
-				o.Helm = nil // delete from the in-memory copy by label, never through Helm
-			}
-			res, err := revision.Uninstall(ctx, env.Kube, o)
-			if res == nil {
-				return Result{}, err
-			}
-			if !res.Found && err == nil {
-				return Result{Outcome: Unchanged, Detail: "revision " + res.Revision + " is not installed"}, nil
-			}
-			return changeResult(res.Changed(), "", res.Changes, env), err
-		},
+	return newOp("uninstall-revision "+opts.Revision, desc, opts,
+		opSpec[revision.UninstallOptions, *revision.UninstallResult]{kind: KindUninstallRevision, call: revision.Uninstall,
+			prepare: prepareUninstall, headline: uninstallHeadline})
+}
+
+// prepareUninstall deletes from Preview's in-memory copy by label, never
+// through Helm.
+func prepareUninstall(o *revision.UninstallOptions, env Env) {
+	if env.preview != nil {
+		o.Helm = nil
 	}
+}
+
+func uninstallHeadline(res *revision.UninstallResult) string {
+	if !res.Found {
+		return "revision " + res.Revision + " is not installed"
+	}
+	return ""
 }
 
 // InstallRevision installs a control-plane revision beside the current
@@ -199,34 +203,23 @@ func InstallRevision(opts revision.InstallOptions) Step {
 	if opts.Upgrade {
 		desc += " (upgrading its release if it exists)"
 	}
-	return &opStep{
-		inputs: opts,
-		name:   "install-revision " + opts.Revision,
-		kind:   KindInstallRevision,
-		desc:   desc,
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			if env.preview != nil {
-				return previewInstall(ctx, env, o)
-			}
-			res, err := revision.Install(ctx, env.Kube, o)
-			if res == nil {
-				return Result{}, err
-			}
-			verb := "installed"
-			if res.Upgraded {
-				verb = "upgraded"
-			}
-			if env.Common.DryRun != revkit.DryRunNone {
-				verb = "would have " + verb
-			}
-			return Result{Outcome: Done, Detail: fmt.Sprintf("%s release %s (%d objects, injector %s)",
-				verb, res.Release, len(res.Objects), res.Injector)}, err
-		},
+	return newOp("install-revision "+opts.Revision, desc, opts,
+		opSpec[revision.InstallOptions, *revision.InstallResult]{kind: KindInstallRevision, call: revision.Install,
+			preview: previewInstall, headline: installHeadline})
+}
+
+func installHeadline(res *revision.InstallResult) string {
+	verb := "installed"
+	if res.Upgraded {
+		verb = "upgraded"
 	}
+	if res.DryRun != revkit.DryRunNone {
+		verb = "would have " + verb
+	}
+	if res.Release == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s release %s (injector %s)", verb, res.Release, res.Injector)
 }
 
 // MoveGateways moves gateways to a revision with gateway.Move, in place or
@@ -237,25 +230,15 @@ func MoveGateways(opts gateway.MoveOptions) Step {
 	if mode == "" {
 		mode = gateway.InPlace
 	}
-	return &opStep{
-		inputs: opts,
-		name:   "move-gateways " + opts.Target,
-		kind:   KindMoveGateways,
-		desc:   fmt.Sprintf("move gateways to %s (%s)", opts.Target, mode),
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			if env.preview != nil {
-				o.Wait = false // nothing rolls out in the in-memory copy
-			}
-			res, err := gateway.Move(ctx, env.Kube, o)
-			if res == nil {
-				return Result{}, err
-			}
-			return changeResult(res.Changed(), "", res.Gateways, env), err
-		},
+	return newOp("move-gateways "+opts.Target, fmt.Sprintf("move gateways to %s (%s)", opts.Target, mode), opts,
+		opSpec[gateway.MoveOptions, *gateway.MoveResult]{kind: KindMoveGateways, call: gateway.Move, prepare: prepareMoveGateways})
+}
+
+// prepareMoveGateways waits for nothing in a preview, where nothing rolls
+// out.
+func prepareMoveGateways(o *gateway.MoveOptions, env Env) {
+	if env.preview != nil {
+		o.Wait = false
 	}
 }
 
@@ -263,20 +246,82 @@ func MoveGateways(opts gateway.MoveOptions) Step {
 // gateway.RemoveCanaries. Its name is "remove-canary-gateways <revision>".
 func RemoveCanaryGateways(opts gateway.RemoveCanariesOptions) Step {
 	opts.Namespaces = slices.Clone(opts.Namespaces)
-	return &opStep{
-		inputs: opts,
-		name:   "remove-canary-gateways " + opts.Revision,
-		kind:   KindRemoveCanaryGateways,
-		desc:   fmt.Sprintf("delete canary gateways on revision %s", opts.Revision),
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			o := opts
-			o.Common = env.Common
-			changes, err := gateway.RemoveCanaries(ctx, env.Kube, o)
-			return changeResult(revkit.AnyChanged(changes), "", changes, env), err
-		},
+	return newOp("remove-canary-gateways "+opts.Revision, fmt.Sprintf("delete canary gateways on revision %s", opts.Revision), opts,
+		opSpec[gateway.RemoveCanariesOptions, changeList]{kind: KindRemoveCanaryGateways, call: removeCanaries})
+}
+
+// changeList is a bare list of changes as a revkit.Result.
+type changeList []revkit.Change
+
+func (l changeList) ObjectChanges() []revkit.Change { return l }
+
+func removeCanaries(ctx context.Context, kube kubernetes.Interface, o gateway.RemoveCanariesOptions) (changeList, error) {
+	changes, err := gateway.RemoveCanaries(ctx, kube, o)
+	return changeList(changes), err
+}
+
+// report is what gateStep needs of a verification's report.
+type report interface {
+	OK() bool
+	Err() error
+}
+
+// checkOptions is what gateStep needs of a verification's options.
+type checkOptions[O any] interface {
+	*O
+	Validate() error
+}
+
+// gateSpec describes one verification for gateStep.
+type gateSpec[O any, R report] struct {
+	kind StepKind
+	call func(context.Context, kubernetes.Interface, O) (R, error)
+	// live marks a check of what runs in the cluster (pods, proxies), which
+	// does not move in a preview either.
+	live bool
+	// kube is false for a check that does not read the apiserver.
+	noKube bool
+	// summary is the step's one-line detail, for a pass or a failure.
+	summary func(R) string
+}
+
+// gateStep runs one verification; a report that is not OK fails the step
+// as a gate. Dry runs skip it: nothing was moved, so nothing is to verify.
+type gateStep[O any, P checkOptions[O], R report] struct {
+	name, desc string
+	opts       O
+	c          gateSpec[O, R]
+}
+
+func newGate[O any, P checkOptions[O], R report](name, desc string, opts O, c gateSpec[O, R]) Step {
+	return &gateStep[O, P, R]{name: name, desc: desc, opts: opts, c: c}
+}
+
+func (s *gateStep[O, P, R]) Name() string        { return s.name }
+func (s *gateStep[O, P, R]) Description() string { return s.desc }
+func (s *gateStep[O, P, R]) Validate() error     { o := s.opts; return P(&o).Validate() }
+func (s *gateStep[O, P, R]) needsKube() bool     { return !s.c.noKube }
+func (s *gateStep[O, P, R]) Inputs() any         { return s.opts }
+func (s *gateStep[O, P, R]) Kind() StepKind      { return s.c.kind }
+
+func (s *gateStep[O, P, R]) Run(ctx context.Context, env Env) (Result, error) {
+	// A dry run moved nothing, so there is nothing to verify; a preview
+	// moved the in-memory copy, where the checks of objects (webhooks) run
+	// and those of pods and proxies, which do not move there, do not.
+	switch skip, ok := skipLive(env); {
+	case s.c.live && ok:
+		return skip, nil
+	case !s.c.live && env.preview == nil && ok:
+		return skip, nil
 	}
+	rep, err := s.c.call(ctx, env.Kube, s.opts)
+	if err != nil {
+		return Result{}, err
+	}
+	if !rep.OK() {
+		return Result{Outcome: Failed, Detail: s.c.summary(rep)}, rep.Err()
+	}
+	return Result{Outcome: Done, Detail: s.c.summary(rep)}, nil
 }
 
 // VerifyPods checks with verify.Pods that the pods run the expected
@@ -284,33 +329,22 @@ func RemoveCanaryGateways(opts gateway.RemoveCanariesOptions) Step {
 // In a dry run it is skipped.
 func VerifyPods(opts verify.PodsOptions) Step {
 	opts.Namespaces = slices.Clone(opts.Namespaces)
-	return &opStep{
-		inputs: opts,
-		name:   "verify-pods",
-		kind:   KindVerifyPods,
-		desc: "check that the pods in " + describeSelection(namespace.Selection{Namespaces: opts.Namespaces, Selector: opts.Selector}) +
-			" run " + expected(opts.Target, "the sidecar their namespace selects"),
-		kube:  true,
-		check: func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			if skip, ok := skipLive(env); ok {
-				return skip, nil
-			}
-			rep, err := verify.Pods(ctx, env.Kube, opts)
-			if err != nil {
-				return Result{}, err
-			}
-			pods := 0
-			for _, n := range rep.Namespaces {
-				pods += n.Active()
-			}
-			on := expected(rep.Revision, "their expected revision")
-			if !rep.OK() {
-				return Result{Outcome: Failed, Detail: fmt.Sprintf("%d of %s not on %s", len(rep.Stragglers), plural(pods, "pod"), on)}, rep.Err()
-			}
-			return Result{Outcome: Done, Detail: fmt.Sprintf("%s in %s on %s", plural(pods, "pod"), plural(len(rep.Namespaces), "namespace"), on)}, nil
-		},
+	desc := "check that the pods in " + describeSelection(namespace.Selection{Namespaces: opts.Namespaces, Selector: opts.Selector}) +
+		" run " + expected(opts.Target, "the sidecar their namespace selects")
+	return newGate("verify-pods", desc, opts,
+		gateSpec[verify.PodsOptions, *verify.PodsReport]{kind: KindVerifyPods, call: verify.Pods, live: true, summary: podsSummary})
+}
+
+func podsSummary(rep *verify.PodsReport) string {
+	pods := 0
+	for _, n := range rep.Namespaces {
+		pods += n.Active()
 	}
+	on := expected(rep.Revision, "their expected revision")
+	if !rep.OK() {
+		return fmt.Sprintf("%d of %s not on %s", len(rep.Stragglers), plural(pods, "pod"), on)
+	}
+	return fmt.Sprintf("%s in %s on %s", plural(pods, "pod"), plural(len(rep.Namespaces), "namespace"), on)
 }
 
 // VerifyProxies checks with verify.Proxies that the proxies istiod reports
@@ -330,38 +364,31 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 	if opts.Target != "" {
 		desc += " and on revision " + opts.Target
 	}
-	return &opStep{
-		inputs: opts,
-		name:   "verify-proxies",
-		kind:   KindVerifyProxies,
-		desc:   desc,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			if skip, ok := skipLive(env); ok {
-				return skip, nil
-			}
-			rep, err := verify.Proxies(ctx, opts)
-			if err != nil {
-				return Result{}, err
-			}
-			if !rep.OK() {
-				var parts []string
-				if n := len(rep.Stragglers); n > 0 {
-					parts = append(parts, fmt.Sprintf("%d on another revision", n))
-				}
-				if n := len(rep.NotSynced); n > 0 {
-					parts = append(parts, fmt.Sprintf("%d not synced", n))
-				}
-				detail := plural(len(rep.Proxies), "proxy") + ": " + strings.Join(parts, ", ")
-				return Result{Outcome: Failed, Detail: detail}, rep.Err()
-			}
-			detail := plural(len(rep.Proxies), "proxy") + " synced"
-			if rep.Target != "" {
-				detail += " on " + rep.Target
-			}
-			return Result{Outcome: Done, Detail: detail}, nil
-		},
+	return newGate("verify-proxies", desc, opts,
+		gateSpec[verify.ProxiesOptions, *verify.ProxiesReport]{kind: KindVerifyProxies, call: proxies, live: true, noKube: true, summary: proxiesSummary})
+}
+
+// proxies asks istiod, not the apiserver.
+func proxies(ctx context.Context, _ kubernetes.Interface, o verify.ProxiesOptions) (*verify.ProxiesReport, error) {
+	return verify.Proxies(ctx, o)
+}
+
+func proxiesSummary(rep *verify.ProxiesReport) string {
+	if !rep.OK() {
+		var parts []string
+		if n := len(rep.Stragglers); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d on another revision", n))
+		}
+		if n := len(rep.NotSynced); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d not synced", n))
+		}
+		return plural(len(rep.Proxies), "proxy") + ": " + strings.Join(parts, ", ")
 	}
+	detail := plural(len(rep.Proxies), "proxy") + " synced"
+	if rep.Target != "" {
+		detail += " on " + rep.Target
+	}
+	return detail
 }
 
 // VerifyWebhooks checks the injector and validating webhooks with
@@ -369,31 +396,19 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 // Service and webhooks of revisions that are not installed fail the step as
 // a gate. Its name is "verify-webhooks". In a dry run it is skipped.
 func VerifyWebhooks(opts verify.WebhooksOptions) Step {
-	return &opStep{
-		inputs: opts,
-		name:   "verify-webhooks",
-		kind:   KindVerifyWebhooks,
-		desc:   "check the webhooks in " + revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace) + ": no overlapping injectors, no dangling service, no orphaned revision",
-		kube:   true,
-		check:  func() error { return opts.Validate() },
-		run: func(ctx context.Context, env Env) (Result, error) {
-			if skip, ok := skipVerification(env); ok {
-				return skip, nil
-			}
-			rep, err := verify.Webhooks(ctx, env.Kube, opts)
-			if err != nil {
-				return Result{}, err
-			}
-			if !rep.OK() {
-				detail := nonZero(
-					counted{len(rep.Overlaps), "overlapping injector pair"},
-					counted{len(rep.Dangling), "dangling service reference"},
-					counted{len(rep.Orphaned), "orphaned webhook"})
-				return Result{Outcome: Failed, Detail: detail}, rep.Err()
-			}
-			return Result{Outcome: Done, Detail: plural(len(rep.Injectors), "injector") + ", no problem found"}, nil
-		},
+	desc := "check the webhooks in " + revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace) + ": no overlapping injectors, no dangling service, no orphaned revision"
+	return newGate("verify-webhooks", desc, opts,
+		gateSpec[verify.WebhooksOptions, *verify.WebhooksReport]{kind: KindVerifyWebhooks, call: verify.Webhooks, summary: webhooksSummary})
+}
+
+func webhooksSummary(rep *verify.WebhooksReport) string {
+	if !rep.OK() {
+		return nonZero(
+			counted{len(rep.Overlaps), "overlapping injector pair"},
+			counted{len(rep.Dangling), "dangling service reference"},
+			counted{len(rep.Orphaned), "orphaned webhook"})
 	}
+	return plural(len(rep.Injectors), "injector") + ", no problem found"
 }
 
 // skipVerification skips a check in a dry run: nothing was moved, so there

@@ -192,7 +192,7 @@ func TestOperationSteps(t *testing.T) {
 			cluster: canaryCluster(),
 			step:    upgrade.Uninstall(revision.UninstallOptions{Revision: "1-23-0"}),
 			outcome: upgrade.Unchanged,
-			detail:  "revision 1-23-0 is not installed",
+			detail:  "revision 1-23-0 is not installed: nothing to do",
 		},
 		{
 			name:    "uninstall-revision refuses a revision in use",
@@ -206,7 +206,7 @@ func TestOperationSteps(t *testing.T) {
 			cluster: canaryCluster(),
 			step:    upgrade.InstallRevision(revision.InstallOptions{Revision: "1-26-0", Chart: testChart, Helm: memHelm()}),
 			outcome: upgrade.Done,
-			detail:  "installed release istiod-1-26-0 (3 objects, injector istio-sidecar-injector-1-26-0)",
+			detail:  "installed release istiod-1-26-0 (injector istio-sidecar-injector-1-26-0): create 3",
 		},
 		{
 			name:    "install-revision refuses an installed revision",

@@ -161,19 +161,31 @@ func localize(p upgrade.Plan, c *demo.Cluster, startIstiod upgrade.Step, batches
 	batch := 0
 	for _, s := range p.Steps {
 		steps = append(steps, s)
-		switch name := s.Name(); {
-		case strings.HasPrefix(name, "install-revision "):
+		switch upgrade.KindOf(s) {
+		case upgrade.KindInstallRevision:
 			steps = append(steps, startIstiod)
-		case strings.HasPrefix(name, "move-gateways ") || strings.HasPrefix(name, "promote-gateways "):
-			steps = append(steps, c.ConnectSidecarsStep("connect-sidecars "+strings.Fields(name)[0], []string{"istio-ingress"}))
-		case strings.HasPrefix(name, "uninstall-revision "):
-			steps = append(steps, c.StopRevisionStep(strings.TrimPrefix(name, "uninstall-revision ")))
-		case strings.HasPrefix(name, "restart-workloads") && batch < len(batches):
-			suffix := strings.TrimPrefix(name, "restart-workloads")
-			steps = append(steps, c.ConnectSidecarsStep("connect-sidecars"+suffix, batches[batch]))
-			batch++
+		case upgrade.KindMoveGateways:
+			steps = append(steps, c.ConnectSidecarsStep("connect-sidecars "+strings.Fields(s.Name())[0], []string{"istio-ingress"}))
+		case upgrade.KindUninstallRevision, upgrade.KindUninstallAdded:
+			steps = append(steps, c.StopRevisionStep(uninstalled(s)))
+		case upgrade.KindRestartWorkloads:
+			if batch < len(batches) {
+				steps = append(steps, c.ConnectSidecarsStep(fmt.Sprintf("connect-sidecars %d/%d", batch+1, len(batches)), batches[batch]))
+				batch++
+			}
 		}
 	}
 	p.Steps = steps
 	return p
+}
+
+// uninstalled is the revision an uninstall step removes, from its inputs.
+func uninstalled(s upgrade.Step) string {
+	switch in := s.(upgrade.InputReporter).Inputs().(type) {
+	case revision.UninstallOptions:
+		return in.Revision
+	case upgrade.UninstallAddedOptions:
+		return in.Revision
+	}
+	return ""
 }

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/revkit/revkit"
@@ -106,8 +105,8 @@ func run(args []string, out, errOut io.Writer) int {
 		}
 		canary := firstBatch(full)
 		if cluster.Local != nil {
-			canary.Steps = insertAfter(canary.Steps, "restart-workloads 1/", cluster.ConnectSidecarsStep("connect-sidecars 1/"+fmt.Sprint(len(batches)), batches[0]))
-			canary.Steps = insertAfter(canary.Steps, "move-gateways ", cluster.ConnectSidecarsStep("connect-gateway-sidecars", []string{"istio-ingress"}))
+			canary.Steps = insertAfter(canary.Steps, upgrade.KindRestartWorkloads, cluster.ConnectSidecarsStep("connect-sidecars 1/"+fmt.Sprint(len(batches)), batches[0]))
+			canary.Steps = insertAfter(canary.Steps, upgrade.KindMoveGateways, cluster.ConnectSidecarsStep("connect-gateway-sidecars", []string{"istio-ingress"}))
 		}
 		if !execute(ctx, out, errOut, env, canary) {
 			return 1
@@ -129,7 +128,7 @@ func run(args []string, out, errOut io.Writer) int {
 		for _, b := range batches {
 			all = append(all, b...)
 		}
-		back.Steps = insertAfter(back.Steps, "restart-workloads", cluster.ConnectSidecarsStep("connect-sidecars", all))
+		back.Steps = insertAfter(back.Steps, upgrade.KindRestartWorkloads, cluster.ConnectSidecarsStep("connect-sidecars", all))
 		back.Steps = append(back.Steps, cluster.StopRevisionStep(*to))
 	}
 	if !execute(ctx, out, errOut, env, back) {
@@ -154,12 +153,11 @@ func firstBatch(p upgrade.Plan) upgrade.Plan {
 	out := upgrade.Plan{Name: p.Name + " (first batch)"}
 	inBatch := true
 	for _, s := range p.Steps {
-		name := s.Name()
-		switch {
+		switch kind := upgrade.KindOf(s); {
 		case inBatch:
 			out.Steps = append(out.Steps, s)
-			inBatch = !strings.HasPrefix(name, "verify-pods 1/")
-		case strings.HasPrefix(name, "move-gateways "):
+			inBatch = kind != upgrade.KindVerifyPods
+		case kind == upgrade.KindMoveGateways:
 			out.Steps = append(out.Steps, s)
 		}
 	}
@@ -182,11 +180,10 @@ func execute(ctx context.Context, out, errOut io.Writer, env upgrade.Env, p upgr
 	return true
 }
 
-// insertAfter inserts s after the first step whose name starts with
-// prefix.
-func insertAfter(steps []upgrade.Step, prefix string, s upgrade.Step) []upgrade.Step {
+// insertAfter inserts s after the first step of the kind.
+func insertAfter(steps []upgrade.Step, kind upgrade.StepKind, s upgrade.Step) []upgrade.Step {
 	for i, st := range steps {
-		if strings.HasPrefix(st.Name(), prefix) {
+		if upgrade.KindOf(st) == kind {
 			return append(steps[:i+1], append([]upgrade.Step{s}, steps[i+1:]...)...)
 		}
 	}

@@ -7,14 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/namespace"
@@ -142,10 +146,40 @@ func TestSafetyMachinery(t *testing.T) {
 		require.ErrorIs(t, err, revkit.ErrNotFound, "a plain dry run stops where a step needs an earlier one's tag")
 
 		before := readMeshState(ctx, t, kube, nss)
-		preview, err := upgrade.Preview(ctx, kube, plan, upgrade.PreviewOptions{})
+		preview, err := upgrade.Preview(ctx, kube, plan, upgrade.PreviewOptions{ServerDryRun: true})
 		t.Logf("preview:\n%s", preview)
 		require.NoError(t, err)
 		assert.Equal(t, before, readMeshState(ctx, t, kube, nss), "the preview changed nothing")
+		accepted := map[string]bool{}
+		for _, s := range preview.Steps {
+			if strings.Contains(s.Detail, "server dry run: ") && !strings.Contains(s.Detail, "server dry run: 0 accepted") {
+				accepted[s.Name] = true
+			}
+		}
+		for _, step := range []string{"set-tag pv-canary→" + newRev, "migrate-namespaces 1/2", "restart-workloads 1/2"} {
+			assert.True(t, accepted[step], "the cluster judged and accepted the writes of %s", step)
+		}
+
+		// A policy the cluster enforces at admission — here a
+		// ValidatingAdmissionPolicy that freezes a namespace's labels —
+		// fails the server-checked preview where the real run would fail;
+		// the preview of the copy alone cannot know it.
+		freeze(ctx, t, kube, "pv-b")
+		_, err = upgrade.Preview(ctx, kube, plan, upgrade.PreviewOptions{})
+		require.NoError(t, err, "the copy alone knows nothing of admission")
+		var refused *upgrade.Report
+		require.Eventually(t, func() bool {
+			// The policy takes effect once the apiserver has loaded it.
+			refused, err = upgrade.Preview(ctx, kube, plan, upgrade.PreviewOptions{ServerDryRun: true})
+			return err != nil
+		}, 30*time.Second, 500*time.Millisecond, "the server-checked preview fails on the frozen namespace")
+		require.True(t, apierrors.IsInvalid(err) || strings.Contains(err.Error(), "frozen"), "the cluster refused: %v", err)
+		assert.Equal(t, "migrate-namespaces 2/2", refused.Failed().Name)
+		unfreeze(ctx, t, kube)
+		require.Eventually(t, func() bool {
+			_, err = upgrade.Preview(ctx, kube, plan, upgrade.PreviewOptions{ServerDryRun: true})
+			return err == nil
+		}, 30*time.Second, 500*time.Millisecond, "with the policy gone the preview passes again: %v", err)
 
 		rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, plan)
 		t.Logf("real run:\n%s", rep)
@@ -231,6 +265,42 @@ func TestSafetyMachinery(t *testing.T) {
 }
 
 // changedObjects renders changes as sorted "action Kind ns/name" lines.
+// freeze makes the apiserver refuse, at admission, any change to a
+// namespace's labels (a ValidatingAdmissionPolicy and its binding).
+func freeze(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns string) {
+	t.Helper()
+	deny := admissionv1.Deny
+	_, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, &admissionv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "freeze-labels"},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionv1.Fail),
+			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionv1.RuleWithOperations{Operations: []admissionv1.OperationType{admissionv1.Update},
+					Rule: admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces"}}},
+			}}},
+			Validations: []admissionv1.Validation{{Expression: "object.metadata.labels == oldObject.metadata.labels",
+				Message: "namespace is frozen"}},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, &admissionv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "freeze-labels"},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "freeze-labels",
+			ValidationActions: []admissionv1.ValidationAction{deny},
+			MatchResources: &admissionv1.MatchResources{ObjectSelector: &metav1.LabelSelector{}, NamespaceSelector: &metav1.LabelSelector{},
+				ResourceRules: []admissionv1.NamedRuleWithOperations{{ResourceNames: []string{ns},
+					RuleWithOperations: admissionv1.RuleWithOperations{Operations: []admissionv1.OperationType{admissionv1.Update},
+						Rule: admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces"}}}}}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+}
+
+func unfreeze(ctx context.Context, t *testing.T, kube kubernetes.Interface) {
+	t.Helper()
+	require.NoError(t, kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, "freeze-labels", metav1.DeleteOptions{}))
+	require.NoError(t, kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, "freeze-labels", metav1.DeleteOptions{}))
+}
+
 func changedObjects(changes []revkit.Change) []string {
 	var out []string
 	for _, c := range changes {
