@@ -163,6 +163,13 @@ func (f Fleet) migrateParallel(ctx context.Context, kube kubernetes.Interface, r
 	return gens, nil
 }
 
+// rolledOut: kstatus calls the Deployment Current (a failed rollout stays
+// pending until the timeout, as kubectl rollout status would wait).
+func rolledOut(d *appsv1.Deployment) bool {
+	pending, err := kubeutil.RolloutStatus(d)
+	return err == nil && pending == ""
+}
+
 // waitRolledOut lists and then watches the fleet's Deployments cluster-wide
 // until each has rolled out (as kubectl rollout status judges it) at no less
 // than the generation in gens (nil: any generation), or until
@@ -179,7 +186,7 @@ func waitRolledOut(ctx context.Context, kube kubernetes.Interface, gens map[stri
 	}()
 	check := func(d *appsv1.Deployment) {
 		key := d.Namespace + "/" + d.Name
-		if g, ok := gens[key]; (gens == nil || ok) && d.Status.ObservedGeneration >= g && kubeutil.DeploymentPending(d) == "" {
+		if g, ok := gens[key]; (gens == nil || ok) && d.Status.ObservedGeneration >= g && rolledOut(d) {
 			delete(pending, key)
 		} else if gens == nil || ok {
 			pending[key] = true

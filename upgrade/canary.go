@@ -371,7 +371,9 @@ func (o *CanaryOptions) recordOptions(plan string, batches [][]string) RecordSta
 // recorded.
 func (o *CanaryOptions) canaryName() string { return fmt.Sprintf("canary %s → %s", o.From, o.To) }
 
-// Rollback returns the reverse of Canary: tags back to From, namespaces
+// Rollback returns the reverse of Canary, after a precheck of the
+// permissions it needs (with the uninstall of To's own ClusterRoles unless
+// KeepOld): tags back to From, namespaces
 // back (to StableTag, or From), their workloads restarted and verified on
 // From, gateways back on From (canary gateways removed) — before To is
 // uninstalled, so no gateway is lost (Istio issue 33822).
@@ -383,9 +385,20 @@ func Rollback(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions
 	if err != nil {
 		return Plan{}, err
 	}
+	cp := opts.ControlPlaneNamespace
+	pre := verify.PrecheckOptions{ControlPlaneNamespace: cp, Permissions: verify.DefaultPermissions(cp)}
+	if !opts.KeepOld {
+		pre.Permissions = append(pre.Permissions, verify.UninstallPermissions(opts.To, cp)...)
+		if helmOf(opts.Install) != nil {
+			pre.Permissions = append(pre.Permissions, verify.HelmUninstallPermissions(cp)...)
+		}
+	}
+	if opts.Gateways == gateway.Canary {
+		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
+	}
 	return Plan{
 		Name:  fmt.Sprintf("rollback %s → %s", opts.To, opts.From),
-		Steps: rollbackSteps(opts, batches, !opts.KeepOld, ""),
+		Steps: append([]Step{Precheck(pre)}, rollbackSteps(opts, batches, !opts.KeepOld, "")...),
 	}, nil
 }
 

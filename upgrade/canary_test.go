@@ -151,6 +151,7 @@ func TestRollbackPlan(t *testing.T) {
 	p, err := upgrade.Rollback(ctx, kube, canaryOpts())
 	require.NoError(t, err)
 	assert.Equal(t, []string{
+		"precheck",
 		"set-tag prod-stable→1-24-0",
 		"migrate-namespaces", "restart-workloads", "verify-pods",
 		"move-gateways 1-24-0", "remove-canary-gateways 1-25-0",

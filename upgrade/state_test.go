@@ -18,6 +18,7 @@ import (
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
+	"github.com/revkit/revkit/verify"
 )
 
 // recordedCanary is a canary of canaryCluster's two namespaces (shop uses
@@ -319,11 +320,15 @@ func TestRecordedRollbackPlanShape(t *testing.T) {
 	opts.RecordState = true
 	p, err := upgrade.Rollback(ctx, fleetCluster().Kube(), opts)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"restore-state", "restart-workloads", "verify-pods", "remove-canary-gateways 1-25-0", "uninstall-revision 1-25-0"}, stepNames(p))
+	assert.Equal(t, []string{"precheck", "restore-state", "restart-workloads", "verify-pods", "remove-canary-gateways 1-25-0", "uninstall-revision 1-25-0"}, stepNames(p))
 	var kinds []upgrade.StepKind
 	for _, s := range p.Steps {
 		kinds = append(kinds, upgrade.KindOf(s))
 	}
-	assert.Equal(t, []upgrade.StepKind{upgrade.KindRestoreState, upgrade.KindRestartWorkloads, upgrade.KindVerifyPods,
+	assert.Equal(t, []upgrade.StepKind{upgrade.KindPrecheck, upgrade.KindRestoreState, upgrade.KindRestartWorkloads, upgrade.KindVerifyPods,
 		upgrade.KindRemoveCanaryGateways, upgrade.KindUninstallAdded}, kinds)
+	pre := p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions).Permissions
+	for _, u := range verify.UninstallPermissions("1-25-0", "") {
+		assert.Contains(t, pre, u, "the rollback's precheck covers the uninstall of To's own objects")
+	}
 }

@@ -179,15 +179,3 @@ func failure(ref revkit.ObjectRef, u *unstructured.Unstructured, res *kstatus.Re
 	}
 	return e
 }
-
-// DeploymentPending is RolloutStatus for a Deployment, a failed rollout
-// counting as pending.
-//
-// Deprecated: use RolloutStatus; kept for bench/fleet.go.
-func DeploymentPending(d *appsv1.Deployment) string {
-	pending, err := RolloutStatus(d)
-	if err != nil {
-		return err.Error()
-	}
-	return pending
-}
