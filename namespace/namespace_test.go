@@ -353,6 +353,46 @@ func TestRolloutRestartResumes(t *testing.T) {
 	assert.NotContains(t, revkittest.Writes(kube), "patch deployments shop/web")
 }
 
+// A restart since the plan began toward another revision — a rollback's,
+// between an interrupted canary and its rerun — is not the plan's own: the
+// rerun restarts the workload again, toward its own target, and stamps the
+// target; its own restart (same target) is only waited for.
+func TestRolloutRestartResumesOnlyItsOwnTarget(t *testing.T) {
+	began := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, target string // target stamped by the restart since the plan began
+		want           revkit.Action
+	}{
+		{name: "restarted toward the plan's target: resumed", target: "1-25-0", want: revkit.ActionUnchanged},
+		{name: "restarted toward another revision: restarted again", target: "1-24-0", want: revkit.ActionUpdate},
+		{name: "restarted by something else (no target): restarted again", target: "", want: revkit.ActionUpdate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := fleet().Kube()
+			ann := `"kubectl.kubernetes.io/restartedAt":"2026-11-25T12:01:00Z"`
+			if tc.target != "" {
+				ann += `,"revkit.io/restart-target":"` + tc.target + `"`
+			}
+			_, err := kube.AppsV1().Deployments("shop").Patch(ctx, "web", types.MergePatchType,
+				[]byte(`{"spec":{"template":{"metadata":{"annotations":{`+ann+`}}}}}`), metav1.PatchOptions{})
+			require.NoError(t, err)
+			res, err := namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
+				Selection: namespace.Selection{Namespaces: []string{"shop"}}, Kinds: []namespace.Kind{namespace.Deployment},
+				Target: "1-25-0", OnlyStale: true, RestartedSince: began, Now: func() time.Time { return began.Add(time.Hour) },
+			})
+			require.NoError(t, err)
+			for _, w := range res.Workloads {
+				if w.Name == "web" {
+					assert.Equal(t, tc.want, w.Action, w.Reason)
+				}
+			}
+			d, err := kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, "1-25-0", d.Spec.Template.Annotations["revkit.io/restart-target"], "the target is stamped with the restart")
+		})
+	}
+}
+
 // Two restarts within one second (a plan's, then its rollback's) stamp
 // different annotations, so the second one starts a rollout too.
 func TestRestartTwiceInOneSecond(t *testing.T) {

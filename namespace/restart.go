@@ -64,9 +64,11 @@ type RestartOptions struct {
 	// Now stamps the restart annotation; default time.Now.
 	Now func() time.Time `json:"-"`
 	// RestartedSince, when set, marks workloads whose restart annotation is
-	// at or after it as restarted already (by an earlier, interrupted run
-	// of the same plan): they are not restarted again, only waited for.
-	// upgrade.Execute sets it from its journal.
+	// at or after it, toward the same target revision, as restarted already
+	// (by an earlier, interrupted run of the same plan): they are not
+	// restarted again, only waited for. A restart since toward another
+	// revision (a rollback's) does not count. upgrade.Execute sets it from
+	// its journal.
 	RestartedSince time.Time
 }
 
@@ -177,7 +179,7 @@ func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts Restart
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	patch := restartPatch(now())
+	patch := restartPatch(now(), rev)
 	rec := kubeutil.NewRecorder(op, opts.Common)
 	res := &RestartResult{DryRun: opts.DryRun}
 	workers := concurrency(opts.Concurrency, len(nss))
@@ -203,7 +205,8 @@ func RolloutRestart(ctx context.Context, kube kubernetes.Interface, opts Restart
 		out := make([]WorkloadResult, len(ws))
 		for j, w := range ws {
 			wr := WorkloadResult{Kind: w.kind, Namespace: w.namespace, Name: w.name}
-			if at, ok := w.restartedAt(); ok && !opts.RestartedSince.IsZero() && !at.Before(opts.RestartedSince) {
+			if at, ok := w.restartedAt(); ok && !opts.RestartedSince.IsZero() && !at.Before(opts.RestartedSince) &&
+				w.template.Annotations[mesh.RestartTargetAnnotation] == rev {
 				wr.Action, wr.Reason = revkit.ActionUnchanged, "restarted by this plan at "+at.Format(time.RFC3339)
 				wr.Resumed = true
 			} else if skip := w.skipReason(); skip != "" {
@@ -319,9 +322,18 @@ func (o *RestartOptions) kinds() []Kind {
 // (kubectl stamps whole seconds): two restarts within one second — a
 // plan's and its rollback's — must still differ, or the second one would
 // change nothing and start no rollout.
-func restartPatch(t time.Time) []byte {
+//
+// It also records the target revision (RestartTargetAnnotation; removed
+// when there is none), so that a plan resuming after an interruption does
+// not take another plan's restart since — a rollback's, to another
+// revision — for its own.
+func restartPatch(t time.Time, target string) []byte {
+	var to any // JSON null deletes the annotation in a merge patch
+	if target != "" {
+		to = target
+	}
 	p := map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
-		"annotations": map[string]string{mesh.RestartedAtAnnotation: t.Format(time.RFC3339Nano)},
+		"annotations": map[string]any{mesh.RestartedAtAnnotation: t.Format(time.RFC3339Nano), mesh.RestartTargetAnnotation: to},
 	}}}}
 	b, _ := json.Marshal(p)
 	return b

@@ -207,6 +207,42 @@ func TestCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 		assert.Len(t, tags, 1, "no canary tag was created")
 	})
 
+	t.Run("the rollbacks run as the account too", func(t *testing.T) {
+		_, err := admin.RbacV1().ClusterRoles().Update(ctx, full, metav1.UpdateOptions{})
+		require.NoError(t, err)
+		// A canary whose gate fails: its on-failure rollback (to the
+		// recorded state) runs with the account's rights.
+		gated := opts
+		gated.KeepOld, gated.RollbackOnFailure = true, true
+		gated.Gates = []upgrade.Step{upgrade.Func("traffic-gate", "fails", func(context.Context, upgrade.Env) (upgrade.Result, error) {
+			return upgrade.Result{}, revkit.ErrVerificationFailed
+		})}
+		rep, err := runPastPrecheck(func() (*upgrade.Report, error) {
+			plan, err := upgrade.Canary(ctx, sa, gated)
+			require.NoError(t, err)
+			plan.Name = "gated canary"
+			return upgrade.Execute(ctx, upgrade.Env{Kube: sa, Journal: &upgrade.Journal{Holder: "upgrader"}}, plan)
+		})
+		require.ErrorIs(t, err, revkit.ErrVerificationFailed, "%s", rep)
+		require.NotEmpty(t, rep.OnFailure)
+		for _, s := range rep.OnFailure {
+			assert.NotEqual(t, upgrade.Failed, s.Outcome, "%s: %s", s.Name, s.Detail)
+		}
+		inj, err := revkittest.NamespaceInjection(ctx, admin)
+		require.NoError(t, err)
+		assert.Equal(t, "istio.io/rev=prod-stable", inj["shop"], "back as recorded")
+		// The standard Rollback plan (keeping the canary revision) with
+		// exactly the same roles: its precheck passes and it converges.
+		back, err := upgrade.Rollback(ctx, sa, gated)
+		require.NoError(t, err)
+		rep, err = upgrade.Execute(ctx, upgrade.Env{Kube: sa}, back)
+		require.NoError(t, err, "%s", rep)
+		gws, err := gateway.List(ctx, admin, gateway.ListOptions{Namespaces: []string{"istio-ingress"}})
+		require.NoError(t, err)
+		require.Len(t, gws, 1, "no canary gateway left: %+v", gws)
+		assert.Equal(t, old, gws[0].Revision)
+	})
+
 	t.Run("exactly the documented roles: the whole plan runs", func(t *testing.T) {
 		_, err := admin.RbacV1().ClusterRoles().Update(ctx, full, metav1.UpdateOptions{})
 		require.NoError(t, err)

@@ -35,6 +35,10 @@ const (
 	ValidatorSuffix = "validation.istio.io"
 	// RestartedAtAnnotation is what kubectl rollout restart sets.
 	RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+	// RestartTargetAnnotation records, beside RestartedAtAnnotation, the
+	// revision a restart by revkit moved the pods to, so that a rerun of a
+	// plan tells its own restarts from another plan's (a rollback's).
+	RestartTargetAnnotation = "revkit.io/restart-target"
 )
 
 // TagWebhookName is the name of a tag's MutatingWebhookConfiguration.
