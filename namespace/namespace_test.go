@@ -361,7 +361,7 @@ func TestRolloutRestartResumesOnlyItsOwnTarget(t *testing.T) {
 	began := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name, target string // target stamped by the restart since the plan began
-		want           revkit.Action
+		want         revkit.Action
 	}{
 		{name: "restarted toward the plan's target: resumed", target: "1-25-0", want: revkit.ActionUnchanged},
 		{name: "restarted toward another revision: restarted again", target: "1-24-0", want: revkit.ActionUpdate},
