@@ -33,7 +33,9 @@ type UninstallOptions struct {
 	ControlPlaneNamespace string
 	// Helm, when set, is used to uninstall the revision's Helm release
 	// ("istiod-<revision>") if it has one; objects left behind are then
-	// removed by label as for a revision installed without Helm.
+	// removed by label as for a revision installed without Helm. Objects
+	// of the release that serve a tag or another revision are taken out
+	// of it first and kept.
 	Helm *action.Configuration `json:"-"`
 	// Timeout bounds the Helm uninstall; default 5 minutes.
 	Timeout time.Duration
@@ -48,8 +50,11 @@ type UninstallResult struct {
 	Release string
 	// Usage is who used the revision (non-empty only when forced).
 	Usage revkit.Usage
-	// Changes lists deletions and the objects left alone on purpose
-	// (gateways labelled with the revision), in the order handled.
+	// Changes lists deletions (the release's objects, reason "release
+	// <name>", and those found by label or name), the objects taken out of
+	// the release and kept (updates, with the tag or revision they serve),
+	// and the objects left alone on purpose (gateways labelled with the
+	// revision), in the order handled.
 	Changes []revkit.Change
 	DryRun  revkit.DryRun
 }
@@ -76,9 +81,23 @@ func (r *UninstallResult) ObjectChanges() []revkit.Change { return r.Changes }
 
 // Uninstall removes a revision's control plane: every object labelled
 // istio.io/rev=<revision> in the control-plane namespace and at cluster
-// scope, injector webhooks first. It never deletes objects of a tag
-// (labelled istio.io/tag), of another revision, or gateways, which move
-// with their own workflow (see the returned skip entries).
+// scope, injector webhooks first, and the RBAC objects Istio's chart names
+// after the revision without that label (its ClusterRoles and
+// ClusterRoleBindings, and the ServiceAccount, Role and RoleBinding
+// istiod-<revision>, when their labels show they are istiod's). It never
+// deletes objects of a tag (labelled istio.io/tag), of another revision, or
+// gateways, which move with their own workflow (see the returned skip
+// entries).
+//
+// With Helm set and a release "istiod-<revision>" present, the release is
+// uninstalled with Helm. Objects of the release that now serve a tag or
+// another revision — typically the default tag's webhook and Service,
+// rendered by the chart's revisionTags and since moved to another revision
+// with tag.Set — are first taken out of the release (Helm's ownership
+// labels and annotations are removed, reported as updates) and kept, as
+// istioctl's uninstall keeps a moved default tag. The result, and a dry
+// run, list every object the uninstall deletes, from the release's
+// manifest as well as by label.
 //
 // While namespaces, tags or running pods use the revision it refuses with a
 // *revkit.InUseError listing them, unless Force is set. Uninstalling a
@@ -105,17 +124,42 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 	}
 
 	rec := kubeutil.NewRecorder(op, opts.Common)
+	// done holds what the Helm uninstall deleted, so that the label-based
+	// pass does not list it twice.
+	done := map[revkit.ObjectRef]bool{}
 	if opts.Helm != nil {
 		name := ReleaseName(opts.Revision)
-		exists, err := releaseExists(opts.Helm, name)
+		rel, err := lastRelease(opts.Helm, name)
 		if err != nil {
 			return res, rec.Fail("get", revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, err)
 		}
-		if exists {
+		if rel != nil {
 			res.Found, res.Release = true, name
+			objs, err := releaseObjects(ctx, kube, rel, opts.Revision)
+			if err != nil {
+				return res, err
+			}
+			// Objects that serve a tag or another revision leave the
+			// release before Helm deletes the rest of it.
+			for _, o := range objs {
+				if o.Keep == "" {
+					continue
+				}
+				if err := disown(ctx, kube, rec, o); err != nil {
+					res.Changes = rec.Changes
+					return res, err
+				}
+				done[o.Ref] = true
+			}
 			if err := helmUninstall(ctx, opts, rec, ns, name); err != nil {
 				res.Changes = rec.Changes
 				return res, err
+			}
+			for _, o := range objs {
+				if o.Keep == "" {
+					rec.Record(ctx, o.Ref, revkit.ActionDelete, "release "+name)
+					done[o.Ref] = true
+				}
 			}
 		}
 	}
@@ -124,13 +168,26 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 		res.Changes = rec.Changes
 		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "revision objects", Name: opts.Revision}, Err: err}
 	}
-	if len(victims) > 0 {
+	byName, err := ownedByName(ctx, kube, ns, opts.Revision)
+	if err != nil {
+		res.Changes = rec.Changes
+		return res, err
+	}
+	var rest []kubeutil.Deletion
+	for _, d := range append(victims, byName...) {
+		if !done[d.Ref] {
+			done[d.Ref] = true
+			rest = append(rest, d)
+		}
+	}
+	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Order < rest[j].Order })
+	if len(rest) > 0 {
 		res.Found = true
 	}
 	for _, k := range kept {
 		rec.Record(ctx, k, revkit.ActionSkip, "gateway: move it to another revision before removing it")
 	}
-	err = kubeutil.DeleteAll(ctx, rec, victims)
+	err = kubeutil.DeleteAll(ctx, rec, rest)
 	res.Changes = rec.Changes
 	return res, err
 }

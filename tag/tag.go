@@ -292,8 +292,11 @@ type Tag struct {
 	Revision string
 	// Webhook is the tag's MutatingWebhookConfiguration.
 	Webhook string
-	// Namespaces labelled istio.io/rev=<tag> (and, for the default tag,
-	// istio-injection=enabled), sorted.
+	// Namespaces whose new pods the tag's webhook injects, sorted: those
+	// labelled istio.io/rev=<tag> and, for the default tag, those labelled
+	// istio-injection=enabled, as the apiserver evaluates the webhooks'
+	// selectors. A namespace with both labels belongs to the default tag,
+	// not to the tag of its istio.io/rev label (Istio's IST0123).
 	Namespaces []string
 }
 
@@ -316,7 +319,7 @@ func List(ctx context.Context, kube kubernetes.Interface, opts ListOptions) ([]T
 	}
 	users := map[string][]string{}
 	for i := range nss.Items {
-		if t := model.NamespaceTag(&nss.Items[i]); t != "" {
+		for _, t := range model.NamespaceTags(&nss.Items[i]) {
 			users[t] = append(users[t], nss.Items[i].Name)
 		}
 	}

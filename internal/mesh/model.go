@@ -54,6 +54,19 @@ func (i *Injector) Matches(nsLabels, podLabels map[string]string) bool {
 	return false
 }
 
+// MatchingWebhook returns the first of the injector's webhooks that the
+// apiserver would call for a pod with podLabels in a namespace with
+// nsLabels, or nil.
+func (i *Injector) MatchingWebhook(nsLabels, podLabels map[string]string) *admv1.MutatingWebhook {
+	for k := range i.Webhooks {
+		w := &i.Webhooks[k]
+		if Matches(w.NamespaceSelector, nsLabels) && Matches(w.ObjectSelector, podLabels) {
+			return w
+		}
+	}
+	return nil
+}
+
 // ToInjector classifies a webhook configuration; ok is false when it has no
 // injection webhook.
 func ToInjector(mwc *admv1.MutatingWebhookConfiguration) (Injector, bool) {
@@ -212,18 +225,29 @@ func (m *Model) Matching(nsLabels, podLabels map[string]string) []*Injector {
 	return out
 }
 
-// NamespaceRevisions returns the revisions a namespace is bound to: by its
-// istio.io/rev label (resolving tags) and by the injectors that would inject
-// a plain pod in it. Usually one; none when the namespace is not injected.
+// NamespaceRevisions returns the revisions whose injectors the apiserver
+// would call for a new plain pod of the namespace: usually one, none when
+// the namespace is not injected, more when injectors overlap. It follows
+// the webhooks' selectors, not the labels alone: a namespace labelled both
+// istio-injection=enabled and istio.io/rev=<r> is injected by the default
+// tag's (or default revision's) injector, not by r's (see
+// NamespaceConflict). A namespace labelled istio.io/rev=<r> without
+// istio-injection that no injector serves still counts for r when r is
+// installed: its injector is missing, and removing r would leave the label
+// dangling.
 func (m *Model) NamespaceRevisions(ns *corev1.Namespace) []string {
 	set := map[string]bool{}
-	if v, ok := ns.Labels[LabelRev]; ok {
-		if rev, _, found := m.Resolve(v); found {
-			set[rev] = true
-		}
-	}
 	for _, inj := range m.Matching(nsLabelsWithName(ns), nil) {
 		set[inj.Revision] = true
+	}
+	if len(set) == 0 {
+		if v, ok := ns.Labels[LabelRev]; ok {
+			if _, blocked := ns.Labels[LabelInjection]; !blocked {
+				if rev, _, found := m.Resolve(v); found {
+					set[rev] = true
+				}
+			}
+		}
 	}
 	return sortedKeys(set)
 }
@@ -239,22 +263,93 @@ func (m *Model) PodRevisions(ns *corev1.Namespace, podLabels map[string]string) 
 	return sortedKeys(set)
 }
 
-// NamespaceTag returns the tag a namespace is labelled with, or "".
-// Namespaces labelled istio-injection=enabled depend on the default tag.
-func (m *Model) NamespaceTag(ns *corev1.Namespace) string {
-	tags := m.Tags()
-	if v, ok := ns.Labels[LabelRev]; ok {
-		if _, isTag := tags[v]; isTag {
-			return v
+// NamespaceTags returns the tags whose injectors the apiserver would call
+// for a new plain pod of the namespace, sorted: the tag of its
+// istio.io/rev label, or the default tag for istio-injection=enabled
+// (which wins when both labels are set). None when no tag injects it.
+func (m *Model) NamespaceTags(ns *corev1.Namespace) []string {
+	set := map[string]bool{}
+	for _, inj := range m.Matching(nsLabelsWithName(ns), nil) {
+		if inj.IsTag() {
+			set[inj.Tag] = true
 		}
-		return ""
 	}
-	if ns.Labels[LabelInjection] == "enabled" {
-		if _, ok := tags[DefaultRevision]; ok {
-			return DefaultRevision
-		}
+	return sortedKeys(set)
+}
+
+// NamespaceTag returns the one tag that injects the namespace (see
+// NamespaceTags), or "" when none or several do.
+func (m *Model) NamespaceTag(ns *corev1.Namespace) string {
+	if tags := m.NamespaceTags(ns); len(tags) == 1 {
+		return tags[0]
 	}
 	return ""
+}
+
+// Injection is the injector webhook the apiserver calls for a pod.
+type Injection struct {
+	// Configuration names the MutatingWebhookConfiguration, Webhook the
+	// webhook inside it.
+	Configuration string
+	Webhook       string
+	// Revision it injects, and the tag it implements ("" for a revision's
+	// own injector).
+	Revision string
+	Tag      string
+}
+
+// PodInjections returns the injector webhooks the apiserver would call for
+// a new pod with podLabels in the namespace, by configuration name: one
+// per matching configuration (the first of its webhooks that matches).
+func (m *Model) PodInjections(ns *corev1.Namespace, podLabels map[string]string) []Injection {
+	nsLabels := nsLabelsWithName(ns)
+	var out []Injection
+	for _, inj := range m.Matching(nsLabels, podLabels) {
+		if w := inj.MatchingWebhook(nsLabels, podLabels); w != nil {
+			out = append(out, Injection{Configuration: inj.Name, Webhook: w.Name, Revision: inj.Revision, Tag: inj.Tag})
+		}
+	}
+	return out
+}
+
+// LabelConflict is a namespace labelled both istio-injection and
+// istio.io/rev, which Istio's analyzer reports as IST0123
+// (NamespaceMultipleInjectionLabels): istio-injection decides, so the
+// istio.io/rev label is ignored and its revision does not inject there.
+type LabelConflict struct {
+	Namespace string
+	// Injection is the istio-injection value, Rev the istio.io/rev value.
+	Injection string
+	Rev       string
+	// Injections are the webhooks the apiserver calls for a plain pod of
+	// the namespace (none when istio-injection is not "enabled" or no
+	// default injector exists).
+	Injections []Injection
+}
+
+// String reads like Istio's IST0123 message, with the injector that wins.
+func (c LabelConflict) String() string {
+	who := "no injector"
+	if len(c.Injections) > 0 {
+		var names []string
+		for _, in := range c.Injections {
+			names = append(names, in.Configuration+"/"+in.Webhook+" (revision "+in.Revision+")")
+		}
+		who = strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s (IST0123): %s injects its pods, not %q; "+
+		"remove one label (kubectl label namespace %s istio-injection- or istio.io/rev-)", c.Namespace, c.Injection, c.Rev, who, c.Rev, c.Namespace)
+}
+
+// NamespaceConflict reports whether the namespace carries both injection
+// labels, and which webhooks inject its pods then.
+func (m *Model) NamespaceConflict(ns *corev1.Namespace) (LabelConflict, bool) {
+	inj, hasInj := ns.Labels[LabelInjection]
+	rev, hasRev := ns.Labels[LabelRev]
+	if !hasInj || !hasRev {
+		return LabelConflict{}, false
+	}
+	return LabelConflict{Namespace: ns.Name, Injection: inj, Rev: rev, Injections: m.PodInjections(ns, nil)}, true
 }
 
 // nsLabelsWithName adds the label the apiserver sets on every namespace, so

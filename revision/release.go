@@ -1,0 +1,284 @@
+package revision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"helm.sh/helm/v4/pkg/action"
+	rv1 "helm.sh/helm/v4/pkg/release/v1"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	admv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
+)
+
+// Helm's ownership metadata. Helm 4 deletes a release's object on
+// uninstall only when the live object still carries all three with the
+// release's values (action.verifyOwnershipBeforeDelete); without them it
+// skips the object. The resource-policy annotation is only read from the
+// release's stored manifest on uninstall, which cannot be changed, so
+// Uninstall takes objects out of a release by removing the ownership
+// metadata instead.
+const (
+	helmManagedByLabel       = "app.kubernetes.io/managed-by"
+	helmReleaseNameAnno      = "meta.helm.sh/release-name"
+	helmReleaseNamespaceAnno = "meta.helm.sh/release-namespace"
+)
+
+// releaseObject is one object of a release's manifest, with what Uninstall
+// does with it.
+type releaseObject struct {
+	Ref revkit.ObjectRef
+	// Keep is why the object is taken out of the release rather than
+	// deleted with it; "" when Helm deletes it.
+	Keep string
+}
+
+// lastRelease returns the release's last record, nil when there is none.
+func lastRelease(cfg *action.Configuration, name string) (*rv1.Release, error) {
+	r, err := cfg.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rel, ok := r.(*rv1.Release)
+	if !ok {
+		return nil, fmt.Errorf("release %s: unsupported release record %T", name, r)
+	}
+	return rel, nil
+}
+
+// releaseObjects lists the objects of the release's manifest that exist
+// and that its uninstall would delete, and marks those that must stay: an
+// object labelled with another revision, or with a tag (a tag's webhook,
+// its Service, the default validator), serves that revision or tag now,
+// whichever release rendered it. Istio's chart renders the webhooks and
+// Services of its revisionTags into the release of the revision they first
+// pointed to; moving the tag later does not change their owner.
+func releaseObjects(ctx context.Context, kube kubernetes.Interface, rel *rv1.Release, rev string) ([]releaseObject, error) {
+	var out []releaseObject
+	for _, raw := range releaseutil.SplitManifests(rel.Manifest) {
+		var head struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(raw), &head); err != nil {
+			return nil, fmt.Errorf("release %s: read manifest: %w", rel.Name, err)
+		}
+		if head.Kind == "" || head.Metadata.Name == "" {
+			continue
+		}
+		ref := revkit.ObjectRef{Kind: head.Kind, Namespace: head.Metadata.Namespace, Name: head.Metadata.Name}
+		if clusterScoped[ref.Kind] {
+			ref.Namespace = ""
+		} else if ref.Namespace == "" {
+			ref.Namespace = rel.Namespace
+		}
+		labels, exists, err := liveLabels(ctx, kube, ref)
+		if err != nil {
+			return nil, &revkit.OpError{Op: "revision.Uninstall", Verb: "get", Object: ref, Err: err}
+		}
+		if !exists {
+			continue
+		}
+		out = append(out, releaseObject{Ref: ref, Keep: keepReason(labels, rev)})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Ref.String() < out[j].Ref.String() })
+	return out, nil
+}
+
+// keepReason says why an object with these live labels must outlive the
+// uninstall of rev, or "" when it goes with it.
+func keepReason(labels map[string]string, rev string) string {
+	if labels == nil {
+		return ""
+	}
+	owner, tag := labels[mesh.LabelRev], labels[mesh.LabelTag]
+	switch {
+	case tag != "" && owner != rev:
+		return fmt.Sprintf("serves tag %q of revision %q: taken out of the Helm release", tag, owner)
+	case tag == "" && owner != "" && owner != rev:
+		return fmt.Sprintf("belongs to revision %q: taken out of the Helm release", owner)
+	}
+	return ""
+}
+
+// liveLabels reads the labels of the objects that can serve another
+// revision or a tag (webhook configurations and Services). Other kinds are
+// the revision's own; they are reported as existing with no labels to
+// judge, and Helm decides.
+func liveLabels(ctx context.Context, kube kubernetes.Interface, ref revkit.ObjectRef) (map[string]string, bool, error) {
+	var meta *metav1.ObjectMeta
+	var err error
+	switch ref.Kind {
+	case "MutatingWebhookConfiguration":
+		var o *admv1.MutatingWebhookConfiguration
+		if o, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			meta = &o.ObjectMeta
+		}
+	case "ValidatingWebhookConfiguration":
+		var o *admv1.ValidatingWebhookConfiguration
+		if o, err = kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			meta = &o.ObjectMeta
+		}
+	case "Service":
+		var o *corev1.Service
+		if o, err = kube.CoreV1().Services(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			meta = &o.ObjectMeta
+		}
+	default:
+		return nil, true, nil
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if meta.Labels == nil {
+		return map[string]string{}, true, nil
+	}
+	return meta.Labels, true, nil
+}
+
+// disown removes Helm's ownership metadata from an object so that the
+// release's uninstall leaves it alone.
+func disown(ctx context.Context, kube kubernetes.Interface, rec *kubeutil.Recorder, o releaseObject) error {
+	strip := func(m *metav1.ObjectMeta) {
+		delete(m.Annotations, helmReleaseNameAnno)
+		delete(m.Annotations, helmReleaseNamespaceAnno)
+		if m.Labels[helmManagedByLabel] == "Helm" {
+			delete(m.Labels, helmManagedByLabel)
+		}
+	}
+	switch o.Ref.Kind {
+	case "MutatingWebhookConfiguration":
+		return kubeutil.Modify(ctx, rec, kube.AdmissionregistrationV1().MutatingWebhookConfigurations(), o.Ref,
+			func(cur *admv1.MutatingWebhookConfiguration) *admv1.MutatingWebhookConfiguration {
+				next := cur.DeepCopy()
+				strip(&next.ObjectMeta)
+				return next
+			}, o.Keep)
+	case "ValidatingWebhookConfiguration":
+		return kubeutil.Modify(ctx, rec, kube.AdmissionregistrationV1().ValidatingWebhookConfigurations(), o.Ref,
+			func(cur *admv1.ValidatingWebhookConfiguration) *admv1.ValidatingWebhookConfiguration {
+				next := cur.DeepCopy()
+				strip(&next.ObjectMeta)
+				return next
+			}, o.Keep)
+	case "Service":
+		return kubeutil.Modify(ctx, rec, kube.CoreV1().Services(o.Ref.Namespace), o.Ref,
+			func(cur *corev1.Service) *corev1.Service {
+				next := cur.DeepCopy()
+				strip(&next.ObjectMeta)
+				return next
+			}, o.Keep)
+	}
+	return fmt.Errorf("revision.Uninstall: cannot take %s out of its release", o.Ref)
+}
+
+// ownedByName lists the objects Istio's istiod chart gives a revision
+// without the istio.io/rev label, so a label selector misses them: its
+// ClusterRoles and ClusterRoleBindings (named as verify.ClusterRoleNames
+// names them) and the ServiceAccount, Role and RoleBinding "istiod-<rev>"
+// in the control-plane namespace. Only objects whose labels show they are
+// the chart's (app=istiod or app=istio-reader, no other revision's label)
+// are returned; a foreign object with a colliding name is left alone.
+func ownedByName(ctx context.Context, k kubernetes.Interface, ns, rev string) ([]kubeutil.Deletion, error) {
+	var out []kubeutil.Deletion
+	ours := func(labels map[string]string) bool {
+		if app := labels["app"]; app != "istiod" && app != "istio-reader" {
+			return false
+		}
+		r, ok := labels[mesh.LabelRev]
+		return !ok || r == rev
+	}
+	try := func(kind, ns, name string, get func() (map[string]string, error), del func(context.Context, string, metav1.DeleteOptions) error) error {
+		labels, err := get()
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return &revkit.OpError{Op: "revision.Uninstall", Verb: "get", Object: revkit.ObjectRef{Kind: kind, Namespace: ns, Name: name}, Err: err}
+		}
+		if ours(labels) {
+			out = append(out, kubeutil.Named(kind, ns, name, 3, del))
+		}
+		return nil
+	}
+	for _, name := range chartClusterRoleNames(rev, ns) {
+		if err := try("ClusterRoleBinding", "", name, func() (map[string]string, error) {
+			o, err := k.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return o.Labels, nil
+		}, k.RbacV1().ClusterRoleBindings().Delete); err != nil {
+			return nil, err
+		}
+		if err := try("ClusterRole", "", name, func() (map[string]string, error) {
+			o, err := k.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return o.Labels, nil
+		}, k.RbacV1().ClusterRoles().Delete); err != nil {
+			return nil, err
+		}
+	}
+	name := mesh.IstiodName(rev)
+	if err := try("RoleBinding", ns, name, func() (map[string]string, error) {
+		o, err := k.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return o.Labels, nil
+	}, k.RbacV1().RoleBindings(ns).Delete); err != nil {
+		return nil, err
+	}
+	if err := try("Role", ns, name, func() (map[string]string, error) {
+		o, err := k.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return o.Labels, nil
+	}, k.RbacV1().Roles(ns).Delete); err != nil {
+		return nil, err
+	}
+	if err := try("ServiceAccount", ns, name, func() (map[string]string, error) {
+		o, err := k.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return o.Labels, nil
+	}, k.CoreV1().ServiceAccounts(ns).Delete); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// chartClusterRoleNames are the names Istio's istiod chart gives the
+// cluster-scoped RBAC objects of revision rev installed in ns (the same
+// list as verify.ClusterRoleNames, whose delete grant they must match).
+func chartClusterRoleNames(rev, ns string) []string {
+	var out []string
+	for _, base := range []string{"istiod-clusterrole", "istiod-gateway-controller", "istio-reader-clusterrole"} {
+		out = append(out, base+"-"+rev+"-"+ns)
+	}
+	return out
+}
