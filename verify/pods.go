@@ -60,8 +60,14 @@ func (s Straggler) String() string { return s.Namespace + "/" + s.Pod + ": " + s
 type NamespacePods struct {
 	Namespace string
 	// Injects lists the revisions that would inject a new plain pod of the
-	// namespace: usually one, none when the namespace is not injected.
+	// namespace: usually one, none when the namespace is not injected. It
+	// follows the webhooks the apiserver calls, not the labels alone.
 	Injects []string
+	// Injections are those webhooks.
+	Injections []Injection
+	// Conflict is set when the namespace is labelled both istio-injection
+	// and istio.io/rev (IST0123): istio-injection decides.
+	Conflict *LabelConflict
 	// Revisions counts active pods by the revision of their sidecar.
 	Revisions map[string]int
 	// NoSidecar counts active pods without a sidecar, OptedOut those of them
@@ -325,6 +331,10 @@ func countPods(model *mesh.Model, ns *corev1.Namespace, pods []podFacts, target 
 	if revs := model.NamespaceRevisions(ns); len(revs) > 0 {
 		np.Injects = revs
 	}
+	for _, in := range model.PodInjections(ns, nil) {
+		np.Injections = append(np.Injections, Injection(in))
+	}
+	np.Conflict = labelConflict(model, ns)
 	nsLabels := mesh.NamespaceLabels(ns)
 	sort.Slice(pods, func(a, b int) bool { return pods[a].name < pods[b].name })
 	for i := range pods {

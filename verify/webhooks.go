@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	admv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -84,6 +85,56 @@ func (o OrphanedWebhook) String() string {
 	return fmt.Sprintf("%s %s: revision %q is not installed", o.Kind, o.Name, o.Revision)
 }
 
+// Injection names an injector webhook the apiserver calls for a pod.
+type Injection struct {
+	// Configuration is the MutatingWebhookConfiguration, Webhook the
+	// webhook inside it.
+	Configuration string
+	Webhook       string
+	// Revision is the revision it injects, Tag the tag it implements (""
+	// for a revision's own injector).
+	Revision string
+	Tag      string
+}
+
+// LabelConflict is a namespace labelled both istio-injection and
+// istio.io/rev, which Istio's analyzer reports as IST0123: the
+// istio-injection label decides, so the namespace is injected by the
+// default tag's (or default revision's) webhook for istio-injection=enabled
+// — or not at all — and never by the revision or tag its istio.io/rev label
+// names.
+type LabelConflict struct {
+	Namespace string
+	// Injection and Rev are the two labels' values.
+	Injection string
+	Rev       string
+	// Injections are the webhooks the apiserver calls for a plain pod of
+	// the namespace; none when it injects nothing there.
+	Injections []Injection
+}
+
+// String reads like Istio's IST0123 message and names the webhook that
+// injects the namespace.
+func (c LabelConflict) String() string {
+	mc := mesh.LabelConflict{Namespace: c.Namespace, Injection: c.Injection, Rev: c.Rev}
+	for _, in := range c.Injections {
+		mc.Injections = append(mc.Injections, mesh.Injection(in))
+	}
+	return mc.String()
+}
+
+func labelConflict(model *mesh.Model, ns *corev1.Namespace) *LabelConflict {
+	mc, ok := model.NamespaceConflict(ns)
+	if !ok {
+		return nil
+	}
+	c := &LabelConflict{Namespace: mc.Namespace, Injection: mc.Injection, Rev: mc.Rev}
+	for _, in := range mc.Injections {
+		c.Injections = append(c.Injections, Injection(in))
+	}
+	return c
+}
+
 // WebhooksReport is the result of Webhooks.
 type WebhooksReport struct {
 	// Revisions are the installed revisions, for context.
@@ -96,6 +147,12 @@ type WebhooksReport struct {
 	Dangling []DanglingService
 	// Orphaned are the webhooks of revisions that are not installed.
 	Orphaned []OrphanedWebhook
+	// Conflicts are the namespaces labelled both istio-injection and
+	// istio.io/rev (IST0123), sorted, with the webhook that injects them.
+	// Like Istio's analyzer, which reports them as a warning, they do not
+	// make the report fail: the apiserver's choice is well defined, but it
+	// is not what the istio.io/rev label says.
+	Conflicts []LabelConflict
 }
 
 // OK reports whether no problem was found.
@@ -135,7 +192,9 @@ func (o *WebhooksOptions) Validate() error {
 // would inject the same pod (for every combination of namespace and pod
 // labels), that every injector and validator calls a Service that exists,
 // and that no validator or tag belongs to a revision that is not
-// installed (Istio issues 28880 and 40134).
+// installed (Istio issues 28880 and 40134). It also reports namespaces
+// labelled both istio-injection and istio.io/rev (Conflicts, Istio's
+// IST0123) with the webhook the apiserver calls for them.
 //
 // Failed API calls are returned as *revkit.OpError (or wrapped with what was
 // being read) and keep their API status. Problems found are not an error:
@@ -190,6 +249,16 @@ func Webhooks(ctx context.Context, kube kubernetes.Interface, opts WebhooksOptio
 			report.Orphaned = append(report.Orphaned, OrphanedWebhook{Kind: KindValidating, Name: v.Name, Revision: rev, Tag: v.Labels[mesh.LabelTag]})
 		}
 	}
+	nss, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, &revkit.OpError{Op: opWebhooks, Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace"}, Err: err}
+	}
+	for i := range nss.Items {
+		if c := labelConflict(model, &nss.Items[i]); c != nil {
+			report.Conflicts = append(report.Conflicts, *c)
+		}
+	}
+	sort.Slice(report.Conflicts, func(a, b int) bool { return report.Conflicts[a].Namespace < report.Conflicts[b].Namespace })
 	sort.SliceStable(report.Orphaned, func(a, b int) bool {
 		if report.Orphaned[a].Kind != report.Orphaned[b].Kind {
 			return report.Orphaned[a].Kind < report.Orphaned[b].Kind
