@@ -25,6 +25,10 @@ var (
 	// ErrVerificationFailed: a verification found the cluster not in the
 	// expected state.
 	ErrVerificationFailed = errors.New("verification failed")
+	// ErrVersionSkew: versions outside Istio's support policy — Kubernetes
+	// too old or too new for the Istio version, an upgrade that jumps too
+	// far, a proxy ahead of or too far behind its control plane.
+	ErrVersionSkew = errors.New("unsupported version skew")
 )
 
 // InvalidInputError reports a malformed option.

@@ -52,6 +52,16 @@ type CanaryOptions struct {
 	// Proxies, when set, are checked after every batch: the batch's proxies
 	// must be connected to To and SYNCED.
 	Proxies []verify.SyncSource
+	// FromVersion and ToVersion, when set, are the Istio versions of From
+	// and To (e.g. "1.29.3", "1.30.1"). The precheck then checks them
+	// against Istio's support policy before any write (verify.CheckSkew:
+	// the Kubernetes server against ToVersion's row of the support table,
+	// the jump from FromVersion, at most MaxMinorJump minor versions,
+	// default verify.DefaultMaxMinorJump), and with Proxies set every
+	// batch's proxies are checked against their control plane too
+	// (VerifySkew). Rollback checks the way back (a downgrade, allowed).
+	FromVersion, ToVersion string
+	MaxMinorJump           int
 	// Gates are extra health checks run after every batch's own checks; a
 	// failing gate stops the plan.
 	Gates []Step
@@ -92,6 +102,14 @@ func (o *CanaryOptions) validate() error {
 	}
 	if err := revkit.ValidateRevision(o.To); err != nil {
 		return fieldErr("To", err)
+	}
+	if o.FromVersion != "" && o.ToVersion == "" {
+		return &revkit.InvalidInputError{Field: "ToVersion", Reason: "needed with FromVersion"}
+	}
+	if sk := o.skew(false); sk != nil {
+		if err := sk.Validate(); err != nil {
+			return err
+		}
 	}
 	if o.From == o.To {
 		return &revkit.InvalidInputError{Field: "To", Value: o.To, Reason: "must differ from From"}
@@ -222,6 +240,7 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	if opts.Gateways == gateway.Canary {
 		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
 	}
+	pre.Skew = opts.skew(false)
 	add(Precheck(pre))
 	if opts.RecordState {
 		add(RecordState(opts.recordOptions(p.Name, batches)))
@@ -255,6 +274,13 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 		)
 		if len(opts.Proxies) > 0 {
 			add(Named("verify-proxies"+label, VerifyProxies(verify.ProxiesOptions{Sources: opts.Proxies, Target: opts.To, Namespaces: batch})))
+			if sk := opts.skew(false); sk != nil {
+				sk.ControlPlaneVersions = map[string]string{opts.To: opts.ToVersion}
+				if opts.FromVersion != "" {
+					sk.ControlPlaneVersions[opts.From] = opts.FromVersion
+				}
+				add(Named("verify-skew"+label, VerifySkew(verify.ProxySkewOptions{Skew: *sk, Sources: opts.Proxies, Namespaces: batch})))
+			}
 		}
 		for _, g := range opts.Gates {
 			add(Named(g.Name()+label, g))
@@ -367,6 +393,21 @@ func (o *CanaryOptions) recordOptions(plan string, batches [][]string) RecordSta
 	return r
 }
 
+// skew is the version-skew check of the plan, or of its rollback (back to
+// FromVersion), or nil without ToVersion.
+func (o *CanaryOptions) skew(back bool) *verify.SkewOptions {
+	if o.ToVersion == "" {
+		return nil
+	}
+	if back {
+		if o.FromVersion == "" {
+			return nil
+		}
+		return &verify.SkewOptions{Istio: o.FromVersion, From: o.ToVersion, AllowDowngrade: true, MaxMinorJump: o.MaxMinorJump}
+	}
+	return &verify.SkewOptions{Istio: o.ToVersion, From: o.FromVersion, MaxMinorJump: o.MaxMinorJump}
+}
+
 // canaryName is the name of the canary plan, under which its state is
 // recorded.
 func (o *CanaryOptions) canaryName() string { return fmt.Sprintf("canary %s → %s", o.From, o.To) }
@@ -396,6 +437,7 @@ func Rollback(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions
 	if opts.Gateways == gateway.Canary {
 		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
 	}
+	pre.Skew = opts.skew(true)
 	return Plan{
 		Name:  fmt.Sprintf("rollback %s → %s", opts.To, opts.From),
 		Steps: append([]Step{Precheck(pre)}, rollbackSteps(opts, batches, !opts.KeepOld, "")...),

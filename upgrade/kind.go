@@ -16,6 +16,7 @@ const (
 	KindVerifyPods           StepKind = "verify-pods"
 	KindVerifyProxies        StepKind = "verify-proxies"
 	KindVerifyWebhooks       StepKind = "verify-webhooks"
+	KindVerifySkew           StepKind = "verify-skew"
 	KindMoveGateways         StepKind = "move-gateways"
 	KindRemoveCanaryGateways StepKind = "remove-canary-gateways"
 	KindUninstallRevision    StepKind = "uninstall-revision"

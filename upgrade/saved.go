@@ -285,6 +285,11 @@ func loadStep(ss SavedStep, opts LoadOptions) (Step, error) {
 		})
 	case KindVerifyWebhooks:
 		return decode(ss, VerifyWebhooks, nil)
+	case KindVerifySkew:
+		return decode(ss, VerifySkew, func(o *verify.ProxySkewOptions) error {
+			o.Sources = opts.Proxies
+			return nil
+		})
 	case KindMoveGateways:
 		return decode(ss, MoveGateways, nil)
 	case KindRemoveCanaryGateways:

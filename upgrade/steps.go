@@ -401,6 +401,31 @@ func VerifyWebhooks(opts verify.WebhooksOptions) Step {
 		gateSpec[verify.WebhooksOptions, *verify.WebhooksReport]{kind: KindVerifyWebhooks, call: verify.Webhooks, summary: webhooksSummary})
 }
 
+// VerifySkew checks with verify.ProxySkew that the Kubernetes version, the
+// upgrade's jump and every proxy the sources report are within Istio's
+// support policy; anything outside fails the step as a gate with an error
+// matching revkit.ErrVersionSkew. Its name is "verify-skew". In a dry run
+// it is skipped.
+func VerifySkew(opts verify.ProxySkewOptions) Step {
+	opts.Sources = slices.Clone(opts.Sources)
+	opts.Namespaces = slices.Clone(opts.Namespaces)
+	desc := "check that Kubernetes and every proxy are within Istio " + opts.Skew.Istio + "'s version-skew policy"
+	return newGate("verify-skew", desc, opts,
+		gateSpec[verify.ProxySkewOptions, *verify.SkewReport]{kind: KindVerifySkew, call: verify.ProxySkew, live: true, summary: skewSummary})
+}
+
+func skewSummary(rep *verify.SkewReport) string {
+	var versions []string
+	for _, v := range sortedKeys(rep.ProxyVersions) {
+		versions = append(versions, fmt.Sprintf("%s ×%d", v, rep.ProxyVersions[v]))
+	}
+	detail := fmt.Sprintf("Kubernetes %s, proxies %s", rep.Kubernetes, strings.Join(versions, ", "))
+	if !rep.OK() {
+		detail += ": " + plural(len(rep.Problems), "problem")
+	}
+	return detail
+}
+
 func webhooksSummary(rep *verify.WebhooksReport) string {
 	if !rep.OK() {
 		return nonZero(

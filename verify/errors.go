@@ -93,8 +93,9 @@ func (e *VerificationError) Error() string {
 	return b.String()
 }
 
-// Is matches revkit.ErrVerificationFailed, and revkit.ErrOverlap when an
-// overlap was found.
+// Is matches revkit.ErrVerificationFailed, revkit.ErrOverlap when an
+// overlap was found, revkit.ErrForbidden for a missing permission and
+// revkit.ErrVersionSkew for versions outside Istio's support policy.
 func (e *VerificationError) Is(target error) bool {
 	switch target {
 	case revkit.ErrVerificationFailed:
@@ -108,6 +109,12 @@ func (e *VerificationError) Is(target error) bool {
 	case revkit.ErrOverlap:
 		for _, p := range e.Problems {
 			if p.Kind == ProblemOverlap {
+				return true
+			}
+		}
+	case revkit.ErrVersionSkew:
+		for _, p := range e.Problems {
+			if p.Kind == ProblemSkew {
 				return true
 			}
 		}

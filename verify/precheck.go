@@ -321,6 +321,11 @@ type PrecheckOptions struct {
 	Permissions []Permission
 	// ControlPlaneNamespace is where istiod runs; empty means istio-system.
 	ControlPlaneNamespace string
+	// Skew, when set, also checks versions against Istio's support policy
+	// (CheckSkew): the server's Kubernetes version against the Istio
+	// version being installed, and the upgrade's jump. Its Kubernetes is
+	// filled from the server.
+	Skew *SkewOptions
 }
 
 // PrecheckReport is the result of Precheck.
@@ -338,11 +343,16 @@ type PrecheckReport struct {
 	Missing []Permission
 	// Revisions are the control-plane revisions installed now.
 	Revisions []string
+	// Skew is the version-skew check's report when PrecheckOptions.Skew
+	// was set.
+	Skew *SkewReport
 }
 
 // OK reports whether the server is recent enough and every permission is
 // granted.
-func (r *PrecheckReport) OK() bool { return r.VersionOK && len(r.Missing) == 0 }
+func (r *PrecheckReport) OK() bool {
+	return r.VersionOK && len(r.Missing) == 0 && (r.Skew == nil || r.Skew.OK())
+}
 
 // Err returns a *VerificationError listing what is wrong, or nil when OK.
 func (r *PrecheckReport) Err() error {
@@ -356,6 +366,9 @@ func (r *PrecheckReport) Err() error {
 		problems = append(problems, Problem{Kind: ProblemPermission, Detail: "cannot " + p.String()})
 		causes = append(causes, &revkit.ForbiddenError{Verb: p.Verb, Group: p.Group, Resource: p.Resource, Namespace: p.Namespace})
 	}
+	if r.Skew != nil {
+		problems = append(problems, r.Skew.Problems...)
+	}
 	return verificationErr(opPrecheck, problems, causes...)
 }
 
@@ -367,6 +380,11 @@ func (o *PrecheckOptions) validate() (*version.Version, error) {
 	minVer, err := version.ParseGeneric(minText)
 	if err != nil {
 		return nil, &revkit.InvalidInputError{Field: "MinKubernetesVersion", Value: minText, Reason: err.Error()}
+	}
+	if o.Skew != nil {
+		if err := o.Skew.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	for i, p := range o.Permissions {
 		if p.Verb == "" || p.Resource == "" {
@@ -412,6 +430,13 @@ func Precheck(ctx context.Context, kube kubernetes.Interface, opts PrecheckOptio
 	report.ServerVersion = info.GitVersion
 	if v, ok := serverVersion(info.GitVersion, info.Major, info.Minor); ok {
 		report.VersionOK = v.AtLeast(minVer)
+	}
+	if opts.Skew != nil {
+		so := *opts.Skew
+		so.Kubernetes = info.GitVersion
+		if report.Skew, err = CheckSkew(ctx, kube, so); err != nil {
+			return nil, err
+		}
 	}
 
 	perms := opts.Permissions
