@@ -12,6 +12,7 @@ export REVKIT_BIN := $(BIN)
 all: test
 
 ## demo: build what is missing, then upgrade a demo mesh on a local control plane
+##       from the old Istio version (its charts) to the new one
 ##       (in a loopback-only network namespace) with examples/canary-upgrade
 demo: prereqs tools
 	$(GO) build -o $(BIN)/canary-upgrade ./examples/canary-upgrade
@@ -28,7 +29,8 @@ unit:
 integration: prereqs tools
 	hack/integration.sh
 
-## tools: build kube-apiserver, etcd, kwok, istiod, ... into bin/ (cached)
+## tools: build kube-apiserver, etcd, kwok, two istiods (old and new Istio), istioctl,
+##        ... and both versions' charts into bin/ (cached)
 tools:
 	hack/tools.sh
 

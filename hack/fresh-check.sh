@@ -78,13 +78,16 @@ if ((quick)); then
 		fail "hack/tools.sh --plan"
 	}
 	echo "$plan"
-	for t in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok pilot-discovery istio-render; do
+	for t in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok pilot-discovery istioctl pilot-discovery-old istio-render; do
 		grep -qE "to build from source:.* $t( |$)" <<<"$plan" ||
 			fail "hack/tools.sh --plan does not say that $t will be built although every cache is empty"
 	done
 	"${fresh_env[@]}" REVKIT_BIN="$src/bin" "$src/hack/tools.sh" --data || fail "hack/tools.sh --data"
 	for f in istio-charts/base/Chart.yaml istio-charts/istio-discovery/Chart.yaml \
-		istio-charts/base/files/crd-all.gen.yaml istio-charts/istio-discovery/templates/mutatingwebhook.yaml; do
+		istio-charts/base/files/crd-all.gen.yaml istio-charts/istio-discovery/templates/mutatingwebhook.yaml \
+		istio-charts/gateway/Chart.yaml istio-charts/istio-cni/Chart.yaml istio-charts/ztunnel/Chart.yaml \
+		istio-charts-old/base/Chart.yaml istio-charts-old/istio-discovery/templates/mutatingwebhook.yaml \
+		istio-charts-old/gateway/Chart.yaml istio-charts-old/istio-cni/Chart.yaml istio-charts-old/ztunnel/Chart.yaml; do
 		[[ -s $src/bin/$f ]] || fail "the data step did not produce bin/$f"
 	done
 	grep -q '^kind: Stage' "$src/bin/kwok-stages.yaml" 2>/dev/null || fail "the data step did not produce bin/kwok-stages.yaml with KWOK stages"

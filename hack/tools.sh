@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds the binaries of the local test control plane (internal/testenv) into
 # bin/ (or $REVKIT_BIN): kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok, pilot-discovery and istio-render, plus
-# the Istio charts and the KWOK stages they need at run time.
+# kube-scheduler, kubectl, etcd, kwok, two istiods (pilot-discovery from the
+# pinned istio.io/istio in tools/istio, pilot-discovery-old from the older one in
+# tools/istio-old), istioctl (pinned version) and istio-render, plus both
+# versions' Istio charts (bin/istio-charts, bin/istio-charts-old) and the KWOK
+# stages they need at run time.
 #
 # Each tool is keyed on what determines its bytes (its tools/<module> go.mod and
 # go.sum, the Go version, the link flags, its own sources). A tool whose stamp in
@@ -44,7 +47,18 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 ETCD_LDFLAGS="-s -w"
 KWOK_LDFLAGS="-s -w"
-ISTIO_LDFLAGS="-s -w"
+# istio_ldflags MODULE: istiod and istioctl report the module's Istio version
+# (VERSION file + pseudo-version date and commit, e.g. 1.31-dev.20260827.eed52ebb66ad),
+# which tells the two istiods apart in their logs and in `version` output.
+istio_pin() { awk '{for (i = 1; i < NF; i++) if ($i == "istio.io/istio" && $(i + 1) ~ /^v[0-9]/) {print $(i + 1); exit}}' "$ROOT/tools/$1/go.mod"; }
+istio_ldflags() {
+	local v pin
+	pin=$(istio_pin "$1")
+	v=$(echo "$pin" | awk -F'[-.]' '{print substr($(NF-1),1,8) "." $NF}')
+	echo "-s -w -X istio.io/istio/pkg/version.buildVersion=1.31-dev.$v -X istio.io/istio/pkg/version.buildGitRevision=${pin##*-} -X istio.io/istio/pkg/version.buildStatus=Clean"
+}
+ISTIO_LDFLAGS=$(istio_ldflags istio)
+ISTIO_OLD_LDFLAGS=$(istio_ldflags istio-old)
 
 mkdir -p "$BIN" "$CACHE"
 if [[ $MODE != plan ]]; then
@@ -130,24 +144,37 @@ moddir() {
 	echo "$dir"
 }
 
-# Data files that testenv reads at run time: Istio's charts and KWOK's stages,
-# taken from the same pinned modules the binaries are built from.
+# charts MODULE DEST: copy the Istio charts of a tools module's istio.io/istio
+# into DEST (base, istio-discovery, gateway, istio-cni, ztunnel), with a
+# MODULE_VERSION file naming the module version they came from.
+charts() {
+	local istio dest=$2
+	istio=$(moddir "$1" istio.io/istio) || return 1
+	rm -rf "$dest"
+	mkdir -p "$dest"
+	cp -r "$istio/manifests/charts/base" "$dest/base"
+	cp -r "$istio/manifests/charts/istio-control/istio-discovery" "$dest/istio-discovery"
+	cp -r "$istio/manifests/charts/gateway" "$dest/gateway"
+	cp -r "$istio/manifests/charts/istio-cni" "$dest/istio-cni"
+	cp -r "$istio/manifests/charts/ztunnel" "$dest/ztunnel"
+	istio_pin "$1" >"$dest/MODULE_VERSION"
+	chmod -R u+w "$dest"
+}
+
+# Data files that testenv reads at run time: both Istio versions' charts and
+# KWOK's stages, taken from the same pinned modules the binaries are built from.
 data() {
-	local k stamp start istio kwok
-	k=$(cat "$ROOT/tools/istio/go.mod" "$ROOT/tools/kwok/go.mod" <(echo "$SCRIPT_VERSION") | sha256sum | cut -c1-16)
+	local k stamp start kwok
+	k=$(cat "$ROOT/tools/istio/go.mod" "$ROOT/tools/istio-old/go.mod" "$ROOT/tools/kwok/go.mod" <(echo "$SCRIPT_VERSION") | sha256sum | cut -c1-16)
 	stamp="$BIN/.stamp-data"
-	if [[ -f $stamp && $(cat "$stamp") == "$k" && -d $BIN/istio-charts && -f $BIN/kwok-stages.yaml ]]; then
+	if [[ -f $stamp && $(cat "$stamp") == "$k" && -d $BIN/istio-charts && -d $BIN/istio-charts-old && -f $BIN/kwok-stages.yaml ]]; then
 		log "charts and stages: up to date ($k)"
 		return
 	fi
 	start=$(now)
-	istio=$(moddir istio istio.io/istio)
+	charts istio "$BIN/istio-charts"
+	charts istio-old "$BIN/istio-charts-old"
 	kwok=$(moddir kwok sigs.k8s.io/kwok)
-	rm -rf "$BIN/istio-charts"
-	mkdir -p "$BIN/istio-charts"
-	cp -r "$istio/manifests/charts/base" "$BIN/istio-charts/base"
-	cp -r "$istio/manifests/charts/istio-control/istio-discovery" "$BIN/istio-charts/istio-discovery"
-	chmod -R u+w "$BIN/istio-charts"
 	{
 		local first=1
 		for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml pod/fast/pod-*.yaml; do
@@ -164,9 +191,12 @@ data() {
 
 # Cold-build times on 2 cores, downloads included, measured on 2026-12-01
 # (docs/TESTING.md): what --plan adds up before a build starts.
+# pilot-discovery-old and istioctl are what each adds after pilot-discovery,
+# scaled from a run on a loaded machine (519 s and 73 s after its 614 s).
 declare -A EST=(
 	[etcd]=50 [kube-apiserver]=190 [kube-controller-manager]=60 [kube-scheduler]=5
 	[kubectl]=25 [kwok]=90 [pilot-discovery]=450 [istio-render]=5
+	[pilot-discovery-old]=380 [istioctl]=55
 )
 declare -a TO_BUILD=() TO_RESTORE=()
 # plan NAME KEY STAMP CACHED: record what a build run would do with NAME.
@@ -190,6 +220,8 @@ all_tools() {
 	build kubectl k8s k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
 	build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_LDFLAGS"
 	build pilot-discovery istio istio.io/istio/pilot/cmd/pilot-discovery "$ISTIO_LDFLAGS"
+	build istioctl istio istio.io/istio/istioctl/cmd/istioctl "$ISTIO_LDFLAGS"
+	build pilot-discovery-old istio-old istio.io/istio/pilot/cmd/pilot-discovery "$ISTIO_OLD_LDFLAGS"
 	build istio-render istio ./cmd/istio-render "$ISTIO_LDFLAGS" "$ROOT"/tools/istio/cmd/istio-render/*.go
 }
 

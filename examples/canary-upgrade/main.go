@@ -4,9 +4,10 @@
 // move the gateways, promote the stable tag and uninstall the old revision.
 //
 // With --kubeconfig (or $KUBECONFIG) it works on that cluster. Without, it
-// starts a local control plane, installs an "old" revision with a few demo
-// namespaces and a gateway on it, and upgrades them; run it that way with
-// `make demo`.
+// starts a local control plane, installs an "old" revision (the older of the
+// two Istio versions the tools build, from its own charts) with a few demo
+// namespaces and a gateway on it, and upgrades them to the newer version's
+// istiod and charts; run it that way with `make demo`.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/examples/internal/demo"
 	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/upgrade"
@@ -32,8 +34,8 @@ func main() {
 func run(args []string, out, errOut io.Writer) int {
 	fs := demo.FlagSet("canary-upgrade", "Upgrade namespaces from one Istio revision to another with a canary plan.", errOut)
 	kubeconfig := demo.KubeconfigFlag(fs)
-	from := fs.String("from", "1-30-0", "revision in use now")
-	to := fs.String("to", "1-31-0", "revision to upgrade to")
+	from := fs.String("from", testenv.OldIstio.Revision, "revision in use now (local mode: runs Istio "+testenv.OldIstio.Name+")")
+	to := fs.String("to", testenv.NewIstio.Revision, "revision to upgrade to (local mode: runs Istio "+testenv.NewIstio.Name+")")
 	chart := fs.String("chart", "", "istiod chart (directory, .tgz or oci:// reference) to install --to from; empty: --to is installed already (local mode: the built chart)")
 	selector := fs.String("selector", "demo=true", "label selector of the namespaces to migrate")
 	canaryTag := fs.String("canary-tag", "prod-canary", "tag pointed at --to during the canary (empty: none)")
@@ -78,14 +80,20 @@ func run(args []string, out, errOut io.Writer) int {
 			fmt.Fprintln(errOut, err)
 			return 1
 		}
+		if err := demo.PrintProxyVersions(ctx, out, cluster.Kube, *selector); err != nil {
+			fmt.Fprintln(errOut, err)
+			return 1
+		}
 		is, err := cluster.Local.ReserveIstiod(*to)
 		if err != nil {
 			fmt.Fprintln(errOut, err)
 			return 1
 		}
 		if *chart == "" {
-			*chart = cluster.Local.ChartDir("istio-discovery")
+			*chart = cluster.Local.VersionChartDir(is.Version, "istio-discovery")
 		}
+		fmt.Fprintf(out, "\nupgrading Istio %s → %s (revision %s → %s, chart %s)\n",
+			testenv.IstioFor(*from), is.Version, *from, *to, *chart)
 		opts.Install = &revision.InstallOptions{Chart: chartSource(*chart), Values: is.ChartValues(), Wait: true, Timeout: 3 * time.Minute}
 		local = append(local, cluster.LocalRevisionStep(is))
 		opts.Proxies = []verify.SyncSource{verify.HTTPSource{Rev: *to, URL: "http://" + is.MonitoringAddr}}
@@ -139,6 +147,12 @@ func run(args []string, out, errOut io.Writer) int {
 	if err := demo.PrintMesh(ctx, out, cluster.Kube, sources); err != nil {
 		fmt.Fprintln(errOut, err)
 		return 1
+	}
+	if cluster.Local != nil {
+		if err := demo.PrintProxyVersions(ctx, out, cluster.Kube, *selector); err != nil {
+			fmt.Fprintln(errOut, err)
+			return 1
+		}
 	}
 	return 0
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/revkit/revkit/examples/internal/demo"
+	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/verify"
@@ -24,10 +25,11 @@ import (
 func TestCanaryUpgradeExample(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	env, _ := demo.TestMesh(t, ctx, "1-30-0", "prod-stable", "1-31-0")
+	from, to := testenv.OldIstio.Revision, testenv.NewIstio.Revision
+	env, _ := demo.TestMesh(t, ctx, from, "prod-stable", to)
 
 	var out, errOut bytes.Buffer
-	code := run([]string{"--kubeconfig", env.Kubeconfig, "--from", "1-30-0", "--to", "1-31-0", "--gateways", "canary"}, &out, &errOut)
+	code := run([]string{"--kubeconfig", env.Kubeconfig, "--from", from, "--to", to, "--gateways", "canary"}, &out, &errOut)
 	t.Log(out.String())
 	require.Equal(t, 0, code, errOut.String())
 
@@ -36,32 +38,36 @@ func TestCanaryUpgradeExample(t *testing.T) {
 	for ns := range demo.Apps {
 		assert.Equal(t, "istio.io/rev=prod-canary", inj[ns], ns)
 	}
-	pods, err := verify.Pods(ctx, env.Client, verify.PodsOptions{Selector: "demo=true", Target: "1-31-0"})
+	pods, err := verify.Pods(ctx, env.Client, verify.PodsOptions{Selector: "demo=true", Target: to})
 	require.NoError(t, err)
 	assert.NoError(t, pods.Err())
+	var proxies bytes.Buffer
+	require.NoError(t, demo.PrintProxyVersions(ctx, &proxies, env.Client, "demo=true"))
+	assert.Contains(t, proxies.String(), testenv.NewIstio.Name+"=8", "every demo pod runs the new version's sidecar")
+	assert.NotContains(t, proxies.String(), testenv.OldIstio.Name)
 	revs, err := revision.List(ctx, env.Client, revision.ListOptions{})
 	require.NoError(t, err)
 	require.Len(t, revs, 1, "the old revision is gone")
-	assert.Equal(t, "1-31-0", revs[0].Name)
+	assert.Equal(t, to, revs[0].Name)
 	assert.Equal(t, []string{"prod-canary", "prod-stable"}, revs[0].Tags)
-	_, err = env.Client.AppsV1().Deployments("istio-ingress").Get(ctx, "istio-ingressgateway-1-31-0", metav1.GetOptions{})
+	_, err = env.Client.AppsV1().Deployments("istio-ingress").Get(ctx, "istio-ingressgateway-"+to, metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "the canary gateway went at promotion: %v", err)
 	gw, err := env.Client.AppsV1().Deployments("istio-ingress").Get(ctx, "istio-ingressgateway", metav1.GetOptions{})
 	require.NoError(t, err)
-	assert.Equal(t, "1-31-0", gw.Spec.Template.Labels["istio.io/rev"], "the gateway itself was promoted")
-	assert.Regexp(t, `move-gateways 1-31-0\s+done\s+\S+\s+create 1`, out.String(), "a canary gateway ran first")
-	assert.Regexp(t, `uninstall-revision 1-30-0\s+done`, out.String())
+	assert.Equal(t, to, gw.Spec.Template.Labels["istio.io/rev"], "the gateway itself was promoted")
+	assert.Regexp(t, `move-gateways `+to+`\s+done\s+\S+\s+create 1`, out.String(), "a canary gateway ran first")
+	assert.Regexp(t, `uninstall-revision `+from+`\s+done`, out.String())
 
 	// --help exits 0 and names the flags.
 	out.Reset()
 	errOut.Reset()
 	assert.Equal(t, 0, run([]string{"--help"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "-kubeconfig")
-	// A failing step is named and the exit status is non-zero: 1-30-0 is
-	// not installed any more.
+	// A failing step is named and the exit status is non-zero: the old
+	// revision is not installed any more.
 	out.Reset()
 	errOut.Reset()
-	code = run([]string{"--kubeconfig", env.Kubeconfig, "--from", "1-31-0", "--to", "1-30-0", "--stable-tag", "", "--canary-tag", ""}, &out, &errOut)
+	code = run([]string{"--kubeconfig", env.Kubeconfig, "--from", to, "--to", from, "--stable-tag", "", "--canary-tag", ""}, &out, &errOut)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut.String(), `step "migrate-namespaces 1/2" failed`)
 }

@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 var killApps = []string{"alpha", "bravo", "charlie"}
 
 func killPlanOptions() upgrade.CanaryOptions {
-	return upgrade.CanaryOptions{From: "1-30-0", To: "1-31-0", CanaryTag: "prod-canary",
+	return upgrade.CanaryOptions{From: oldRev, To: newRev, CanaryTag: "prod-canary",
 		Namespaces: namespace.Selection{Selector: "killtest=true"}, BatchSize: 1, KeepOld: true,
 		RestartTimeout: 2 * time.Minute, RecordState: true}
 }
@@ -97,11 +97,11 @@ func TestKillAndResume(t *testing.T) {
 	env, err := testenv.Start(t, testenv.Options{})
 	require.NoError(t, err)
 	admin := env.Client
-	for _, rev := range []string{"1-30-0", "1-31-0"} {
+	for _, rev := range []string{oldRev, newRev} {
 		_, err := env.StartIstiod(ctx, rev)
 		require.NoError(t, err)
 	}
-	_, err = tag.Set(ctx, admin, tag.SetOptions{Tag: "prod-stable", Revision: "1-30-0"})
+	_, err = tag.Set(ctx, admin, tag.SetOptions{Tag: "prod-stable", Revision: oldRev})
 	require.NoError(t, err)
 	for _, ns := range killApps {
 		createNamespace(ctx, t, env, ns, map[string]string{"istio.io/rev": "prod-stable", "killtest": "true"})
@@ -127,7 +127,7 @@ func TestKillAndResume(t *testing.T) {
 		delay := time.Duration(rng.Int63n(int64(7 * time.Second)))
 		reruns := killAndRerun(t, env.Kubeconfig, plan, delay)
 		t.Logf("point %2d: canary killed after %s, completed after %d rerun(s)", i, delay.Round(time.Millisecond), reruns)
-		checkConverged(ctx, t, admin, i, began, "istio.io/rev=prod-canary", "1-31-0")
+		checkConverged(ctx, t, admin, i, began, "istio.io/rev=prod-canary", newRev)
 		tags, err := tag.List(ctx, admin, tag.ListOptions{})
 		require.NoError(t, err)
 		assert.Len(t, tags, 2, "point %d: prod-stable and prod-canary", i)
@@ -141,7 +141,7 @@ func TestKillAndResume(t *testing.T) {
 		delay = time.Duration(rng.Int63n(int64(4 * time.Second)))
 		reruns = killAndRerun(t, env.Kubeconfig, plan, delay)
 		t.Logf("point %2d: rollback killed after %s, completed after %d rerun(s)", i, delay.Round(time.Millisecond), reruns)
-		checkConverged(ctx, t, admin, i, began, "istio.io/rev=prod-stable", "1-30-0")
+		checkConverged(ctx, t, admin, i, began, "istio.io/rev=prod-stable", oldRev)
 		tags, err = tag.List(ctx, admin, tag.ListOptions{})
 		require.NoError(t, err)
 		require.Len(t, tags, 1, "point %d: the canary tag the plan created is gone", i)
@@ -201,6 +201,15 @@ func checkConverged(ctx context.Context, t *testing.T, admin kubernetes.Interfac
 	require.NoError(t, err)
 	assert.NoError(t, pods.Err(), "point %d", point)
 	for _, ns := range killApps {
+		// The pods run that revision's Istio version's sidecar.
+		list, err := admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		require.NoError(t, err)
+		for i := range list.Items {
+			if p := &list.Items[i]; p.DeletionTimestamp == nil {
+				got, _ := testenv.ProxyVersion(p)
+				assert.Equal(t, testenv.IstioFor(rev).Name, got, "point %d: proxy version of %s/%s", point, ns, p.Name)
+			}
+		}
 		rss, err := admin.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		require.NoError(t, err)
 		stamped := 0

@@ -29,9 +29,12 @@ import (
 	"github.com/revkit/revkit/verify"
 )
 
-const (
-	oldRev = "1-30-0"
-	newRev = "1-31-0"
+// The two revisions every test upgrades between run the two Istio versions
+// the tools build: oldRev the older istiod with its own charts, newRev the
+// pinned one (testenv.IstioFor).
+var (
+	oldRev = testenv.OldIstio.Revision
+	newRev = testenv.NewIstio.Revision
 )
 
 // TestCanaryOperations walks the guide's canary upgrade with the library's
@@ -90,6 +93,7 @@ func TestCanaryOperations(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, rep.Err())
 		assert.Equal(t, 2, rep.Namespaces[0].Revisions[oldRev])
+		assertProxyVersions(ctx, t, kube, "shop", testenv.OldIstio)
 	})
 
 	t.Run("revision.Uninstall refuses a revision in use", func(t *testing.T) {
@@ -121,6 +125,7 @@ func TestCanaryOperations(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, rep.Err())
 		assert.Equal(t, map[string]int{newRev: 2}, rep.Namespaces[0].Revisions)
+		assertProxyVersions(ctx, t, kube, "shop", testenv.NewIstio)
 
 		// Rerun: nothing stale, nothing restarted.
 		res, err = namespace.RolloutRestart(ctx, kube, namespace.RestartOptions{
@@ -239,16 +244,34 @@ func TestCanaryOperations(t *testing.T) {
 }
 
 // startTwoRevisions starts a control plane with istiod revisions oldRev and
-// newRev running.
+// newRev running, each from its own Istio version's binary and charts.
 func startTwoRevisions(ctx context.Context, t *testing.T) *testenv.Env {
 	t.Helper()
 	env, err := testenv.Start(t, testenv.Options{})
 	require.NoError(t, err)
-	for _, rev := range []string{oldRev, newRev} {
-		_, err := env.StartIstiod(ctx, rev)
-		require.NoError(t, err, "istiod %s", rev)
+	for _, v := range []testenv.IstioVersion{testenv.OldIstio, testenv.NewIstio} {
+		_, err := env.StartIstiodVersion(ctx, v.Revision, v)
+		require.NoError(t, err, "istiod %s (Istio %s)", v.Revision, v)
 	}
 	return env
+}
+
+// assertProxyVersions checks that every pod of ns runs the sidecar of Istio
+// version v: the proxy image its revision's injection template put in, and
+// the revision in its sidecar status.
+func assertProxyVersions(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns string, v testenv.IstioVersion) {
+	t.Helper()
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, pods.Items, "pods in %s", ns)
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		got, ok := testenv.ProxyVersion(p)
+		assert.True(t, ok, "pod %s/%s has an istio-proxy container", ns, p.Name)
+		assert.Equal(t, v.Name, got, "proxy version of pod %s/%s", ns, p.Name)
+		rev, _ := testenv.InjectedRevision(p)
+		assert.Equal(t, v.Revision, rev, "sidecar status revision of pod %s/%s", ns, p.Name)
+	}
 }
 
 func createNamespace(ctx context.Context, t *testing.T, env *testenv.Env, name string, labels map[string]string) {

@@ -14,6 +14,19 @@
 //	require.NoError(t, err)
 //	// env.Client, env.Config, env.Kubeconfig; rev.MonitoringAddr, rev.XDSAddr, ...
 //
+// # Two Istio versions
+//
+// The tools build two istiods from two istio.io/istio module versions, each
+// with its own charts: OldIstio (bin/pilot-discovery-old,
+// bin/istio-charts-old) and NewIstio (bin/pilot-discovery, bin/istio-charts).
+// StartIstiod runs OldIstio for the revision named OldIstio.Revision and
+// NewIstio for any other; StartIstiodVersion chooses explicitly. Each
+// version's injection template puts its own proxy image tag (the version's
+// Name) into pods, which ProxyVersion reads back.
+//
+//	old, err := env.StartIstiod(ctx, testenv.OldIstio.Revision) // Istio 1.31-dev.20260423...
+//	new, err := env.StartIstiod(ctx, testenv.NewIstio.Revision) // Istio 1.31-dev.20260827...
+//
 // # Network safety
 //
 // The apiserver dials Service ClusterIPs (10.0.0.0/24) and KWOK's fake pod

@@ -200,7 +200,7 @@ func (e *Env) start(ctx context.Context) error {
 	}
 	if !e.opts.SkipIstioCRDs {
 		step := time.Now()
-		crds, err := e.render(ctx, "-chart", "base", "-crds-only")
+		crds, err := e.render(ctx, NewIstio, "-chart", "base", "-crds-only")
 		if err != nil {
 			return err
 		}
@@ -536,9 +536,10 @@ func (e *Env) Process(name string) *Process {
 	return nil
 }
 
-// render runs istio-render with the charts copied into the binary directory.
-func (e *Env) render(ctx context.Context, args ...string) ([]byte, error) {
-	args = append([]string{"-charts", e.bin("istio-charts")}, args...)
+// render runs istio-render with a version's charts copied into the binary
+// directory.
+func (e *Env) render(ctx context.Context, v IstioVersion, args ...string) ([]byte, error) {
+	args = append([]string{"-charts", e.bin(v.Charts)}, args...)
 	if _, err := os.Stat(e.bin("istio-render")); err != nil {
 		return nil, fmt.Errorf("%w: istio-render: %v (build it with `make tools`)", ErrBinaryMissing, err)
 	}

@@ -22,6 +22,9 @@ import (
 // of cluster on loopback ports, and the objects rendered for it.
 type Istiod struct {
 	Revision string
+	// Version is the Istio version it runs: its pilot-discovery binary, and
+	// the charts StartIstiod renders and ChartValues' proxy image tag.
+	Version IstioVersion
 	// HTTPAddr serves readiness and debug (8080 in a pod); XDSAddr is the
 	// plaintext xDS gRPC listener (15010), SecureXDSAddr the mTLS one
 	// (15012), WebhookAddr the HTTPS injection/validation webhook (15017),
@@ -60,19 +63,29 @@ var ErrRevisionRunning = errors.New("testenv: revision already running")
 // pointed at a local pilot-discovery, applies it, starts that process and
 // returns once istiod has patched the caBundle of its injector and validator
 // (and switched the validator to failurePolicy Fail), and a dry-run pod
-// selecting the revision comes back injected by it.
+// selecting the revision comes back injected by it. The chart and the binary
+// are those of IstioFor(revision): OldIstio's for OldIstio.Revision, else
+// NewIstio's.
 func (e *Env) StartIstiod(ctx context.Context, revision string) (*Istiod, error) {
+	return e.StartIstiodVersion(ctx, revision, IstioFor(revision))
+}
+
+// StartIstiodVersion is StartIstiod with the Istio version chosen by the
+// caller rather than by the revision's name.
+func (e *Env) StartIstiodVersion(ctx context.Context, revision string, v IstioVersion) (*Istiod, error) {
 	is, err := e.ReserveIstiod(revision)
 	if err != nil {
 		return nil, err
 	}
+	is.Version = v
 	return e.startIstiod(ctx, is, true)
 }
 
 // ReserveIstiod picks the loopback addresses of a revision's istiod without
 // starting anything, so that its chart can be installed by other means (for
 // example revision.Install with Helm) with ChartValues, before
-// StartInstalledIstiod runs the process.
+// StartInstalledIstiod runs the process. Its Version is IstioFor(revision);
+// set it before ChartValues and StartInstalledIstiod to run another.
 func (e *Env) ReserveIstiod(revision string) (*Istiod, error) {
 	if errs := validation.IsDNS1123Label(revision); len(errs) > 0 {
 		return nil, fmt.Errorf("%w %q: %s", ErrInvalidRevision, revision, strings.Join(errs, "; "))
@@ -89,6 +102,7 @@ func (e *Env) ReserveIstiod(revision string) (*Istiod, error) {
 	}
 	return &Istiod{
 		Revision:         revision,
+		Version:          IstioFor(revision),
 		HTTPAddr:         loopback(ports[0]),
 		XDSAddr:          loopback(ports[1]),
 		SecureXDSAddr:    loopback(ports[2]),
@@ -101,17 +115,20 @@ func (e *Env) ReserveIstiod(revision string) (*Istiod, error) {
 }
 
 // ChartValues are the istio-discovery chart values that point the
-// revision's webhooks at this local istiod.
+// revision's webhooks at this local istiod, and make its injection template
+// use its version's proxy image tag.
 func (i *Istiod) ChartValues() map[string]any {
 	return map[string]any{
 		"istiodRemote": map[string]any{"injectionURL": "https://" + i.WebhookAddr + "/inject"},
 		"base":         map[string]any{"validationURL": "https://" + i.WebhookAddr + "/validate"},
+		"global":       map[string]any{"tag": i.Version.Name},
 	}
 }
 
-// ChartDir is the directory of one of the Istio charts the tools build
-// unpacked ("istio-discovery" or "base").
-func (e *Env) ChartDir(name string) string { return filepath.Join(e.bin("istio-charts"), name) }
+// ChartDir is the directory of one of NewIstio's charts ("istio-discovery",
+// "base", "gateway", "istio-cni" or "ztunnel"); VersionChartDir picks the
+// version.
+func (e *Env) ChartDir(name string) string { return e.VersionChartDir(NewIstio, name) }
 
 // StartInstalledIstiod runs the istiod process of a reserved revision whose
 // chart was installed with ChartValues, and waits for it as StartIstiod
@@ -126,8 +143,9 @@ func (e *Env) startIstiod(ctx context.Context, is *Istiod, apply bool) (*Istiod,
 	defer cancel()
 	begin := time.Now()
 	if apply {
-		manifest, err := e.render(ctx, "-chart", "istio-discovery", "-revision", revision,
+		manifest, err := e.render(ctx, is.Version, "-chart", "istio-discovery", "-revision", revision,
 			"-namespace", IstioNamespace,
+			"-set", "global.tag="+is.Version.Name,
 			"-set", "istiodRemote.injectionURL=https://"+is.WebhookAddr+"/inject",
 			"-set", "base.validationURL=https://"+is.WebhookAddr+"/validate",
 		)
@@ -154,7 +172,7 @@ func (e *Env) startIstiod(ctx context.Context, is *Istiod, apply bool) (*Istiod,
 		"CLUSTER_ID=Kubernetes",
 		"KUBECONFIG="+e.Kubeconfig,
 	)
-	proc, err := e.spawn("istiod-"+revision, "pilot-discovery", dir, env, []string{
+	proc, err := e.spawn("istiod-"+revision, is.Version.Binary, dir, env, []string{
 		"discovery",
 		"--kubeconfig=" + e.Kubeconfig,
 		"--httpAddr=" + is.HTTPAddr,
@@ -221,8 +239,8 @@ func (e *Env) startIstiod(ctx context.Context, is *Istiod, apply bool) (*Istiod,
 	if err != nil {
 		return nil, err
 	}
-	e.t.Logf("testenv: istiod %s injecting in %s (xDS %s, monitoring %s, webhook %s)",
-		revision, time.Since(begin).Round(time.Millisecond), is.XDSAddr, is.MonitoringAddr, is.WebhookAddr)
+	e.t.Logf("testenv: istiod %s (Istio %s) injecting in %s (xDS %s, monitoring %s, webhook %s)",
+		revision, is.Version, time.Since(begin).Round(time.Millisecond), is.XDSAddr, is.MonitoringAddr, is.WebhookAddr)
 	return is, nil
 }
 

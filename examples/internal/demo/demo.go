@@ -107,7 +107,7 @@ func (c *Cluster) SeedMesh(ctx context.Context, rev, tg string, log io.Writer) e
 	if c.Local == nil {
 		return errors.New("demo: seeding needs the local control plane")
 	}
-	fmt.Fprintf(log, "installing revision %s (the \"old\" control plane)\n", rev)
+	fmt.Fprintf(log, "installing revision %s (Istio %s, the \"old\" control plane)\n", rev, testenv.IstioFor(rev))
 	if _, err := c.Local.StartIstiod(ctx, rev); err != nil {
 		return err
 	}
@@ -362,6 +362,34 @@ func PrintMesh(ctx context.Context, w io.Writer, kube kubernetes.Interface, sour
 		}
 		tw.Flush()
 	}
+	return nil
+}
+
+// PrintProxyVersions prints how many pods of the namespaces matching selector
+// run the sidecar of each Istio version (the injected istio-proxy image's tag).
+func PrintProxyVersions(ctx context.Context, w io.Writer, kube kubernetes.Interface, selector string) error {
+	nss, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return err
+	}
+	byVersion := map[string]int{}
+	for _, ns := range nss.Items {
+		pods, err := kube.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range pods.Items {
+			if pods.Items[i].DeletionTimestamp != nil {
+				continue
+			}
+			v, ok := testenv.ProxyVersion(&pods.Items[i])
+			if !ok {
+				v = "(no sidecar)"
+			}
+			byVersion[v]++
+		}
+	}
+	fmt.Fprintf(w, "\nsidecar proxy versions (pods of %s): %s\n", selector, counts(byVersion))
 	return nil
 }
 
