@@ -27,8 +27,12 @@
 // an unknown revision (revkit.ErrNotFound), a tag named like a revision or
 // a move without Overwrite (revkit.ErrExists, *revkit.ExistsError), and a
 // tag whose webhook would overlap another injector (revkit.ErrOverlap,
-// *revkit.OverlapError). Remove refuses while namespaces use the tag
-// (revkit.ErrInUse, *revkit.InUseError) unless forced. Note that removing
+// *revkit.OverlapError). Remove refuses while namespaces or pods depend on
+// the tag (revkit.ErrInUse, *revkit.InUseError naming them) unless forced.
+// Who depends on a tag is decided as the apiserver decides which webhook to
+// call, from the webhooks' selectors: a namespace labelled both
+// istio-injection=enabled and istio.io/rev=<x> depends on the default tag,
+// not on x (Istio's IST0123). Note that removing
 // the default tag does not reactivate a deactivated non-revisioned
 // injector; set the tag to another revision instead.
 package tag

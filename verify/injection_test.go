@@ -55,3 +55,31 @@ func TestInjectionConflicts(t *testing.T) {
 		t.Errorf("shop = %+v", shop)
 	}
 }
+
+// Namespaces labelled for injection that no webhook serves are reported:
+// their new pods start without a sidecar.
+func TestUninjectedNamespaces(t *testing.T) {
+	ctx := context.Background()
+	kube := revkittest.NewCluster().WithRevision("1-24-0").
+		WithNamespace("legacy", revkittest.InjectionEnabled()).                         // no default tag or injector
+		WithNamespace("both", revkittest.InjectionEnabled(), revkittest.Rev("1-24-0")). // istio-injection wins
+		WithNamespace("gone", revkittest.Rev("1-23-0")).                                // revision removed
+		WithNamespace("shop", revkittest.Rev("1-24-0")).
+		WithNamespace("off", revkittest.Label("istio-injection", "disabled")).
+		Kube()
+	wh, err := Webhooks(ctx, kube, WebhooksOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []UninjectedNamespace{
+		{Namespace: "both", Label: "istio-injection=enabled"},
+		{Namespace: "gone", Label: "istio.io/rev=1-23-0"},
+		{Namespace: "legacy", Label: "istio-injection=enabled"},
+	}
+	if !reflect.DeepEqual(wh.Uninjected, want) {
+		t.Errorf("uninjected = %+v, want %+v", wh.Uninjected, want)
+	}
+	if !strings.Contains(want[0].String(), "no sidecar") {
+		t.Errorf("String() = %q", want[0].String())
+	}
+}

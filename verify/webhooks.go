@@ -135,6 +135,39 @@ func labelConflict(model *mesh.Model, ns *corev1.Namespace) *LabelConflict {
 	return c
 }
 
+// UninjectedNamespace is a namespace labelled for injection
+// (istio-injection=enabled, or istio.io/rev without istio-injection) whose
+// new pods no injector webhook matches: the apiserver creates them without
+// a sidecar, silently — typically after the default tag, or the tag or
+// revision its label names, was removed (Istio issue 40134).
+type UninjectedNamespace struct {
+	Namespace string
+	// Label is the injection label it carries, e.g. "istio-injection=enabled".
+	Label string
+}
+
+// String names the namespace and its label.
+func (u UninjectedNamespace) String() string {
+	return fmt.Sprintf("namespace %s is labelled %s but no injector webhook serves it: new pods get no sidecar", u.Namespace, u.Label)
+}
+
+// uninjected reports a namespace labelled for injection that no injector
+// serves.
+func uninjected(model *mesh.Model, ns *corev1.Namespace) *UninjectedNamespace {
+	label := ""
+	if v, ok := ns.Labels[mesh.LabelInjection]; ok {
+		if v == "enabled" {
+			label = mesh.LabelInjection + "=enabled"
+		}
+	} else if v, ok := ns.Labels[mesh.LabelRev]; ok {
+		label = mesh.LabelRev + "=" + v
+	}
+	if label == "" || len(model.PodInjections(ns, nil)) > 0 {
+		return nil
+	}
+	return &UninjectedNamespace{Namespace: ns.Name, Label: label}
+}
+
 // WebhooksReport is the result of Webhooks.
 type WebhooksReport struct {
 	// Revisions are the installed revisions, for context.
@@ -153,6 +186,11 @@ type WebhooksReport struct {
 	// make the report fail: the apiserver's choice is well defined, but it
 	// is not what the istio.io/rev label says.
 	Conflicts []LabelConflict
+	// Uninjected are the namespaces labelled for injection that no
+	// injector serves, sorted. They do not make the report fail (OK, Err):
+	// a namespace may keep a label on purpose while it has no workloads,
+	// so the caller decides; a promotion or uninstall should expect none.
+	Uninjected []UninjectedNamespace
 }
 
 // OK reports whether no problem was found.
@@ -192,7 +230,8 @@ func (o *WebhooksOptions) Validate() error {
 // would inject the same pod (for every combination of namespace and pod
 // labels), that every injector and validator calls a Service that exists,
 // and that no validator or tag belongs to a revision that is not
-// installed (Istio issues 28880 and 40134). It also reports namespaces
+// installed (Istio issues 28880 and 40134). It also reports the namespaces
+// labelled for injection that no injector serves (Uninjected), and those
 // labelled both istio-injection and istio.io/rev (Conflicts, Istio's
 // IST0123) with the webhook the apiserver calls for them.
 //
@@ -257,7 +296,11 @@ func Webhooks(ctx context.Context, kube kubernetes.Interface, opts WebhooksOptio
 		if c := labelConflict(model, &nss.Items[i]); c != nil {
 			report.Conflicts = append(report.Conflicts, *c)
 		}
+		if u := uninjected(model, &nss.Items[i]); u != nil {
+			report.Uninjected = append(report.Uninjected, *u)
+		}
 	}
+	sort.Slice(report.Uninjected, func(a, b int) bool { return report.Uninjected[a].Namespace < report.Uninjected[b].Namespace })
 	sort.Slice(report.Conflicts, func(a, b int) bool { return report.Conflicts[a].Namespace < report.Conflicts[b].Namespace })
 	sort.SliceStable(report.Orphaned, func(a, b int) bool {
 		if report.Orphaned[a].Kind != report.Orphaned[b].Kind {

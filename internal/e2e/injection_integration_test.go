@@ -174,6 +174,7 @@ func TestInjectionTruth(t *testing.T) {
 		require.NoError(t, err)
 		assert.NoError(t, wh.Err())
 		assert.Empty(t, wh.Conflicts)
+		assert.Empty(t, wh.Uninjected, "every namespace labelled for injection is served")
 	})
 }
 
