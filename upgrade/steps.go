@@ -348,8 +348,10 @@ func podsSummary(rep *verify.PodsReport) string {
 }
 
 // VerifyProxies checks with verify.Proxies that the proxies istiod reports
-// are on the target revision and in sync; stragglers and proxies out of
-// sync fail the step as a gate. Its name is "verify-proxies". In a dry run
+// are on the target revision and in sync, and (with the plan's cluster)
+// that no running pod's sidecar is missing from its istiod's report;
+// stragglers, proxies out of sync and pods never connected fail the step as
+// a gate. Its name is "verify-proxies". In a dry run
 // it is skipped.
 func VerifyProxies(opts verify.ProxiesOptions) Step {
 	opts.Sources = slices.Clone(opts.Sources)
@@ -368,8 +370,12 @@ func VerifyProxies(opts verify.ProxiesOptions) Step {
 		gateSpec[verify.ProxiesOptions, *verify.ProxiesReport]{kind: KindVerifyProxies, call: proxies, live: true, noKube: true, summary: proxiesSummary})
 }
 
-// proxies asks istiod, not the apiserver.
-func proxies(ctx context.Context, _ kubernetes.Interface, o verify.ProxiesOptions) (*verify.ProxiesReport, error) {
+// proxies asks istiod, and with the plan's cluster also checks that every
+// running pod's sidecar is connected (verify.ProxiesOptions.Kube).
+func proxies(ctx context.Context, kube kubernetes.Interface, o verify.ProxiesOptions) (*verify.ProxiesReport, error) {
+	if o.Kube == nil {
+		o.Kube = kube
+	}
 	return verify.Proxies(ctx, o)
 }
 
@@ -381,6 +387,9 @@ func proxiesSummary(rep *verify.ProxiesReport) string {
 		}
 		if n := len(rep.NotSynced); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d not synced", n))
+		}
+		if n := len(rep.NotConnected); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d pods never connected", n))
 		}
 		return plural(len(rep.Proxies), "proxy") + ": " + strings.Join(parts, ", ")
 	}

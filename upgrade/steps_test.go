@@ -269,7 +269,7 @@ func TestOperationSteps(t *testing.T) {
 				verify.StaticSource{Rev: "1-25-0", JSON: synczDoc("post-0.blog:stale", "cart-1.shop")},
 			}}),
 			outcome: upgrade.Failed,
-			detail:  "3 proxies: 1 on another revision, 1 not synced",
+			detail:  "3 proxies: 1 on another revision, 1 not synced, 2 pods never connected",
 			is:      revkit.ErrVerificationFailed,
 			gate:    true,
 		},

@@ -16,6 +16,9 @@ const (
 	ProblemStraggler ProblemKind = "straggler"
 	// ProblemNotSynced: a proxy has not acknowledged the latest configuration.
 	ProblemNotSynced ProblemKind = "not-synced"
+	// ProblemNotConnected: a running pod carries a revision's sidecar, but
+	// no istiod of that revision reports its proxy.
+	ProblemNotConnected ProblemKind = "not-connected"
 	// ProblemOverlap: two injectors would inject the same pod.
 	ProblemOverlap ProblemKind = "overlap"
 	// ProblemDanglingService: a webhook calls a Service that does not exist.

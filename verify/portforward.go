@@ -100,6 +100,28 @@ func (s PortForwardSource) Syncz(ctx context.Context) ([]byte, error) {
 	return HTTPSource{Rev: s.Rev, URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0].Local)}.Syncz(ctx)
 }
 
+// ReplicaSources returns one PortForwardSource per running, ready istiod
+// pod of a revision — every replica, since each reports only the proxies
+// connected to it — or a *revkit.NotFoundError when there is none.
+func ReplicaSources(ctx context.Context, kube kubernetes.Interface, cfg *rest.Config, controlPlaneNamespace, rev string) ([]SyncSource, error) {
+	ns := revkit.ControlPlaneNamespace(controlPlaneNamespace)
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod,istio.io/rev=" + rev})
+	if err != nil {
+		return nil, &revkit.OpError{Op: opProxies, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns, Name: "app=istiod"}, Err: err}
+	}
+	var out []SyncSource
+	for i := range pods.Items {
+		if p := &pods.Items[i]; podReady(p) && p.DeletionTimestamp == nil {
+			out = append(out, PortForwardSource{Rev: rev, Config: cfg, Kube: kube, ControlPlaneNamespace: ns, Pod: p.Name})
+		}
+	}
+	if len(out) == 0 {
+		return nil, &revkit.NotFoundError{Kind: "ready istiod pod of revision", Name: rev}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].(PortForwardSource).Pod < out[b].(PortForwardSource).Pod })
+	return out, nil
+}
+
 // IstiodPod returns the name of a running, ready istiod pod of a revision
 // in ns, preferring the oldest (the most likely to have every proxy
 // connected), or a *revkit.NotFoundError.

@@ -10,7 +10,13 @@ import (
 	"sort"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
+	"github.com/revkit/revkit/internal/mesh"
 )
 
 const opProxies = "verify.Proxies"
@@ -122,17 +128,30 @@ type ProxiesOptions struct {
 	// Namespaces restricts the report to proxies in these namespaces;
 	// empty means all.
 	Namespaces []string
+	// Kube, when set, makes the check complete: the running pods (in
+	// Namespaces, or all) that carry the sidecar of a revision the sources
+	// read, but that no source of that revision reports, are listed as
+	// NotConnected and fail the check — a proxy that never reached its
+	// istiod is absent from every replica's sync status, so without this a
+	// check could pass while proxies are missing. Give one source per
+	// istiod replica (ReplicaSources), or the proxies of the replicas not
+	// read are reported as not connected.
+	Kube kubernetes.Interface `json:"-"`
 }
 
 // RevisionProxies counts the proxies of one revision by overall state.
 type RevisionProxies struct {
 	Revision string
-	Proxies  int
-	Synced   int
-	Stale    int
-	NotSent  int
-	Error    int
-	Ignored  int
+	// Sources is how many sources (istiod replicas) were read.
+	Sources int
+	Proxies int
+	Synced  int
+	Stale   int
+	NotSent int
+	Error   int
+	Ignored int
+	// Versions counts the proxies by Istio version.
+	Versions map[string]int
 }
 
 // ProxiesReport is the result of Proxies.
@@ -148,10 +167,23 @@ type ProxiesReport struct {
 	// NotSynced are the proxies whose overall state is STALE, ERROR or
 	// NOT SENT.
 	NotSynced []ProxyStatus
+	// NotConnected are the running pods with a sidecar of a revision read
+	// that no source of that revision reports (with ProxiesOptions.Kube).
+	NotConnected []NotConnected
 }
 
-// OK reports whether every proxy is on Target and none is out of sync.
-func (r *ProxiesReport) OK() bool { return len(r.Stragglers) == 0 && len(r.NotSynced) == 0 }
+// NotConnected is a pod whose sidecar never showed up at its istiod.
+type NotConnected struct {
+	Namespace, Pod string
+	// Revision is the revision of the pod's sidecar.
+	Revision string
+}
+
+// OK reports whether every proxy is on Target, none is out of sync and
+// every pod's proxy is connected.
+func (r *ProxiesReport) OK() bool {
+	return len(r.Stragglers) == 0 && len(r.NotSynced) == 0 && len(r.NotConnected) == 0
+}
 
 // Err returns a *VerificationError listing the stragglers and the proxies
 // out of sync, or nil when OK.
@@ -162,6 +194,10 @@ func (r *ProxiesReport) Err() error {
 	}
 	for _, p := range r.NotSynced {
 		problems = append(problems, Problem{Kind: ProblemNotSynced, Object: p.ID, Detail: describeNotSynced(&p)})
+	}
+	for _, p := range r.NotConnected {
+		problems = append(problems, Problem{Kind: ProblemNotConnected, Object: p.Namespace + "/" + p.Pod,
+			Detail: "carries revision " + p.Revision + "'s sidecar, but no istiod of " + p.Revision + " reports its proxy"})
 	}
 	return verificationErr(opProxies, problems)
 }
@@ -230,6 +266,9 @@ func Proxies(ctx context.Context, opts ProxiesOptions) (*ProxiesReport, error) {
 	}
 	report := &ProxiesReport{Target: opts.Target}
 	summaries := map[string]*RevisionProxies{}
+	// A proxy that reconnected may be listed by two replicas for a moment:
+	// it is counted once.
+	seen := map[string]bool{}
 	for _, src := range opts.Sources {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("%s: %w", opProxies, err)
@@ -245,16 +284,22 @@ func Proxies(ctx context.Context, opts ProxiesOptions) (*ProxiesReport, error) {
 		}
 		sum := summaries[rev]
 		if sum == nil {
-			sum = &RevisionProxies{Revision: rev}
+			sum = &RevisionProxies{Revision: rev, Versions: map[string]int{}}
 			summaries[rev] = sum
 		}
+		sum.Sources++
 		for i := range proxies {
 			p := &proxies[i]
 			if len(opts.Namespaces) > 0 && !slices.Contains(opts.Namespaces, p.Namespace) {
 				continue
 			}
+			if seen[rev+"/"+p.ID] {
+				continue
+			}
+			seen[rev+"/"+p.ID] = true
 			p.Revision = rev
 			sum.add(p.State)
+			sum.Versions[p.IstioVersion]++
 			report.Proxies = append(report.Proxies, *p)
 		}
 	}
@@ -280,6 +325,13 @@ func Proxies(ctx context.Context, opts ProxiesOptions) (*ProxiesReport, error) {
 	for _, sum := range summaries {
 		report.Revisions = append(report.Revisions, *sum)
 	}
+	if opts.Kube != nil {
+		missing, err := notConnected(ctx, opts, summaries, seen)
+		if err != nil {
+			return nil, err
+		}
+		report.NotConnected = missing
+	}
 	sort.Slice(report.Revisions, func(a, b int) bool { return report.Revisions[a].Revision < report.Revisions[b].Revision })
 	return report, nil
 }
@@ -298,4 +350,36 @@ func (r *RevisionProxies) add(s SyncState) {
 	case StateIgnored:
 		r.Ignored++
 	}
+}
+
+// notConnected lists the running pods with a sidecar of a revision read
+// whose proxy no source of that revision reported.
+func notConnected(ctx context.Context, opts ProxiesOptions, read map[string]*RevisionProxies, seen map[string]bool) ([]NotConnected, error) {
+	namespaces := opts.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	var out []NotConnected
+	for _, ns := range namespaces {
+		err := kubeutil.EachPod(ctx, opts.Kube, ns, metav1.ListOptions{}, func(p *corev1.Pod) {
+			if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+				return
+			}
+			rev, injected := mesh.PodRevision(p)
+			if !injected || read[rev] == nil || seen[rev+"/"+p.Name+"."+p.Namespace] {
+				return
+			}
+			out = append(out, NotConnected{Namespace: p.Namespace, Pod: p.Name, Revision: rev})
+		})
+		if err != nil {
+			return nil, &revkit.OpError{Op: opProxies, Verb: "list", Object: revkit.ObjectRef{Kind: "Pod", Namespace: ns}, Err: err}
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Namespace != out[b].Namespace {
+			return out[a].Namespace < out[b].Namespace
+		}
+		return out[a].Pod < out[b].Pod
+	})
+	return out, nil
 }

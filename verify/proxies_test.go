@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/revkittest"
 )
 
 // synczDoc builds a syncz document; each entry is "pod.ns" plus an
@@ -125,6 +126,10 @@ func TestProxies(t *testing.T) {
 			r, err := Proxies(context.Background(), tc.opts)
 			if err != nil {
 				t.Fatalf("Proxies: %v", err)
+			}
+			// Sources and Versions are checked in TestProxiesComplete.
+			for i := range r.Revisions {
+				r.Revisions[i].Sources, r.Revisions[i].Versions = 0, nil
 			}
 			if !reflect.DeepEqual(r.Revisions, tc.revisions) {
 				t.Errorf("revisions:\n got %+v\nwant %+v", r.Revisions, tc.revisions)
@@ -339,5 +344,46 @@ func TestProxiesBadInput(t *testing.T) {
 	// Syncz itself refuses a bad URL without sending anything.
 	if _, err := (HTTPSource{Rev: "x"}).Syncz(context.Background()); !errors.Is(err, revkit.ErrInvalidInput) {
 		t.Errorf("Syncz with no URL = %v", err)
+	}
+}
+
+// With the cluster, the check is complete: a running pod with a sidecar of
+// a revision read that no replica reports fails it as never connected;
+// pods of other revisions, without a sidecar or not running do not; a
+// proxy listed by two replicas counts once; versions are counted.
+func TestProxiesComplete(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision("1-25-0").WithRevision("1-24-0").
+		WithNamespace("shop", revkittest.Rev("1-25-0")).
+		WithPod("shop", "web-0", "1-25-0").
+		WithPod("shop", "web-1", "1-25-0").
+		WithPod("shop", "lost-0", "1-25-0"). // never connected
+		WithPod("shop", "old-0", "1-24-0").  // a revision not read
+		WithPod("shop", "plain-0", "").      // no sidecar
+		Kube()
+	a := StaticSource{Rev: "1-25-0", JSON: synczDoc("web-0.shop")}
+	b := StaticSource{Rev: "1-25-0", JSON: synczDoc("web-1.shop", "web-0.shop")}
+	r, err := Proxies(context.Background(), ProxiesOptions{Sources: []SyncSource{a, b}, Target: "1-25-0", Kube: kube})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []NotConnected{{Namespace: "shop", Pod: "lost-0", Revision: "1-25-0"}}; !reflect.DeepEqual(r.NotConnected, want) {
+		t.Errorf("not connected = %+v, want %+v", r.NotConnected, want)
+	}
+	if got := proxyIDs(r.Proxies); !reflect.DeepEqual(got, []string{"1-25-0/web-0.shop", "1-25-0/web-1.shop"}) {
+		t.Errorf("proxies = %v: a proxy two replicas list counts once", got)
+	}
+	if rv := r.Revisions[0]; rv.Sources != 2 || !reflect.DeepEqual(rv.Versions, map[string]int{"1.25.0": 2}) {
+		t.Errorf("revision summary = %+v", rv)
+	}
+	if r.OK() {
+		t.Error("a pod never connected must fail the check")
+	}
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "not-connected shop/lost-0") {
+		t.Errorf("Err = %v, want it to name shop/lost-0", err)
+	}
+	// Without the cluster the same sources pass: the gap the check closes.
+	r, err = Proxies(context.Background(), ProxiesOptions{Sources: []SyncSource{a, b}, Target: "1-25-0"})
+	if err != nil || !r.OK() {
+		t.Fatalf("without Kube: ok=%v err=%v", r.OK(), err)
 	}
 }
