@@ -198,8 +198,13 @@ func disown(ctx context.Context, kube kubernetes.Interface, rec *kubeutil.Record
 // names them) and the ServiceAccount, Role and RoleBinding "istiod-<rev>"
 // in the control-plane namespace. Only objects whose labels show they are
 // the chart's (app=istiod or app=istio-reader, no other revision's label)
-// are returned; a foreign object with a colliding name is left alone.
+// are returned; a foreign object with a colliding name is left alone. The
+// non-revisioned "default" revision gets nothing by name: its names
+// ("istiod", "istiod-clusterrole-<ns>") are not revision-specific.
 func ownedByName(ctx context.Context, k kubernetes.Interface, ns, rev string) ([]kubeutil.Deletion, error) {
+	if rev == mesh.DefaultRevision {
+		return nil, nil
+	}
 	var out []kubeutil.Deletion
 	ours := func(labels map[string]string) bool {
 		if app := labels["app"]; app != "istiod" && app != "istio-reader" {
