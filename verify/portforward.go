@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -153,4 +154,56 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// RevisionSource reads /debug/syncz from every ready istiod replica of a
+// revision, found when it is read (so it can be set up before the revision
+// is installed, and follows scaling), through port-forwards, and returns
+// their documents as one: each replica reports only the proxies connected
+// to it.
+type RevisionSource struct {
+	Rev    string
+	Config *rest.Config
+	Kube   kubernetes.Interface
+	// ControlPlaneNamespace holds istiod; default istio-system. Port is the
+	// monitoring port; default 15014.
+	ControlPlaneNamespace string
+	Port                  int
+}
+
+// Revision returns s.Rev.
+func (s RevisionSource) Revision() string { return s.Rev }
+
+// Validate checks the source before any request.
+func (s RevisionSource) Validate() error {
+	return PortForwardSource{Rev: s.Rev, Config: s.Config, Kube: s.Kube, ControlPlaneNamespace: s.ControlPlaneNamespace, Port: s.Port}.Validate()
+}
+
+// Syncz reads every replica and merges their documents.
+func (s RevisionSource) Syncz(ctx context.Context) ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	sources, err := ReplicaSources(ctx, s.Kube, s.Config, s.ControlPlaneNamespace, s.Rev)
+	if err != nil {
+		return nil, err
+	}
+	var all []json.RawMessage
+	for _, src := range sources {
+		pf := src.(PortForwardSource)
+		pf.Port = s.Port
+		doc, err := pf.Syncz(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("istiod replica %s: %w", pf.Pod, err)
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(doc, &items); err != nil {
+			return nil, fmt.Errorf("istiod replica %s: not a syncz document: %w", pf.Pod, err)
+		}
+		all = append(all, items...)
+	}
+	if all == nil {
+		all = []json.RawMessage{}
+	}
+	return json.Marshal(all)
 }

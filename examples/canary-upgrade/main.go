@@ -97,8 +97,13 @@ func run(args []string, out, errOut io.Writer) int {
 		opts.Install = &revision.InstallOptions{Chart: chartSource(*chart), Values: is.ChartValues(), Wait: true, Timeout: 3 * time.Minute}
 		local = append(local, cluster.LocalRevisionStep(is))
 		opts.Proxies = []verify.SyncSource{verify.HTTPSource{Rev: *to, URL: "http://" + is.MonitoringAddr}}
-	} else if *chart != "" {
-		opts.Install = &revision.InstallOptions{Chart: chartSource(*chart), Wait: true, Timeout: 5 * time.Minute}
+	} else {
+		if *chart != "" {
+			opts.Install = &revision.InstallOptions{Chart: chartSource(*chart), Wait: true, Timeout: 5 * time.Minute}
+		}
+		// Every replica of the new istiod, through port-forwards, found
+		// when the proxies are checked (after the install).
+		opts.Proxies = []verify.SyncSource{verify.RevisionSource{Rev: *to, Config: cluster.Config, Kube: cluster.Kube}}
 	}
 	if opts.Install != nil {
 		helm, err := revision.NewHelm(cluster.Config, "istio-system", nil)
