@@ -73,3 +73,32 @@ func TestPortForwardSourceValidate(t *testing.T) {
 	_, err := ok.Syncz(context.Background())
 	assert.ErrorIs(t, err, revkit.ErrNotFound)
 }
+
+// Every ready replica of the revision is a source, by pod name; none is a
+// typed not-found, and RevisionSource validates like a port-forward.
+func TestReplicaSources(t *testing.T) {
+	ctx := context.Background()
+	kube := revkittest.NewCluster().WithObjects(
+		istiodPod("istiod-a-2", "1-25-0", corev1.PodRunning, true, time.Minute),
+		istiodPod("istiod-a-1", "1-25-0", corev1.PodRunning, true, time.Hour),
+		istiodPod("istiod-a-unready", "1-25-0", corev1.PodRunning, false, 2*time.Hour),
+		istiodPod("istiod-b", "1-24-0", corev1.PodRunning, true, 4*time.Hour),
+	).Kube()
+	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
+	srcs, err := verify.ReplicaSources(ctx, kube, cfg, "", "1-25-0")
+	require.NoError(t, err)
+	var pods []string
+	for _, s := range srcs {
+		pf := s.(verify.PortForwardSource)
+		assert.Equal(t, "1-25-0", pf.Revision())
+		pods = append(pods, pf.Pod)
+	}
+	assert.Equal(t, []string{"istiod-a-1", "istiod-a-2"}, pods)
+	_, err = verify.ReplicaSources(ctx, kube, cfg, "", "1-26-0")
+	assert.ErrorIs(t, err, revkit.ErrNotFound)
+
+	rs := verify.RevisionSource{Rev: "1-25-0", Config: cfg, Kube: kube}
+	require.NoError(t, rs.Validate())
+	_, err = verify.RevisionSource{Rev: "1-25-0", Kube: kube}.Syncz(ctx)
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput, "no config: refused before any request")
+}
