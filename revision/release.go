@@ -96,7 +96,11 @@ func releaseObjects(ctx context.Context, kube kubernetes.Interface, rel *rv1.Rel
 		if !exists {
 			continue
 		}
-		out = append(out, releaseObject{Ref: ref, Keep: keepReason(labels, rev)})
+		o := releaseObject{Ref: ref}
+		if judged[ref.Kind] {
+			o.Keep = keepReason(labels, rev)
+		}
+		out = append(out, o)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Ref.String() < out[j].Ref.String() })
 	return out, nil
@@ -118,42 +122,113 @@ func keepReason(labels map[string]string, rev string) string {
 	return ""
 }
 
-// liveLabels reads the labels of the objects that can serve another
-// revision or a tag (webhook configurations and Services). Other kinds are
-// the revision's own; they are reported as existing with no labels to
-// judge, and Helm decides.
+// judged are the kinds whose live labels decide whether a release's
+// object stays (see keepReason): the only kinds the chart renders for tags
+// and that disown can take out of a release.
+var judged = map[string]bool{"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true, "Service": true}
+
+// liveLabels reads an object's labels and whether it exists. Kinds it does
+// not know are reported as existing with no labels; for kinds that are not
+// judged, a failed read (e.g. Forbidden to a least-privileged caller) is
+// too: Helm decides about those, and the result lists them as deleted.
 func liveLabels(ctx context.Context, kube kubernetes.Interface, ref revkit.ObjectRef) (map[string]string, bool, error) {
-	var meta *metav1.ObjectMeta
-	var err error
-	switch ref.Kind {
-	case "MutatingWebhookConfiguration":
-		var o *admv1.MutatingWebhookConfiguration
-		if o, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-			meta = &o.ObjectMeta
-		}
-	case "ValidatingWebhookConfiguration":
-		var o *admv1.ValidatingWebhookConfiguration
-		if o, err = kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-			meta = &o.ObjectMeta
-		}
-	case "Service":
-		var o *corev1.Service
-		if o, err = kube.CoreV1().Services(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
-			meta = &o.ObjectMeta
-		}
-	default:
+	meta, err := getMeta(ctx, kube, ref)
+	if meta == nil && err == nil {
 		return nil, true, nil
 	}
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		return nil, false, nil
-	}
-	if err != nil {
+	case err != nil && judged[ref.Kind]:
 		return nil, false, err
+	case err != nil:
+		return nil, true, nil
 	}
 	if meta.Labels == nil {
 		return map[string]string{}, true, nil
 	}
 	return meta.Labels, true, nil
+}
+
+// getMeta reads the metadata of the kinds Istio's istiod chart renders;
+// nil and no error for other kinds.
+func getMeta(ctx context.Context, kube kubernetes.Interface, ref revkit.ObjectRef) (*metav1.ObjectMeta, error) {
+	ns, name, o := ref.Namespace, ref.Name, metav1.GetOptions{}
+	switch ref.Kind {
+	case "MutatingWebhookConfiguration":
+		x, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "ValidatingWebhookConfiguration":
+		x, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "Service":
+		x, err := kube.CoreV1().Services(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "Deployment":
+		x, err := kube.AppsV1().Deployments(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "ConfigMap":
+		x, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "ServiceAccount":
+		x, err := kube.CoreV1().ServiceAccounts(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "Role":
+		x, err := kube.RbacV1().Roles(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "RoleBinding":
+		x, err := kube.RbacV1().RoleBindings(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "ClusterRole":
+		x, err := kube.RbacV1().ClusterRoles().Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "ClusterRoleBinding":
+		x, err := kube.RbacV1().ClusterRoleBindings().Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "HorizontalPodAutoscaler":
+		x, err := kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	case "PodDisruptionBudget":
+		x, err := kube.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return &x.ObjectMeta, nil
+	}
+	return nil, nil
 }
 
 // disown removes Helm's ownership metadata from an object so that the

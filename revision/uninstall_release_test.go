@@ -60,6 +60,13 @@ apiVersion: v1
 kind: ServiceAccount
 metadata:
   name: istiod-1-24-0
+---
+# Source: istiod/templates/configmap-values.yaml (deleted since)
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: values-1-24-0
+  namespace: istio-system
 `
 
 // helmOwned marks objects as Helm's release istiod-1-24-0 does.
@@ -151,6 +158,7 @@ func TestUninstallKeepsTagsOfItsHelmRelease(t *testing.T) {
 			assert.Contains(t, got, want)
 		}
 		assert.NotContains(t, got, "delete MutatingWebhookConfiguration/istio-revision-tag-default")
+		assert.NotContains(t, got, "delete ConfigMap/istio-system/values-1-24-0", "gone already: not listed")
 		assert.Len(t, got, len(dedupe(got)), "each object once: %v", got)
 	})
 	t.Run("the moved tag leaves the release before Helm deletes it", func(t *testing.T) {
@@ -257,4 +265,25 @@ func TestInUseFollowsWebhooks(t *testing.T) {
 	for _, w := range revkittest.Writes(kube) {
 		assert.NotContains(t, w, "default", "the default tag and its validator stay")
 	}
+}
+
+// While the release's tag still points at the revision, the uninstall is
+// refused before any write, the release included.
+func TestUninstallRefusesItsOwnTagBeforeAnyWrite(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").WithTag("default", "1-24-0").Kube()
+	helm := memHelm(t)
+	ch, err := v2loader.Load(chartDir)
+	require.NoError(t, err)
+	require.NoError(t, helm.Releases.Create(&rv1.Release{Name: "istiod-1-24-0", Namespace: "istio-system", Version: 1,
+		Chart: ch, Manifest: releaseManifest, Info: &rv1.Info{Status: common.StatusDeployed}}))
+	kube.ClearActions()
+	res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-24-0", Helm: helm, Force: true})
+	require.ErrorIs(t, err, revkit.ErrInUse)
+	var inUse *revkit.InUseError
+	require.ErrorAs(t, err, &inUse)
+	assert.Equal(t, []string{"default"}, inUse.Usage.Tags)
+	assert.Empty(t, revkittest.Writes(kube))
+	assert.Empty(t, res.Changes)
+	_, err = helm.Releases.Last("istiod-1-24-0")
+	assert.NoError(t, err, "the release is intact")
 }
