@@ -25,9 +25,9 @@ import (
 )
 
 // TestInjectionTruth is issue #14 on the real control plane: the old
-// revision is installed with Helm and revisionTags [default], as many Helm
-// users do, so its release owns the default tag's webhook and Service; the
-// default tag then moves to the canary. A namespace labelled both
+// revision is installed with Helm and revisionTags [default, prod-stable],
+// as many Helm users do, so its release owns those tags' webhooks and
+// Services; the tags then move to the canary. A namespace labelled both
 // istio-injection=enabled and istio.io/rev=<old> is injected by the default
 // tag's webhook, and revkit must say so, flag it (IST0123) and keep the tag
 // while it depends on it. Uninstalling the old release must keep the moved
@@ -49,7 +49,7 @@ func TestInjectionTruth(t *testing.T) {
 		require.NoError(t, err)
 		values := is.ChartValues()
 		if rev == old {
-			values["revisionTags"] = []any{"default"}
+			values["revisionTags"] = []any{"default", "prod-stable"}
 		}
 		_, err = revision.Install(ctx, kube, revision.InstallOptions{
 			Revision: rev, Chart: revision.ChartSource{Path: env.ChartDir("istio-discovery")},
@@ -65,8 +65,10 @@ func TestInjectionTruth(t *testing.T) {
 	require.NoError(t, err, "the chart rendered the default tag")
 	require.Equal(t, "istiod-"+old, mwc.Annotations["meta.helm.sh/release-name"], "the old release owns the default tag")
 
-	_, err = tag.Set(ctx, kube, tag.SetOptions{Tag: "default", Revision: canary, Overwrite: true})
-	require.NoError(t, err)
+	for _, tg := range []string{"default", "prod-stable"} {
+		_, err = tag.Set(ctx, kube, tag.SetOptions{Tag: tg, Revision: canary, Overwrite: true})
+		require.NoError(t, err)
+	}
 
 	// Both labels: the apiserver calls the default tag's namespace. webhook
 	// (the canary), not the old revision's.
@@ -103,8 +105,10 @@ func TestInjectionTruth(t *testing.T) {
 
 		tags, err := tag.List(ctx, kube, tag.ListOptions{})
 		require.NoError(t, err)
-		require.Len(t, tags, 1)
+		require.Len(t, tags, 2)
+		assert.Equal(t, "default", tags[0].Name)
 		assert.Equal(t, []string{"both"}, tags[0].Namespaces)
+		assert.Empty(t, tags[1].Namespaces, "prod-stable injects nothing here")
 	})
 
 	t.Run("tag.Remove(default) is refused while the namespace depends on it", func(t *testing.T) {
@@ -158,6 +162,10 @@ func TestInjectionTruth(t *testing.T) {
 		assert.NotContains(t, mwc.Annotations, "meta.helm.sh/release-name")
 		_, err = kube.CoreV1().Services("istio-system").Get(ctx, tagService, metav1.GetOptions{})
 		assert.NoError(t, err, "the default tag's Service is kept")
+		_, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mesh.TagWebhookName("prod-stable"), metav1.GetOptions{})
+		assert.NoError(t, err, "so is the other moved tag's webhook")
+		_, err = kube.CoreV1().Services("istio-system").Get(ctx, mesh.TagServiceName("prod-stable"), metav1.GetOptions{})
+		assert.NoError(t, err, "and its Service")
 		for _, name := range []string{"istiod-clusterrole-" + old + "-istio-system", "istio-reader-clusterrole-" + old + "-istio-system"} {
 			_, err := kube.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
 			assert.True(t, apierrors.IsNotFound(err), "%s must be gone: %v", name, err)
