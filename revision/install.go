@@ -68,6 +68,14 @@ type InstallOptions struct {
 	// Values override the chart's values; revision is always set to
 	// Revision.
 	Values map[string]any
+	// ValuesFrom, when set, names the revision whose Helm release's
+	// user-supplied values the install starts from (the revision being
+	// upgraded from), without the keys that belong to that revision
+	// (RevisionValueKeys); Values are laid over them and win. The result
+	// lists what was carried (CarriedValues) and the chart defaults that
+	// differ between that release's chart and Chart (DefaultChanges), for
+	// review: what the old release did not set follows the new defaults.
+	ValuesFrom string
 	// Upgrade allows Install to upgrade a revision that already has a Helm
 	// release; without it an existing revision is refused.
 	Upgrade bool
@@ -106,6 +114,11 @@ type InstallResult struct {
 	Manifest string
 	// BaseRelease is the base chart's release when Base was set.
 	BaseRelease string
+	// CarriedValues are the values taken from ValuesFrom's release, and
+	// DefaultChanges the chart defaults that changed between its chart and
+	// this one, leaving out keys the install's values set.
+	CarriedValues  map[string]any
+	DefaultChanges []ValueChange
 	// IstiodStatus is the kstatus of istiod's Deployment after the install
 	// ("Current" once it is available); empty in dry runs or when the chart
 	// made no Deployment istiod-<revision>.
@@ -130,6 +143,11 @@ func (o *InstallOptions) Validate() error {
 	}
 	if err := o.Chart.validate("Chart"); err != nil {
 		return err
+	}
+	if o.ValuesFrom != "" {
+		if err := revkit.ValidateRevision(o.ValuesFrom); err != nil {
+			return &revkit.InvalidInputError{Field: "ValuesFrom", Value: o.ValuesFrom, Reason: err.Error()}
+		}
 	}
 	if o.Base != nil {
 		if err := o.Base.validate("Base"); err != nil {
@@ -193,9 +211,18 @@ func Install(ctx context.Context, kube kubernetes.Interface, opts InstallOptions
 	if err != nil {
 		return res, fmt.Errorf("%s: load chart: %w", op, err)
 	}
-	values := maps.Clone(opts.Values)
+	values := deepCopy(opts.Values)
 	if values == nil {
 		values = map[string]any{}
+	}
+	if opts.ValuesFrom != "" {
+		carried, oldDefaults, err := carriedValues(opts.Helm, opts.ValuesFrom)
+		if err != nil {
+			return res, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: ReleaseName(opts.ValuesFrom)}, Err: err}
+		}
+		res.CarriedValues = carried
+		values = mergeValues(carried, values)
+		res.DefaultChanges = diffDefaults(oldDefaults, chartDefaults(chrt), values)
 	}
 	values["revision"] = opts.Revision
 

@@ -219,7 +219,11 @@ func installHeadline(res *revision.InstallResult) string {
 	if res.Release == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s release %s (injector %s)", verb, res.Release, res.Injector)
+	h := fmt.Sprintf("%s release %s (injector %s)", verb, res.Release, res.Injector)
+	if res.CarriedValues != nil {
+		h += fmt.Sprintf(", %d top-level values carried over, %s changed", len(res.CarriedValues), plural(len(res.DefaultChanges), "chart default"))
+	}
+	return h
 }
 
 // MoveGateways moves gateways to a revision with gateway.Move, in place or
