@@ -251,6 +251,14 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 		if in.ControlPlaneNamespace == "" {
 			in.ControlPlaneNamespace = cp
 		}
+		if in.Base != nil {
+			// The base chart (CRDs) first, as its own step: its dry run
+			// lists the CRD changes, and it refuses to drop a stored
+			// version.
+			add(UpgradeBase(revision.BaseOptions{Chart: *in.Base, Values: in.BaseValues, Wait: in.Wait, Timeout: in.Timeout,
+				ControlPlaneNamespace: in.ControlPlaneNamespace, Helm: in.Helm}))
+			in.Base, in.BaseValues = nil, nil
+		}
 		add(InstallRevision(in))
 	}
 	if opts.CanaryTag != "" {

@@ -9,6 +9,7 @@ type StepKind string
 const (
 	KindPrecheck             StepKind = "precheck"
 	KindInstallRevision      StepKind = "install-revision"
+	KindUpgradeBase          StepKind = "upgrade-base"
 	KindSetTag               StepKind = "set-tag"
 	KindRemoveTag            StepKind = "remove-tag"
 	KindMigrateNamespaces    StepKind = "migrate-namespaces"

@@ -118,6 +118,8 @@ func saveSteps(steps []Step) ([]SavedStep, error) {
 				ss.Helm = o.Helm != nil
 			case UninstallAddedOptions:
 				ss.Helm = o.Helm != nil
+			case revision.BaseOptions:
+				ss.Helm = o.Helm != nil
 			}
 		}
 		out = append(out, ss)
@@ -266,6 +268,8 @@ func loadStep(ss SavedStep, opts LoadOptions) (Step, error) {
 		return decode(ss, InstallRevision, func(o *revision.InstallOptions) error { return helm(&o.Helm) })
 	case KindUninstallRevision:
 		return decode(ss, Uninstall, func(o *revision.UninstallOptions) error { return helm(&o.Helm) })
+	case KindUpgradeBase:
+		return decode(ss, UpgradeBase, func(o *revision.BaseOptions) error { return helm(&o.Helm) })
 	case KindUninstallAdded:
 		return decode(ss, UninstallAdded, func(o *UninstallAddedOptions) error { return helm(&o.Helm) })
 	case KindSetTag:

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/upgrade"
 	"github.com/revkit/revkit/verify"
@@ -102,4 +103,18 @@ func TestCanaryAddsSkewGates(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, stepNames(p), "verify-skew 1/2")
 	assert.Contains(t, stepNames(p), "verify-skew 2/2")
+}
+
+// A base chart in the install becomes its own step before the install,
+// and the install no longer carries it.
+func TestCanaryUpgradesBaseAsItsOwnStep(t *testing.T) {
+	opts := canaryOpts()
+	opts.Install = &revision.InstallOptions{Chart: revision.ChartSource{Path: "charts/istiod"}, Base: &revision.ChartSource{Path: "charts/base"}}
+	p, err := upgrade.Canary(ctx, fleetCluster().Kube(), opts)
+	require.NoError(t, err)
+	names := stepNames(p)
+	require.Equal(t, []string{"precheck", "upgrade-base", "install-revision 1-25-0"}, names[:3])
+	assert.Equal(t, upgrade.KindUpgradeBase, upgrade.KindOf(p.Steps[1]))
+	in := p.Steps[2].(upgrade.InputReporter).Inputs().(revision.InstallOptions)
+	assert.Nil(t, in.Base, "the install does not upgrade the base again")
 }

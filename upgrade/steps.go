@@ -226,6 +226,39 @@ func installHeadline(res *revision.InstallResult) string {
 	return h
 }
 
+// UpgradeBase upgrades Istio's base chart (CRDs) with revision.UpgradeBase,
+// refusing to drop a CRD version objects may still be stored in; its
+// detail and changes list each CRD's new, removed and storage versions. Its
+// name is "upgrade-base".
+func UpgradeBase(opts revision.BaseOptions) Step {
+	opts.Values = maps.Clone(opts.Values)
+	desc := "upgrade Istio's base chart (CRDs) in " + revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
+	switch {
+	case opts.Chart.Path != "":
+		desc += " from " + opts.Chart.Path
+	case opts.Chart.Ref != "":
+		desc += " from " + opts.Chart.Ref
+	}
+	return newOp("upgrade-base", desc, opts,
+		opSpec[revision.BaseOptions, *revision.BaseResult]{kind: KindUpgradeBase, call: revision.UpgradeBase, preview: previewBase, headline: baseHeadline})
+}
+
+func baseHeadline(res *revision.BaseResult) string {
+	changed := 0
+	for _, c := range res.CRDs {
+		if c.Action.Changed() {
+			changed++
+		}
+	}
+	return fmt.Sprintf("release %s, %d of %s changed", res.Release, changed, plural(len(res.CRDs), "CRD"))
+}
+
+// previewBase: Preview's in-memory copy holds no CRDs, so a preview reports
+// the base upgrade as the cluster's client-side dry run sees it.
+func previewBase(context.Context, Env, revision.BaseOptions) (Result, error) {
+	return Result{Outcome: Skipped, Detail: "preview: CRDs are not in the in-memory copy; dry-run UpgradeBase against the cluster to see its CRD changes"}, nil
+}
+
 // MoveGateways moves gateways to a revision with gateway.Move, in place or
 // as canaries. Its name is "move-gateways <target>".
 func MoveGateways(opts gateway.MoveOptions) Step {
