@@ -10,7 +10,7 @@
 #                                the working tree to a temporary folder and run the
 #                                tool step's prerequisite check, plan and data step
 #                                (charts and KWOK stages) against an empty module
-#                                cache (~80 MB of downloads, seconds)
+#                                cache (~150 MB of downloads, seconds)
 #
 # Options: --keep leaves the temporary folder (its path is printed). The logs
 # of a full check are copied to bin/fresh-check/ before the folder goes.
