@@ -223,25 +223,7 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	p := Plan{Name: opts.canaryName()}
 	add := func(s ...Step) { p.Steps = append(p.Steps, s...) }
 
-	// The precheck checks what this plan's steps need, no more.
-	pre := verify.PrecheckOptions{ControlPlaneNamespace: cp, Permissions: verify.DefaultPermissions(cp)}
-	if in := opts.Install; in != nil {
-		pre.Permissions = append(pre.Permissions, verify.InstallPermissions(opts.To, cmp.Or(in.ControlPlaneNamespace, cp))...)
-		if in.Wait {
-			pre.Permissions = append(pre.Permissions, verify.InstallWaitPermissions(cmp.Or(in.ControlPlaneNamespace, cp))...)
-		}
-	}
-	if !opts.KeepOld {
-		pre.Permissions = append(pre.Permissions, verify.UninstallPermissions(opts.From, cp)...)
-		if helmOf(opts.Install) != nil {
-			pre.Permissions = append(pre.Permissions, verify.HelmUninstallPermissions(cp)...)
-		}
-	}
-	if opts.Gateways == gateway.Canary {
-		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
-	}
-	pre.Skew = opts.skew(false)
-	add(Precheck(pre))
+	add(Precheck(opts.precheck(false)))
 	if opts.RecordState {
 		add(RecordState(opts.recordOptions(p.Name, batches)))
 	}
@@ -401,6 +383,36 @@ func (o *CanaryOptions) recordOptions(plan string, batches [][]string) RecordSta
 	return r
 }
 
+// precheck is what the canary plan (or, back, its rollback) checks before
+// its first write: exactly the permissions its steps need — the install's
+// when it installs To, the uninstall's of the revision it removes (From,
+// or back To) unless KeepOld, the gateway canaries' — and the version skew.
+func (o *CanaryOptions) precheck(back bool) verify.PrecheckOptions {
+	cp := o.ControlPlaneNamespace
+	pre := verify.PrecheckOptions{ControlPlaneNamespace: cp, Permissions: verify.DefaultPermissions(cp)}
+	if in := o.Install; in != nil && !back {
+		pre.Permissions = append(pre.Permissions, verify.InstallPermissions(o.To, cmp.Or(in.ControlPlaneNamespace, cp))...)
+		if in.Wait {
+			pre.Permissions = append(pre.Permissions, verify.InstallWaitPermissions(cmp.Or(in.ControlPlaneNamespace, cp))...)
+		}
+	}
+	if !o.KeepOld {
+		removed := o.From
+		if back {
+			removed = o.To
+		}
+		pre.Permissions = append(pre.Permissions, verify.UninstallPermissions(removed, cp)...)
+		if helmOf(o.Install) != nil {
+			pre.Permissions = append(pre.Permissions, verify.HelmUninstallPermissions(cp)...)
+		}
+	}
+	if o.Gateways == gateway.Canary {
+		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(o.GatewayNamespaces)...)
+	}
+	pre.Skew = o.skew(back)
+	return pre
+}
+
 // skew is the version-skew check of the plan, or of its rollback (back to
 // FromVersion), or nil without ToVersion.
 func (o *CanaryOptions) skew(back bool) *verify.SkewOptions {
@@ -434,21 +446,9 @@ func Rollback(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions
 	if err != nil {
 		return Plan{}, err
 	}
-	cp := opts.ControlPlaneNamespace
-	pre := verify.PrecheckOptions{ControlPlaneNamespace: cp, Permissions: verify.DefaultPermissions(cp)}
-	if !opts.KeepOld {
-		pre.Permissions = append(pre.Permissions, verify.UninstallPermissions(opts.To, cp)...)
-		if helmOf(opts.Install) != nil {
-			pre.Permissions = append(pre.Permissions, verify.HelmUninstallPermissions(cp)...)
-		}
-	}
-	if opts.Gateways == gateway.Canary {
-		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(opts.GatewayNamespaces)...)
-	}
-	pre.Skew = opts.skew(true)
 	return Plan{
 		Name:  fmt.Sprintf("rollback %s → %s", opts.To, opts.From),
-		Steps: append([]Step{Precheck(pre)}, rollbackSteps(opts, batches, !opts.KeepOld, "")...),
+		Steps: append([]Step{Precheck(opts.precheck(true))}, rollbackSteps(opts, batches, !opts.KeepOld, "")...),
 	}, nil
 }
 
