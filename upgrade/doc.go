@@ -3,9 +3,11 @@
 //
 // A [Plan] is data: an ordered list of named [Step]s plus the steps to run
 // when one of them fails. The step constructors are named after the
-// operations they run ([SetTag], [MigrateNamespace], [RolloutRestart],
-// [VerifyPods], [VerifyProxies], [VerifyWebhooks], [Uninstall],
-// [InstallRevision]); [Func] turns any function into a step, e.g. a health
+// operations they run ([SetTag], [RemoveTag], [MigrateNamespace],
+// [RolloutRestart], [VerifyPods], [VerifyProxies], [VerifyWebhooks],
+// [VerifySkew], [UpgradeBase], [InstallRevision], [MoveGateways],
+// [RemoveCanaryGateways], [Uninstall], [UninstallAdded], [RecordState],
+// [RestoreState], [Precheck], [Pause]); [Func] turns any function into a step, e.g. a health
 // gate, and [Named] renames a step. Print a plan to review it, then
 // [Execute] it:
 //
