@@ -105,12 +105,7 @@ func reinvocationOrNever(p *admv1.ReinvocationPolicyType) admv1.ReinvocationPoli
 // path and caBundle).
 func TagWebhook(tag string, revInjector *Injector) *admv1.MutatingWebhookConfiguration {
 	cc, reinv, _ := InjectorClient(revInjector)
-	labels := map[string]string{}
-	for k, v := range revInjector.Object.Labels {
-		if k != "app" {
-			labels[k] = v
-		}
-	}
+	labels := InjectorLabels(revInjector)
 	labels["app"] = "sidecar-injector"
 	labels[LabelTag] = tag
 	labels[LabelRev] = revInjector.Revision
@@ -118,6 +113,24 @@ func TagWebhook(tag string, revInjector *Injector) *admv1.MutatingWebhookConfigu
 		ObjectMeta: metav1.ObjectMeta{Name: TagWebhookName(tag), Labels: labels},
 		Webhooks:   InjectionWebhooks(tag, tag == DefaultRevision, cc, reinv),
 	}
+}
+
+// InjectorLabels are the labels of a revision's injector that istioctl
+// copies into the objects of a tag (its webhook, and the default validator
+// for the default tag): all but "app", which names the object's own role,
+// and the installer's *operator.istio.io* labels. istioctl drops those
+// because a tag is user-managed: with them, an installer pruning the
+// revision's components (istioctl uninstall --revision, --purge) would
+// delete the tag as well.
+func InjectorLabels(inj *Injector) map[string]string {
+	labels := map[string]string{}
+	for k, v := range inj.Object.Labels {
+		if k == "app" || strings.Contains(k, "operator.istio.io") {
+			continue
+		}
+		labels[k] = v
+	}
+	return labels
 }
 
 // StandardIstiodPorts are the ports of an istiod Service.
@@ -167,8 +180,9 @@ func ValidationClient(cc admv1.WebhookClientConfig) admv1.WebhookClientConfig {
 }
 
 // DefaultValidator builds "istiod-default-validator", the validating webhook
-// the default tag owns, calling the revision's istiod. failurePolicy starts at
-// Ignore: istiod flips it to Fail once its endpoint is ready.
+// the default tag owns, calling the revision's istiod, as Istio's "default"
+// chart renders it. failurePolicy starts at Ignore: istiod flips it to Fail
+// once its endpoint is ready.
 func DefaultValidator(rev string, cc admv1.WebhookClientConfig, failure *admv1.FailurePolicyType) *admv1.ValidatingWebhookConfiguration {
 	if failure == nil {
 		failure = ptr.To(admv1.Ignore)
@@ -196,9 +210,13 @@ func DefaultValidator(rev string, cc admv1.WebhookClientConfig, failure *admv1.F
 			MatchPolicy:             ptr.To(admv1.Equivalent),
 			SideEffects:             ptr.To(admv1.SideEffectClassNone),
 			TimeoutSeconds:          ptr.To[int32](10),
-			AdmissionReviewVersions: []string{"v1beta1", "v1"},
+			AdmissionReviewVersions: []string{"v1"},
 			NamespaceSelector:       &metav1.LabelSelector{},
-			ObjectSelector:          &metav1.LabelSelector{},
+			// Objects labelled with a revision are validated by that
+			// revision's own validator.
+			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				expr(LabelRev, metav1.LabelSelectorOpDoesNotExist),
+			}},
 		}},
 	}
 }
