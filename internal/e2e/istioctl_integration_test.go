@@ -655,4 +655,3 @@ func flatten(prefix string, v any, out map[string]string) {
 		out[prefix] = string(b)
 	}
 }
-
