@@ -126,6 +126,8 @@ func TestIstioctlDifferential(t *testing.T) {
 		ictl.mustRun(ctx, "tag", "set", "default", "--revision", newRev, "--overwrite")
 		_, err := tag.Set(ctx, rk, tag.SetOptions{Tag: "default", Revision: newRev, Overwrite: true})
 		require.NoError(t, err)
+		t.Logf("default validator failurePolicy right after the move: istioctl %s, revkit %s",
+			validatorFailure(ctx, t, a), validatorFailure(ctx, t, b))
 		cmp.tag(ctx, t, "default", nil)
 		cmp.validator(ctx, t, map[string]string{
 			"webhooks.validation.istio.io.failurePolicy": "istioctl carries Fail over to the new revision; revkit starts " +
@@ -431,6 +433,16 @@ func markInstalledByIstioctl(ctx context.Context, t *testing.T, env *testenv.Env
 		out, err := env.Kubectl(ctx, args...).CombinedOutput()
 		require.NoError(t, err, "kubectl %v: %s", args, out)
 	}
+}
+
+func validatorFailure(ctx context.Context, t *testing.T, kube kubernetes.Interface) string {
+	t.Helper()
+	v, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, mesh.DefaultValidatorName, metav1.GetOptions{})
+	require.NoError(t, err)
+	if fp := v.Webhooks[0].FailurePolicy; fp != nil {
+		return string(*fp)
+	}
+	return "<unset>"
 }
 
 func waitValidatorFail(ctx context.Context, t *testing.T, kube kubernetes.Interface) {
