@@ -10,10 +10,9 @@ import (
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"helm.sh/helm/v4/pkg/storage/driver"
-	admv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
@@ -234,131 +233,87 @@ func getMeta(ctx context.Context, kube kubernetes.Interface, ref revkit.ObjectRe
 // disown removes Helm's ownership metadata from an object so that the
 // release's uninstall leaves it alone.
 func disown(ctx context.Context, kube kubernetes.Interface, rec *kubeutil.Recorder, o releaseObject) error {
-	strip := func(m *metav1.ObjectMeta) {
-		delete(m.Annotations, helmReleaseNameAnno)
-		delete(m.Annotations, helmReleaseNamespaceAnno)
-		if m.Labels[helmManagedByLabel] == "Helm" {
-			delete(m.Labels, helmManagedByLabel)
-		}
-	}
 	switch o.Ref.Kind {
 	case "MutatingWebhookConfiguration":
-		return kubeutil.Modify(ctx, rec, kube.AdmissionregistrationV1().MutatingWebhookConfigurations(), o.Ref,
-			func(cur *admv1.MutatingWebhookConfiguration) *admv1.MutatingWebhookConfiguration {
-				next := cur.DeepCopy()
-				strip(&next.ObjectMeta)
-				return next
-			}, o.Keep)
+		return disownVia(ctx, rec, kube.AdmissionregistrationV1().MutatingWebhookConfigurations(), o)
 	case "ValidatingWebhookConfiguration":
-		return kubeutil.Modify(ctx, rec, kube.AdmissionregistrationV1().ValidatingWebhookConfigurations(), o.Ref,
-			func(cur *admv1.ValidatingWebhookConfiguration) *admv1.ValidatingWebhookConfiguration {
-				next := cur.DeepCopy()
-				strip(&next.ObjectMeta)
-				return next
-			}, o.Keep)
+		return disownVia(ctx, rec, kube.AdmissionregistrationV1().ValidatingWebhookConfigurations(), o)
 	case "Service":
-		return kubeutil.Modify(ctx, rec, kube.CoreV1().Services(o.Ref.Namespace), o.Ref,
-			func(cur *corev1.Service) *corev1.Service {
-				next := cur.DeepCopy()
-				strip(&next.ObjectMeta)
-				return next
-			}, o.Keep)
+		return disownVia(ctx, rec, kube.CoreV1().Services(o.Ref.Namespace), o)
 	}
 	return fmt.Errorf("revision.Uninstall: cannot take %s out of its release", o.Ref)
 }
 
+// disownVia strips the ownership metadata through a typed client.
+func disownVia[T interface {
+	runtime.Object
+	metav1.Object
+}](ctx context.Context, rec *kubeutil.Recorder, c kubeutil.Client[T], o releaseObject) error {
+	return kubeutil.Modify(ctx, rec, c, o.Ref, func(cur T) T {
+		next := cur.DeepCopyObject().(T)
+		annotations, labels := next.GetAnnotations(), next.GetLabels()
+		delete(annotations, helmReleaseNameAnno)
+		delete(annotations, helmReleaseNamespaceAnno)
+		if labels[helmManagedByLabel] == "Helm" {
+			delete(labels, helmManagedByLabel)
+		}
+		next.SetAnnotations(annotations)
+		next.SetLabels(labels)
+		return next
+	}, o.Keep)
+}
+
 // ownedByName lists the objects Istio's istiod chart gives a revision
 // without the istio.io/rev label, so a label selector misses them: its
-// ClusterRoles and ClusterRoleBindings (named as verify.ClusterRoleNames
-// names them) and the ServiceAccount, Role and RoleBinding "istiod-<rev>"
-// in the control-plane namespace. Only objects whose labels show they are
-// the chart's (app=istiod or app=istio-reader, no other revision's label)
-// are returned; a foreign object with a colliding name is left alone. The
-// non-revisioned "default" revision gets nothing by name: its names
-// ("istiod", "istiod-clusterrole-<ns>") are not revision-specific.
+// ClusterRoles and ClusterRoleBindings (mesh.ClusterRoleNames, which
+// verify.UninstallPermissions grants delete on) and the ServiceAccount,
+// Role and RoleBinding "istiod-<rev>" in the control-plane namespace. Only
+// objects whose labels show they are the chart's (app=istiod or
+// app=istio-reader, no other revision's label) are returned; a foreign
+// object with a colliding name is left alone. The non-revisioned "default"
+// revision gets nothing by name: its names ("istiod",
+// "istiod-clusterrole-<ns>") are not revision-specific.
 func ownedByName(ctx context.Context, k kubernetes.Interface, ns, rev string) ([]kubeutil.Deletion, error) {
 	if rev == mesh.DefaultRevision {
 		return nil, nil
 	}
-	var out []kubeutil.Deletion
-	ours := func(labels map[string]string) bool {
-		if app := labels["app"]; app != "istiod" && app != "istio-reader" {
-			return false
-		}
-		r, ok := labels[mesh.LabelRev]
-		return !ok || r == rev
+	type candidate struct {
+		ref revkit.ObjectRef
+		del func(context.Context, string, metav1.DeleteOptions) error
 	}
-	try := func(kind, ns, name string, get func() (map[string]string, error), del func(context.Context, string, metav1.DeleteOptions) error) error {
-		labels, err := get()
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return &revkit.OpError{Op: "revision.Uninstall", Verb: "get", Object: revkit.ObjectRef{Kind: kind, Namespace: ns, Name: name}, Err: err}
-		}
-		if ours(labels) {
-			out = append(out, kubeutil.Named(kind, ns, name, 3, del))
-		}
-		return nil
-	}
-	for _, name := range chartClusterRoleNames(rev, ns) {
-		if err := try("ClusterRoleBinding", "", name, func() (map[string]string, error) {
-			o, err := k.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return o.Labels, nil
-		}, k.RbacV1().ClusterRoleBindings().Delete); err != nil {
-			return nil, err
-		}
-		if err := try("ClusterRole", "", name, func() (map[string]string, error) {
-			o, err := k.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return o.Labels, nil
-		}, k.RbacV1().ClusterRoles().Delete); err != nil {
-			return nil, err
-		}
+	var cands []candidate
+	for _, name := range mesh.ClusterRoleNames(rev, ns) {
+		cands = append(cands,
+			candidate{revkit.ObjectRef{Kind: "ClusterRoleBinding", Name: name}, k.RbacV1().ClusterRoleBindings().Delete},
+			candidate{revkit.ObjectRef{Kind: "ClusterRole", Name: name}, k.RbacV1().ClusterRoles().Delete})
 	}
 	name := mesh.IstiodName(rev)
-	if err := try("RoleBinding", ns, name, func() (map[string]string, error) {
-		o, err := k.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
+	cands = append(cands,
+		candidate{revkit.ObjectRef{Kind: "RoleBinding", Namespace: ns, Name: name}, k.RbacV1().RoleBindings(ns).Delete},
+		candidate{revkit.ObjectRef{Kind: "Role", Namespace: ns, Name: name}, k.RbacV1().Roles(ns).Delete},
+		candidate{revkit.ObjectRef{Kind: "ServiceAccount", Namespace: ns, Name: name}, k.CoreV1().ServiceAccounts(ns).Delete})
+	var out []kubeutil.Deletion
+	for _, c := range cands {
+		meta, err := getMeta(ctx, k, c.ref)
+		if apierrors.IsNotFound(err) {
+			continue
 		}
-		return o.Labels, nil
-	}, k.RbacV1().RoleBindings(ns).Delete); err != nil {
-		return nil, err
-	}
-	if err := try("Role", ns, name, func() (map[string]string, error) {
-		o, err := k.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return nil, err
+			return nil, &revkit.OpError{Op: "revision.Uninstall", Verb: "get", Object: c.ref, Err: err}
 		}
-		return o.Labels, nil
-	}, k.RbacV1().Roles(ns).Delete); err != nil {
-		return nil, err
-	}
-	if err := try("ServiceAccount", ns, name, func() (map[string]string, error) {
-		o, err := k.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
+		if chartOwned(meta.Labels, rev) {
+			out = append(out, kubeutil.Named(c.ref.Kind, c.ref.Namespace, c.ref.Name, 3, c.del))
 		}
-		return o.Labels, nil
-	}, k.CoreV1().ServiceAccounts(ns).Delete); err != nil {
-		return nil, err
 	}
 	return out, nil
 }
 
-// chartClusterRoleNames are the names Istio's istiod chart gives the
-// cluster-scoped RBAC objects of revision rev installed in ns (the same
-// list as verify.ClusterRoleNames, whose delete grant they must match).
-func chartClusterRoleNames(rev, ns string) []string {
-	var out []string
-	for _, base := range []string{"istiod-clusterrole", "istiod-gateway-controller", "istio-reader-clusterrole"} {
-		out = append(out, base+"-"+rev+"-"+ns)
+// chartOwned: the labels show an object of the istiod chart (app=istiod or
+// app=istio-reader) of rev, or of no revision.
+func chartOwned(labels map[string]string, rev string) bool {
+	if app := labels["app"]; app != "istiod" && app != "istio-reader" {
+		return false
 	}
-	return out
+	r, ok := labels[mesh.LabelRev]
+	return !ok || r == rev
 }

@@ -176,8 +176,6 @@ func (s *serverDryRun) restClient(group, version string) (rc rest.Interface) {
 		return s.kube.AutoscalingV2().RESTClient()
 	case "policy/v1":
 		return s.kube.PolicyV1().RESTClient()
-	case "coordination.k8s.io/v1":
-		return s.kube.CoordinationV1().RESTClient()
 	}
 	return nil
 }

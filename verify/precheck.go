@@ -261,12 +261,7 @@ func installNames(rev, controlPlaneNamespace string) chartNames {
 // istiod-clusterrole-<rev>-<ns>, istiod-gateway-controller-<rev>-<ns> and
 // istio-reader-clusterrole-<rev>-<ns>.
 func ClusterRoleNames(rev, controlPlaneNamespace string) []string {
-	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
-	var out []string
-	for _, base := range []string{"istiod-clusterrole", "istiod-gateway-controller", "istio-reader-clusterrole"} {
-		out = append(out, base+"-"+rev+"-"+cp)
-	}
-	return out
+	return mesh.ClusterRoleNames(rev, revkit.ControlPlaneNamespace(controlPlaneNamespace))
 }
 
 const (

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 
@@ -120,23 +118,16 @@ func (v minorVersion) less(o minorVersion) bool {
 
 var versionRE = regexp.MustCompile(`^v?(\d+)\.(\d+)`)
 
-// ParseMinor reads the major and minor version of an Istio or Kubernetes
-// version ("1.30.1", "v1.36.3", "1.31-alpha.abc"); false if it has none.
-func ParseMinor(s string) (major, minor int, ok bool) {
+// parseMinor reads the major and minor version of an Istio or Kubernetes
+// version ("1.30.1", "v1.36.3", "1.31-alpha.abc"), or refuses it as the
+// named field.
+func parseMinor(field, s string) (minorVersion, error) {
 	m := versionRE.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
-		return 0, 0, false
-	}
-	major, _ = strconv.Atoi(m[1])
-	minor, _ = strconv.Atoi(m[2])
-	return major, minor, true
-}
-
-func parseMinor(field, s string) (minorVersion, error) {
-	major, minor, ok := ParseMinor(s)
-	if !ok {
 		return minorVersion{}, &revkit.InvalidInputError{Field: field, Value: s, Reason: "not a version (major.minor...)"}
 	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
 	return minorVersion{major, minor}, nil
 }
 
@@ -288,40 +279,6 @@ func (t *SupportTable) row(v minorVersion) (KubernetesSupport, bool) {
 		return *dev, true
 	}
 	return KubernetesSupport{}, false
-}
-
-// IstiodVersions reads the Istio version of each revision's istiod from the
-// image tag of its Deployment istiod-<revision> (istiod for "default") in
-// the control-plane namespace, e.g. ".../pilot:1.30.1" → "1.30.1".
-// Revisions without such a Deployment, or whose image has no version tag,
-// are left out.
-func IstiodVersions(ctx context.Context, kube kubernetes.Interface, controlPlaneNamespace string, revisions []string) (map[string]string, error) {
-	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
-	out := map[string]string{}
-	for _, rev := range revisions {
-		name := "istiod-" + rev
-		if rev == "default" {
-			name = "istiod"
-		}
-		d, err := kube.AppsV1().Deployments(cp).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return nil, &revkit.OpError{Op: opSkew, Verb: "get", Object: revkit.ObjectRef{Kind: "Deployment", Namespace: cp, Name: name}, Err: err}
-		}
-		for _, c := range d.Spec.Template.Spec.Containers {
-			if c.Name != "discovery" {
-				continue
-			}
-			if i := strings.LastIndex(c.Image, ":"); i >= 0 && !strings.Contains(c.Image[i:], "/") {
-				if _, _, ok := ParseMinor(c.Image[i+1:]); ok {
-					out[rev] = c.Image[i+1:]
-				}
-			}
-		}
-	}
-	return out, nil
 }
 
 // ProxySkewOptions configures ProxySkew.

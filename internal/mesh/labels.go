@@ -55,6 +55,18 @@ func IstiodName(rev string) string {
 	return "istiod-" + rev
 }
 
+// ClusterRoleNames are the names Istio's istiod chart gives the
+// cluster-scoped RBAC objects (ClusterRoles and their ClusterRoleBindings)
+// of revision rev installed in the control-plane namespace cp: the chart
+// does not label them with istio.io/rev, so they are found by name.
+func ClusterRoleNames(rev, cp string) []string {
+	var out []string
+	for _, base := range []string{"istiod-clusterrole", "istiod-gateway-controller", "istio-reader-clusterrole"} {
+		out = append(out, base+"-"+rev+"-"+cp)
+	}
+	return out
+}
+
 // DefaultValidatorName is the validating webhook owned by the default tag.
 const DefaultValidatorName = "istiod-default-validator"
 

@@ -46,12 +46,7 @@ func (i *Injector) Deactivated() bool {
 // Matches reports whether a pod with podLabels in a namespace with nsLabels
 // would be sent to this injector.
 func (i *Injector) Matches(nsLabels, podLabels map[string]string) bool {
-	for _, w := range i.Webhooks {
-		if Matches(w.NamespaceSelector, nsLabels) && Matches(w.ObjectSelector, podLabels) {
-			return true
-		}
-	}
-	return false
+	return i.MatchingWebhook(nsLabels, podLabels) != nil
 }
 
 // MatchingWebhook returns the first of the injector's webhooks that the
@@ -304,7 +299,8 @@ type Injection struct {
 func (m *Model) PodInjections(ns *corev1.Namespace, podLabels map[string]string) []Injection {
 	nsLabels := nsLabelsWithName(ns)
 	var out []Injection
-	for _, inj := range m.Matching(nsLabels, podLabels) {
+	for i := range m.Injectors {
+		inj := &m.Injectors[i]
 		if w := inj.MatchingWebhook(nsLabels, podLabels); w != nil {
 			out = append(out, Injection{Configuration: inj.Name, Webhook: w.Name, Revision: inj.Revision, Tag: inj.Tag})
 		}
