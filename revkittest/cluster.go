@@ -319,7 +319,9 @@ func (c *Cluster) WithPod(ns, name, rev string) *Cluster {
 }
 
 // Pod returns a running pod; when rev is set it carries a sidecar injected
-// by that revision, recorded as istiod records it.
+// by that revision, stamped as a Simulation's injector stamps it (see
+// Simulation): the sidecar status istiod records, the istio-proxy
+// container, and the labels and annotations of Istio's injection template.
 func Pod(ns, name, rev string, labels map[string]string) *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
@@ -328,9 +330,7 @@ func Pod(ns, name, rev string, labels map[string]string) *corev1.Pod {
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
 	}
 	if rev != "" {
-		p.Annotations = map[string]string{mesh.AnnotationStatus: fmt.Sprintf(
-			`{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"imagePullSecrets":null,"revision":%q}`, rev)}
-		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "istio/proxyv2:" + rev})
+		injectSidecar(p, rev, rev)
 	}
 	return p
 }
