@@ -308,6 +308,13 @@ func (c *Cluster) WithGateway(ns, name, rev string, opts ...WorkloadOption) *Clu
 	}
 	c.objects = append(c.objects, d)
 	c.pods(ns, name, w)
+	for _, o := range c.objects[len(c.objects)-int(w.replicas):] {
+		p := o.(*corev1.Pod)
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations["inject.istio.io/templates"] = "gateway"
+	}
 	return c
 }
 
