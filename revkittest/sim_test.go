@@ -630,4 +630,3 @@ func TestSimDeterministic(t *testing.T) {
 	assert.Equal(t, first, run())
 	assert.NotEqual(t, []string{"web-0", "web-1", "web-2"}, first)
 }
-
