@@ -99,6 +99,11 @@ func (r *UninstallResult) ObjectChanges() []revkit.Change { return r.Changes }
 // run, list every object the uninstall deletes, from the release's
 // manifest as well as by label.
 //
+// Without Helm, a revision whose objects belong to its Helm release (Helm's
+// release-name annotation) is refused with a *revkit.InvalidInputError
+// before any deletion: deleting them alone would leave a release that
+// still says "deployed".
+//
 // While namespaces, tags or running pods use the revision it refuses with a
 // *revkit.InUseError listing them, unless Force is set. Uninstalling a
 // revision that is not there changes nothing and is not an error.
@@ -163,10 +168,16 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 			}
 		}
 	}
-	victims, kept, err := collect(ctx, kube, ns, opts.Revision)
+	victims, kept, release, err := collect(ctx, kube, ns, opts.Revision)
 	if err != nil {
 		res.Changes = rec.Changes
 		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "revision objects", Name: opts.Revision}, Err: err}
+	}
+	if release != "" && opts.Helm == nil {
+		// Deleting a release's objects behind Helm's back leaves a release
+		// that says "deployed" with nothing left of it.
+		return res, &revkit.InvalidInputError{Field: "Helm", Value: release, Reason: "the revision's objects belong to Helm release " + release +
+			": set Helm (see NewHelm) so that the release is uninstalled with them"}
 	}
 	byName, err := ownedByName(ctx, kube, ns, opts.Revision)
 	if err != nil {
@@ -216,10 +227,15 @@ func helmUninstall(ctx context.Context, opts UninstallOptions, rec *kubeutil.Rec
 
 // collect lists the revision's objects, in deletion order, and the ones it
 // keeps.
-func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) ([]kubeutil.Deletion, []revkit.ObjectRef, error) {
+// The release is the revision's Helm release when the objects found belong
+// to it (Helm's release-name annotation), or "".
+func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) (out []kubeutil.Deletion, kept []revkit.ObjectRef, release string, err error) {
 	sel := metav1.ListOptions{LabelSelector: fmt.Sprintf("%s=%s,!%s", mesh.LabelRev, rev, mesh.LabelTag)}
-	var out []kubeutil.Deletion
-	var kept []revkit.ObjectRef
+	owned := func(m metav1.ObjectMeta) {
+		if m.Annotations[helmReleaseNameAnno] == ReleaseName(rev) {
+			release = ReleaseName(rev)
+		}
+	}
 	add := func(d kubeutil.Deletion, labels map[string]string) {
 		if isGateway(labels) {
 			kept = append(kept, d.Ref)
@@ -230,92 +246,95 @@ func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) ([]kub
 
 	mwcs, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range mwcs.Items {
+		owned(o.ObjectMeta)
 		add(kubeutil.DeleteMutatingWebhook(k, o.Name), o.Labels)
 	}
 	vwcs, err := k.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range vwcs.Items {
+		owned(o.ObjectMeta)
 		d := kubeutil.DeleteValidatingWebhook(k, o.Name)
 		d.Order = 0
 		add(d, o.Labels)
 	}
 	deps, err := k.AppsV1().Deployments(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range deps.Items {
+		owned(o.ObjectMeta)
 		add(kubeutil.Named("Deployment", ns, o.Name, 1, k.AppsV1().Deployments(ns).Delete), o.Labels)
 	}
 	hpas, err := k.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range hpas.Items {
 		add(kubeutil.Named("HorizontalPodAutoscaler", ns, o.Name, 1, k.AutoscalingV2().HorizontalPodAutoscalers(ns).Delete), o.Labels)
 	}
 	pdbs, err := k.PolicyV1().PodDisruptionBudgets(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range pdbs.Items {
 		add(kubeutil.Named("PodDisruptionBudget", ns, o.Name, 1, k.PolicyV1().PodDisruptionBudgets(ns).Delete), o.Labels)
 	}
 	svcs, err := k.CoreV1().Services(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range svcs.Items {
 		add(kubeutil.DeleteService(k, ns, o.Name), o.Labels)
 	}
 	cms, err := k.CoreV1().ConfigMaps(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range cms.Items {
 		add(kubeutil.Named("ConfigMap", ns, o.Name, 3, k.CoreV1().ConfigMaps(ns).Delete), o.Labels)
 	}
 	sas, err := k.CoreV1().ServiceAccounts(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range sas.Items {
 		add(kubeutil.Named("ServiceAccount", ns, o.Name, 3, k.CoreV1().ServiceAccounts(ns).Delete), o.Labels)
 	}
 	roles, err := k.RbacV1().Roles(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range roles.Items {
 		add(kubeutil.Named("Role", ns, o.Name, 3, k.RbacV1().Roles(ns).Delete), o.Labels)
 	}
 	rbs, err := k.RbacV1().RoleBindings(ns).List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range rbs.Items {
 		add(kubeutil.Named("RoleBinding", ns, o.Name, 3, k.RbacV1().RoleBindings(ns).Delete), o.Labels)
 	}
 	crs, err := k.RbacV1().ClusterRoles().List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range crs.Items {
 		add(kubeutil.Named("ClusterRole", "", o.Name, 3, k.RbacV1().ClusterRoles().Delete), o.Labels)
 	}
 	crbs, err := k.RbacV1().ClusterRoleBindings().List(ctx, sel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	for _, o := range crbs.Items {
 		add(kubeutil.Named("ClusterRoleBinding", "", o.Name, 3, k.RbacV1().ClusterRoleBindings().Delete), o.Labels)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
-	return out, kept, nil
+	return out, kept, release, nil
 }
 
 // isGateway tells gateway objects apart from istiod's: gateways carry

@@ -186,6 +186,31 @@ func TestUninstallKeepsTagsOfItsHelmRelease(t *testing.T) {
 	})
 }
 
+// Without Helm, a revision whose objects belong to its release is refused
+// before any write: deleting them would leave a "deployed" release of
+// nothing. The error names the release and the option to set.
+func TestUninstallWithoutHelmRefusesAHelmRelease(t *testing.T) {
+	for _, mode := range []revkit.DryRun{revkit.DryRunNone, revkit.DryRunClient} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c, _ := movedDefaultTagCluster(t)
+			kube := c.Kube()
+			kube.ClearActions()
+			_, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-24-0", Common: revkit.Common{DryRun: mode}})
+			var invalid *revkit.InvalidInputError
+			require.ErrorAs(t, err, &invalid)
+			assert.Equal(t, "Helm", invalid.Field)
+			assert.Equal(t, "istiod-1-24-0", invalid.Value)
+			assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+			assert.Empty(t, revkittest.Writes(kube))
+		})
+	}
+	// A revision installed without Helm is not affected (the other tests),
+	// nor one whose objects name another release.
+	kube := revkittest.NewCluster().WithRevision("1-24-0").WithObjects(helmOwned(istiodRBAC("1-25-0")...)...).Kube()
+	_, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-24-0"})
+	require.NoError(t, err)
+}
+
 func TestUninstallDeletesChartRBACByName(t *testing.T) {
 	foreign := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "istiod-gateway-controller-1-24-0-istio-system",
 		Labels: map[string]string{"app": "something-else"}}}

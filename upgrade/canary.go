@@ -50,8 +50,11 @@ type CanaryOptions struct {
 	// Pause waits between batches.
 	Pause time.Duration
 	// Proxies, when set, are checked after every batch: the batch's proxies
-	// must be connected to To and SYNCED.
-	Proxies []verify.SyncSource
+	// must be connected to To and SYNCED. ProxySettle is how long each check
+	// waits for proxies still receiving a push or pods whose Envoy is still
+	// connecting (verify.ProxiesOptions.Settle); default 30 seconds.
+	Proxies     []verify.SyncSource
+	ProxySettle time.Duration
 	// FromVersion and ToVersion, when set, are the Istio versions of From
 	// and To (e.g. "1.29.3", "1.30.1"). The precheck then checks them
 	// against Istio's support policy before any write (verify.CheckSkew:
@@ -71,6 +74,13 @@ type CanaryOptions struct {
 	GatewayNamespaces []string
 	// KeepOld leaves From installed at the end.
 	KeepOld bool
+	// Helm is the Helm configuration (revision.NewHelm) that uninstalls a
+	// revision installed with Helm — From at the end, To on rollback — when
+	// Install is not set; Install.Helm is used otherwise. Without either,
+	// uninstalling a revision whose objects belong to a Helm release is
+	// refused (revision.Uninstall), since deleting them would leave the
+	// release behind.
+	Helm *action.Configuration `json:"-"`
 	// RollbackOnFailure runs the rollback steps (without uninstalling To)
 	// when a step fails.
 	RollbackOnFailure bool
@@ -131,7 +141,7 @@ func (o *CanaryOptions) validate() error {
 	if o.BatchSize < 0 || o.BatchPercent < 0 || o.BatchPercent > 100 {
 		return &revkit.InvalidInputError{Field: "BatchSize", Reason: "BatchSize must be >= 0 and BatchPercent within 0..100"}
 	}
-	if o.Pause < 0 || o.RestartTimeout < 0 {
+	if o.Pause < 0 || o.RestartTimeout < 0 || o.ProxySettle < 0 {
 		return &revkit.InvalidInputError{Field: "Pause", Reason: "durations must not be negative"}
 	}
 	if o.Gateways != "" && o.Gateways != gateway.InPlace && o.Gateways != gateway.Canary {
@@ -146,6 +156,9 @@ func fieldErr(field string, err error) error {
 	}
 	return err
 }
+
+// defaultProxySettle is CanaryOptions.ProxySettle's default.
+const defaultProxySettle = 30 * time.Second
 
 // target is what namespaces are labelled with during the canary.
 func (o *CanaryOptions) target() string {
@@ -263,7 +276,8 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 			Named("verify-pods"+label, VerifyPods(verify.PodsOptions{Namespaces: batch, Target: opts.To, ControlPlaneNamespace: cp})),
 		)
 		if len(opts.Proxies) > 0 {
-			add(Named("verify-proxies"+label, VerifyProxies(verify.ProxiesOptions{Sources: opts.Proxies, Target: opts.To, Namespaces: batch})))
+			add(Named("verify-proxies"+label, VerifyProxies(verify.ProxiesOptions{Sources: opts.Proxies, Target: opts.To, Namespaces: batch,
+				Settle: cmp.Or(opts.ProxySettle, defaultProxySettle)})))
 			if sk := opts.skew(false); sk != nil {
 				sk.ControlPlaneVersions = map[string]string{opts.To: opts.ToVersion}
 				if opts.FromVersion != "" {
@@ -297,7 +311,7 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 	}
 	add(VerifyWebhooks(verify.WebhooksOptions{ControlPlaneNamespace: cp}))
 	if !opts.KeepOld {
-		add(Uninstall(revision.UninstallOptions{Revision: opts.From, ControlPlaneNamespace: cp, Helm: helmOf(opts.Install)}))
+		add(Uninstall(revision.UninstallOptions{Revision: opts.From, ControlPlaneNamespace: cp, Helm: opts.helm()}))
 	}
 	switch {
 	case opts.RollbackOnFailure:
@@ -402,7 +416,7 @@ func (o *CanaryOptions) precheck(back bool) verify.PrecheckOptions {
 			removed = o.To
 		}
 		pre.Permissions = append(pre.Permissions, verify.UninstallPermissions(removed, cp)...)
-		if helmOf(o.Install) != nil {
+		if o.helm() != nil {
 			pre.Permissions = append(pre.Permissions, verify.HelmUninstallPermissions(cp)...)
 		}
 	}
@@ -490,7 +504,7 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 	if opts.CanaryTag != "" && uninstallCanary && !opts.RecordState {
 		add(RemoveTag(tag.RemoveOptions{Tag: opts.CanaryTag, ControlPlaneNamespace: cp}))
 	}
-	switch un := (revision.UninstallOptions{Revision: opts.To, ControlPlaneNamespace: cp, Helm: helmOf(opts.Install)}); {
+	switch un := (revision.UninstallOptions{Revision: opts.To, ControlPlaneNamespace: cp, Helm: opts.helm()}); {
 	case uninstallCanary && opts.RecordState:
 		// Only if the plan installed it.
 		add(UninstallAdded(UninstallAddedOptions{UninstallOptions: un, State: opts.canaryName()}))
@@ -500,11 +514,13 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 	return out
 }
 
-func helmOf(in *revision.InstallOptions) *action.Configuration {
-	if in == nil {
-		return nil
+// helm is the Helm configuration that uninstalls revisions: Install's, or
+// Helm's when the plan installs nothing.
+func (o *CanaryOptions) helm() *action.Configuration {
+	if o.Install != nil && o.Install.Helm != nil {
+		return o.Install.Helm
 	}
-	return in.Helm
+	return o.Helm
 }
 
 // Precheck gates a plan on verify.Precheck: Kubernetes version and the

@@ -9,11 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v4/pkg/action"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/upgrade"
 	"github.com/revkit/revkit/verify"
@@ -294,4 +296,39 @@ func TestCanaryPrecheckCoversGatewayCanaries(t *testing.T) {
 		assert.False(t, u.Verb == "delete" && u.Group == "rbac.authorization.k8s.io", "KeepOld: no delete of RBAC objects: %v", u)
 	}
 	assert.ElementsMatch(t, verify.DefaultPermissions(""), kept, "KeepOld, in place, no install: the defaults alone")
+}
+
+// A plan that installs nothing still uninstalls a Helm-installed revision
+// through its release when given CanaryOptions.Helm — From at the end of
+// the canary, To in the rollback — and its precheck asks for the Helm
+// uninstall's permissions.
+func TestCanaryUninstallsThroughHelmWithoutInstall(t *testing.T) {
+	kube := fleetCluster().Kube()
+	h := memHelm()
+	opts := canaryOpts()
+	opts.Install, opts.Helm = nil, h
+	uninstallHelm := func(p upgrade.Plan) []*action.Configuration {
+		var out []*action.Configuration
+		for _, s := range p.Steps {
+			if upgrade.KindOf(s) == upgrade.KindUninstallRevision {
+				out = append(out, s.(upgrade.InputReporter).Inputs().(revision.UninstallOptions).Helm)
+			}
+		}
+		return out
+	}
+	p, err := upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	assert.Equal(t, []*action.Configuration{h}, uninstallHelm(p), "the canary uninstalls From with Helm")
+	pre := p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions)
+	for _, want := range verify.HelmUninstallPermissions("") {
+		assert.Contains(t, pre.Permissions, want)
+	}
+	back, err := upgrade.Rollback(ctx, kube, opts)
+	require.NoError(t, err)
+	assert.Equal(t, []*action.Configuration{h}, uninstallHelm(back), "the rollback uninstalls To with Helm")
+
+	opts.Helm = nil
+	p, err = upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	assert.Equal(t, []*action.Configuration{nil}, uninstallHelm(p), "without Helm, revision.Uninstall decides (and refuses a release's objects)")
 }

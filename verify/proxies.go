@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -137,6 +138,14 @@ type ProxiesOptions struct {
 	// istiod replica (ReplicaSources), or the proxies of the replicas not
 	// read are reported as not connected.
 	Kube kubernetes.Interface `json:"-"`
+	// Settle, when positive, makes the check wait for proxies that are on
+	// their way: while the only problems are proxies not yet in sync (STALE
+	// or NOT SENT: a push in flight) or pods not yet connected (an Envoy
+	// connects a moment after its pod runs), the sources are read again,
+	// every second or Settle/5 if shorter, for up to Settle. Stragglers
+	// and NACKed configuration (ERROR) end the wait at once: they do not
+	// resolve themselves.
+	Settle time.Duration
 }
 
 // RevisionProxies counts the proxies of one revision by overall state.
@@ -245,6 +254,9 @@ func (o *ProxiesOptions) validate() error {
 			}
 		}
 	}
+	if o.Settle < 0 {
+		return &revkit.InvalidInputError{Field: "Settle", Value: o.Settle.String(), Reason: "must not be negative"}
+	}
 	if o.Target != "" {
 		if err := validateTarget("Target", o.Target); err != nil {
 			return err
@@ -264,6 +276,41 @@ func Proxies(ctx context.Context, opts ProxiesOptions) (*ProxiesReport, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	rep, err := readProxies(ctx, opts)
+	if err != nil || opts.Settle <= 0 {
+		return rep, err
+	}
+	interval := min(time.Second, opts.Settle/5)
+	deadline := time.Now().Add(opts.Settle)
+	for rep.settling() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: %w", opProxies, ctx.Err())
+		case <-time.After(interval):
+		}
+		if rep, err = readProxies(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// settling reports whether the report fails only on what resolves itself
+// in a moment: proxies waiting for a push, pods whose Envoy is connecting.
+func (r *ProxiesReport) settling() bool {
+	if r.OK() || len(r.Stragglers) > 0 {
+		return false
+	}
+	for _, p := range r.NotSynced {
+		if p.State == StateError {
+			return false
+		}
+	}
+	return true
+}
+
+// readProxies reads every source once.
+func readProxies(ctx context.Context, opts ProxiesOptions) (*ProxiesReport, error) {
 	report := &ProxiesReport{Target: opts.Target}
 	summaries := map[string]*RevisionProxies{}
 	// A proxy that reconnected may be listed by two replicas for a moment:

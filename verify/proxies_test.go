@@ -387,3 +387,71 @@ func TestProxiesComplete(t *testing.T) {
 		t.Fatalf("without Kube: ok=%v err=%v", r.OK(), err)
 	}
 }
+
+// seqSource returns its documents in turn, the last one from then on, and
+// counts the reads.
+type seqSource struct {
+	rev   string
+	docs  [][]byte
+	reads atomic.Int32
+}
+
+func (s *seqSource) Revision() string { return s.rev }
+
+func (s *seqSource) Syncz(ctx context.Context) ([]byte, error) {
+	n := int(s.reads.Add(1)) - 1
+	return s.docs[min(n, len(s.docs)-1)], nil
+}
+
+// Settle waits out a push in flight, and only that: a straggler or a
+// NACK ends the wait at the first read, and a proxy that stays STALE fails
+// once Settle has passed.
+func TestProxiesSettle(t *testing.T) {
+	synced, stale := synczDoc("cart-0.shop"), synczDoc("cart-0.shop:stale")
+	for _, tc := range []struct {
+		name      string
+		docs      [][]byte
+		rev       string
+		ok        bool
+		reads     int32 // exact; 0 means "more than one"
+		notSynced int
+	}{
+		{name: "a push in flight settles", docs: [][]byte{stale, stale, synced}, rev: "1-25-0", ok: true, reads: 3},
+		{name: "synced at once: one read", docs: [][]byte{synced}, rev: "1-25-0", ok: true, reads: 1},
+		{name: "a straggler does not wait", docs: [][]byte{stale, synced}, rev: "1-24-0", reads: 1, notSynced: 1},
+		{name: "a NACK does not wait", docs: [][]byte{synczDoc("cart-0.shop:error"), synced}, rev: "1-25-0", reads: 1, notSynced: 1},
+		{name: "stale throughout fails after Settle", docs: [][]byte{stale}, rev: "1-25-0", notSynced: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &seqSource{rev: tc.rev, docs: tc.docs}
+			// Long enough for a loaded machine where it should settle; short
+			// where it must fail.
+			settle := 10 * time.Second
+			if !tc.ok && tc.reads == 0 {
+				settle = 100 * time.Millisecond
+			}
+			rep, err := Proxies(context.Background(), ProxiesOptions{Sources: []SyncSource{src}, Target: "1-25-0", Settle: settle})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() != tc.ok || len(rep.NotSynced) != tc.notSynced {
+				t.Errorf("OK %v, not synced %d; want %v, %d", rep.OK(), len(rep.NotSynced), tc.ok, tc.notSynced)
+			}
+			got := src.reads.Load()
+			if (tc.reads > 0 && got != tc.reads) || (tc.reads == 0 && got < 2) {
+				t.Errorf("%d reads, want %d (0: more than one)", got, tc.reads)
+			}
+		})
+	}
+
+	_, err := Proxies(context.Background(), ProxiesOptions{Sources: []SyncSource{StaticSource{Rev: "a", JSON: synced}}, Settle: -time.Second})
+	if !errors.Is(err, revkit.ErrInvalidInput) {
+		t.Errorf("negative Settle: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	src := &seqSource{rev: "1-25-0", docs: [][]byte{stale}}
+	if _, err := Proxies(ctx, ProxiesOptions{Sources: []SyncSource{src}, Settle: time.Minute}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
+	}
+}

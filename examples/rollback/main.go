@@ -18,9 +18,10 @@
 //
 // With --kubeconfig (or $KUBECONFIG) it works on that cluster, where both
 // revisions are installed. Without, it starts a local control plane, seeds
-// revision 1-30-0 with tag prod-stable, the demo namespaces and a gateway,
-// starts revision 1-31-0 beside it and runs both parts (run it under
-// hack/netns-run.sh).
+// the older Istio version's revision with tag prod-stable, the demo
+// namespaces and a gateway, starts the newer version's revision beside it
+// and runs both parts, so that the rollback goes back to the older Istio
+// (run it under hack/netns-run.sh).
 package main
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/examples/internal/demo"
 	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/upgrade"
 	"github.com/revkit/revkit/verify"
@@ -45,8 +47,8 @@ func main() {
 func run(args []string, out, errOut io.Writer) int {
 	fs := demo.FlagSet("rollback", "Start a canary upgrade (first batch and canary gateways), then roll it back.", errOut)
 	kubeconfig := demo.KubeconfigFlag(fs)
-	from := fs.String("from", "1-30-0", "revision in use now, and rolled back to")
-	to := fs.String("to", "1-31-0", "canary revision (installed already), removed by the rollback")
+	from := fs.String("from", testenv.OldIstio.Revision, "revision in use now, and rolled back to (local mode: runs Istio "+testenv.OldIstio.Name+")")
+	to := fs.String("to", testenv.NewIstio.Revision, "canary revision (installed already), removed by the rollback (local mode: runs Istio "+testenv.NewIstio.Name+")")
 	selector := fs.String("selector", "demo=true", "label selector of the namespaces of the upgrade")
 	canaryTag := fs.String("canary-tag", "prod-canary", "tag pointed at --to during the canary, removed by the rollback")
 	stableTag := fs.String("stable-tag", "prod-stable", "tag the namespaces go back to (empty: --from itself)")

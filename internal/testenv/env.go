@@ -566,7 +566,9 @@ func (e *Env) Stop() error {
 		}
 		e.mu.Unlock()
 		for _, is := range istiods {
-			is.closeSidecars()
+			for _, r := range is.Replicas() {
+				r.closeSidecars()
+			}
 		}
 		procs := e.Processes()
 		var errs []error

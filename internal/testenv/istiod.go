@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,6 +47,7 @@ type Istiod struct {
 
 	mu       sync.Mutex
 	sidecars []*Sidecar
+	replicas []*Istiod
 }
 
 // SynczURL is the address of the revision's /debug/syncz endpoint.
@@ -158,33 +160,7 @@ func (e *Env) startIstiod(ctx context.Context, is *Istiod, apply bool) (*Istiod,
 		}
 	}
 
-	dir := filepath.Join(e.Dir, "istiod-"+revision)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	env := append(baseEnv(),
-		"POD_NAMESPACE="+IstioNamespace,
-		"POD_NAME=istiod-"+revision+"-local",
-		"REVISION="+revision,
-		"PILOT_CERT_PROVIDER=istiod",
-		"ISTIOD_CUSTOM_HOST=127.0.0.1",
-		"INJECTION_WEBHOOK_CONFIG_NAME="+is.InjectorWebhook,
-		"CLUSTER_ID=Kubernetes",
-		"KUBECONFIG="+e.Kubeconfig,
-	)
-	proc, err := e.spawn("istiod-"+revision, is.Version.Binary, dir, env, []string{
-		"discovery",
-		"--kubeconfig=" + e.Kubeconfig,
-		"--httpAddr=" + is.HTTPAddr,
-		"--grpcAddr=" + is.XDSAddr,
-		"--secureGRPCAddr=" + is.SecureXDSAddr,
-		"--httpsAddr=" + is.WebhookAddr,
-		"--monitoringAddr=" + is.MonitoringAddr,
-		"--ctrlz_address=127.0.0.1",
-		"--ctrlz_port=" + strconv.Itoa(is.ctrlzPort),
-		"--domain=cluster.local",
-		"--log_output_level=default:info",
-	})
+	proc, err := e.spawnIstiod(is, "istiod-"+revision, "istiod-"+revision+"-local")
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +220,109 @@ func (e *Env) startIstiod(ctx context.Context, is *Istiod, apply bool) (*Istiod,
 	return is, nil
 }
 
+// spawnIstiod starts a pilot-discovery process on is's addresses, with its
+// working directory and process named name and POD_NAME podName.
+func (e *Env) spawnIstiod(is *Istiod, name, podName string) (*Process, error) {
+	dir := filepath.Join(e.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	env := append(baseEnv(),
+		"POD_NAMESPACE="+IstioNamespace,
+		"POD_NAME="+podName,
+		"REVISION="+is.Revision,
+		"PILOT_CERT_PROVIDER=istiod",
+		"ISTIOD_CUSTOM_HOST=127.0.0.1",
+		"INJECTION_WEBHOOK_CONFIG_NAME="+is.InjectorWebhook,
+		"CLUSTER_ID=Kubernetes",
+		"KUBECONFIG="+e.Kubeconfig,
+	)
+	return e.spawn(name, is.Version.Binary, dir, env, []string{
+		"discovery",
+		"--kubeconfig=" + e.Kubeconfig,
+		"--httpAddr=" + is.HTTPAddr,
+		"--grpcAddr=" + is.XDSAddr,
+		"--secureGRPCAddr=" + is.SecureXDSAddr,
+		"--httpsAddr=" + is.WebhookAddr,
+		"--monitoringAddr=" + is.MonitoringAddr,
+		"--ctrlz_address=127.0.0.1",
+		"--ctrlz_port=" + strconv.Itoa(is.ctrlzPort),
+		"--domain=cluster.local",
+		"--log_output_level=default:info",
+	})
+}
+
+// StartReplica starts one more istiod process for a revision whose istiod
+// runs, as a second replica of its Deployment would: the same revision,
+// version and webhook configuration, its own addresses. Its sidecars are
+// its own: ConnectPodSidecars spreads pods over a revision's replicas, so
+// each replica's /debug/syncz reports only part of the revision's proxies,
+// as on a cluster. The webhooks keep pointing at the first process.
+// StopIstiod stops the replicas with it.
+func (e *Env) StartReplica(ctx context.Context, revision string) (*Istiod, error) {
+	primary := e.Istiod(revision)
+	if primary == nil || primary.Process == nil || primary.Process.Exited() {
+		return nil, fmt.Errorf("testenv: no running istiod for revision %q to add a replica to", revision)
+	}
+	ctx, cancel := withDefaultTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rep, err := e.ReserveIstiod(revision + "-replica")
+	if err != nil {
+		return nil, err
+	}
+	rep.Revision, rep.Version = revision, primary.Version
+	rep.InjectorWebhook, rep.ValidatorWebhook = primary.InjectorWebhook, primary.ValidatorWebhook
+	primary.mu.Lock()
+	n := len(primary.replicas) + 1
+	primary.mu.Unlock()
+	name := fmt.Sprintf("istiod-%s-replica-%d", revision, n)
+	proc, err := e.spawnIstiod(rep, name, name)
+	if err != nil {
+		return nil, err
+	}
+	rep.Process = proc
+	begin := time.Now()
+	client := &http.Client{Timeout: 2 * time.Second}
+	err = poll(ctx, name+" /ready", 200*time.Millisecond, []*Process{proc}, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+rep.HTTPAddr+"/ready", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = proc.Stop(5 * time.Second)
+		return nil, err
+	}
+	primary.mu.Lock()
+	primary.replicas = append(primary.replicas, rep)
+	primary.mu.Unlock()
+	e.t.Logf("testenv: %s ready in %s (xDS %s, monitoring %s)", name, time.Since(begin).Round(time.Millisecond), rep.XDSAddr, rep.MonitoringAddr)
+	return rep, nil
+}
+
+// Replicas are the revision's running istiod processes: the first one and
+// those StartReplica added.
+func (i *Istiod) Replicas() []*Istiod {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	out := []*Istiod{i}
+	for _, r := range i.replicas {
+		if r.Process != nil && !r.Process.Exited() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // probeInjection dry-run creates a pod selecting revision by its object label
 // in the default namespace and returns the revision that injected it.
 func (e *Env) probeInjection(ctx context.Context, revision string) (string, error) {
@@ -295,8 +374,14 @@ func (e *Env) StopIstiod(revision string) error {
 	if is == nil {
 		return fmt.Errorf("testenv: no istiod for revision %q", revision)
 	}
+	var errs []error
+	for _, r := range is.Replicas()[1:] {
+		r.closeSidecars()
+		errs = append(errs, r.Process.Stop(5*time.Second))
+	}
 	is.closeSidecars()
-	return is.Process.Stop(5 * time.Second)
+	errs = append(errs, is.Process.Stop(5*time.Second))
+	return errors.Join(errs...)
 }
 
 // String describes the instance for logs.

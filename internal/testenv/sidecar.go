@@ -349,7 +349,9 @@ func (i *Istiod) closeSidecars() {
 
 // ConnectPodSidecars connects a fake sidecar for every running, injected pod
 // in namespace matching selector, each to the istiod of the revision that
-// injected it, the way real sidecars would connect. Pods injected by a
+// injected it, the way real sidecars would connect: spread over its
+// replicas (StartReplica) in turn, and reporting the Istio version of the
+// pod's proxy image (ProxyVersion) as ISTIO_VERSION. Pods injected by a
 // revision without a running istiod in this environment are an error.
 func (e *Env) ConnectPodSidecars(ctx context.Context, namespace, selector string) ([]*Sidecar, error) {
 	pods, err := e.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
@@ -357,6 +359,7 @@ func (e *Env) ConnectPodSidecars(ctx context.Context, namespace, selector string
 		return nil, err
 	}
 	var out []*Sidecar
+	connected := map[string]int{}
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 			continue
@@ -369,8 +372,16 @@ func (e *Env) ConnectPodSidecars(ctx context.Context, namespace, selector string
 		if is == nil || is.Process.Exited() {
 			return out, fmt.Errorf("testenv: pod %s/%s was injected by %q, which has no running istiod", p.Namespace, p.Name, rev)
 		}
+		// Pods spread over the revision's replicas, as a Service balances
+		// their connections; each reports the version of its proxy image,
+		// as Envoy reports the version it was built from.
+		replicas := is.Replicas()
+		is = replicas[connected[rev]%len(replicas)]
+		connected[rev]++
+		version, _ := ProxyVersion(&p)
 		sa := p.Spec.ServiceAccountName
-		s, err := is.ConnectSidecar(ctx, SidecarOptions{Pod: p.Name, Namespace: p.Namespace, IP: p.Status.PodIP, Labels: p.Labels, ServiceAccount: sa})
+		s, err := is.ConnectSidecar(ctx, SidecarOptions{Pod: p.Name, Namespace: p.Namespace, IP: p.Status.PodIP, Labels: p.Labels,
+			ServiceAccount: sa, IstioVersion: version})
 		if err != nil {
 			return out, err
 		}
