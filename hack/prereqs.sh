@@ -6,7 +6,8 @@
 #   hack/prereqs.sh [build|run|all]
 #
 #   build  what building the tools needs: Go (at the version go.mod asks
-#          for), flock, sha256sum and friends, writable Go and tools caches,
+#          for), flock, sha256sum and friends, apt-get and dpkg-deb (for
+#          Debian's prometheus package), writable Go and tools caches,
 #          enough free disk
 #   run    what running the local control plane needs: root (or
 #          CAP_SYS_ADMIN) for a network namespace, unshare and ip
@@ -105,6 +106,10 @@ check_build() {
 	want_cmd sed sed
 	want_cmd find findutils
 	want_cmd flock util-linux
+	# prometheus comes from Debian's package (hack/tools.sh: apt-get
+	# download, dpkg-deb -x; no root needed).
+	want_cmd apt-get apt
+	want_cmd dpkg-deb dpkg
 	check_go
 	local cache=${REVKIT_TOOLS_CACHE:-${HOME:-}/.cache/revkit/tools}
 	if [[ -z ${REVKIT_TOOLS_CACHE:-} && -z ${HOME:-} ]]; then

@@ -5,7 +5,8 @@
 # pinned istio.io/istio in tools/istio, pilot-discovery-old from the older one in
 # tools/istio-old), istioctl (pinned version) and istio-render, plus both
 # versions' Istio charts (bin/istio-charts, bin/istio-charts-old) and the KWOK
-# stages they need at run time.
+# stages they need at run time; and prometheus, taken from Debian's package
+# (no build: apt-get download and dpkg-deb, no root needed).
 #
 # Each tool is keyed on what determines its bytes (its tools/<module> go.mod and
 # go.sum, the Go version, the link flags, its own sources). A tool whose stamp in
@@ -59,6 +60,14 @@ istio_ldflags() {
 }
 ISTIO_LDFLAGS=$(istio_ldflags istio)
 ISTIO_OLD_LDFLAGS=$(istio_ldflags istio-old)
+# Prometheus for the metric gates' tests (internal/testenv StartPrometheus):
+# Debian's build of it (bookworm: 2.42.0+ds-5+b6, or the security rebuild
+# 2.42.0+ds-5+deb12u1; the same Prometheus 2.42.0). Building it from its Go module instead would
+# add minutes of compilation and a module tree as large as Kubernetes' (its
+# service discovery pulls in every cloud SDK); the package is 19 MB and
+# unpacks in a second.
+PROMETHEUS_DEB=prometheus
+PROMETHEUS_UPSTREAM=2.42.0+ds
 
 mkdir -p "$BIN" "$CACHE"
 if [[ $MODE != plan ]]; then
@@ -189,6 +198,77 @@ data() {
 	log "charts and stages: copied in $(elapsed "$start")s"
 }
 
+# deb NAME PACKAGE UPSTREAM PATH: the binary PATH (inside the package) of
+# Debian package PACKAGE, as bin/NAME, in a Debian version of upstream version
+# UPSTREAM (Debian replaces a package's revision, e.g. +b6 by +deb12u1 for a
+# security fix, and its archive keeps only the latest: pinning the whole
+# version would break on the next update). It is downloaded with apt-get (no
+# root needed: `apt-get download` into a temporary folder, no install) and
+# unpacked with dpkg-deb. If the machine's package lists have no such
+# version, or it is gone from the archive, a private copy of the lists is
+# fetched (apt-get update with its own state and cache folders) and tried,
+# leaving the system's lists alone. Stamped and cached like the built tools,
+# keyed on UPSTREAM.
+deb() {
+	local name=$1 pkg=$2 upstream=$3 path=$4
+	local k stamp cached start tmp got=""
+	k=$(printf 'script=%s deb=%s upstream=%s path=%s arch=%s\n' "$SCRIPT_VERSION" "$pkg" "$upstream" "$path" "$(go env GOARCH)" | sha256sum | cut -c1-16)
+	stamp="$BIN/.stamp-$name"
+	cached="$CACHE/$name-$k"
+	if [[ $MODE == plan ]]; then
+		plan "$name" "$k" "$stamp" "$cached"
+		return
+	fi
+	if [[ -x $BIN/$name && -f $stamp && $(cat "$stamp") == "$k" ]]; then
+		log "$name: up to date ($k)"
+		SUMMARY+=("$name up-to-date 0.0s")
+		return
+	fi
+	start=$(now)
+	if [[ -x $cached/$name ]]; then
+		cp -f "$cached/$name" "$BIN/$name.tmp" && mv -f "$BIN/$name.tmp" "$BIN/$name"
+		echo "$k" >"$stamp"
+		log "$name: restored from $cached in $(elapsed "$start")s"
+		SUMMARY+=("$name restored $(elapsed "$start")s")
+		return
+	fi
+	log "$name: downloading Debian package $pkg ($upstream) ..."
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"
+	# try_download APT_OPTIONS...: download the first listed version of
+	# $pkg whose upstream version is $upstream; sets got.
+	try_download() {
+		local v
+		for v in $(apt-cache "$@" madison "$pkg" 2>>"$tmp/apt.log" | awk -F'|' '{gsub(/ /, "", $2); print $2}'); do
+			[[ ${v%-*} == "$upstream" ]] || continue
+			if (cd "$tmp" && apt-get "$@" download -q "$pkg=$v" >>"$tmp/apt.log" 2>&1); then
+				got=$v
+				return 0
+			fi
+		done
+		return 1
+	}
+	if ! try_download; then
+		mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+		local -a apt=(-o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o "Debug::NoLocking=1")
+		if ! apt-get "${apt[@]}" update -q >>"$tmp/apt.log" 2>&1 || ! try_download "${apt[@]}"; then
+			cat "$tmp/apt.log" >&2
+			rm -rf "$tmp"
+			echo "[tools] $name: cannot download Debian package $pkg in version $upstream-* (see above); without apt-get, put a prometheus $upstream binary at $BIN/$name" >&2
+			return 1
+		fi
+	fi
+	dpkg-deb -x "$tmp"/"${pkg}"_*.deb "$tmp/root"
+	cp -f "$tmp/root/$path" "$BIN/$name.tmp" && mv -f "$BIN/$name.tmp" "$BIN/$name"
+	rm -rf "$tmp"
+	echo "$k" >"$stamp"
+	mkdir -p "$cached.tmp$$" && cp -f "$BIN/$name" "$cached.tmp$$/$name"
+	rm -rf "$cached" && mv "$cached.tmp$$" "$cached"
+	find "$CACHE" -maxdepth 1 -name "$name-*" ! -name "$name-$k" -exec rm -rf {} + 2>/dev/null || true
+	log "$name: unpacked from $pkg $got in $(elapsed "$start")s ($(du -h "$BIN/$name" | cut -f1))"
+	SUMMARY+=("$name downloaded $(elapsed "$start")s")
+}
+
 # Cold-build times on 2 cores, downloads included, measured on 2026-12-01
 # (docs/TESTING.md): what --plan adds up before a build starts.
 # pilot-discovery-old and istioctl are what each adds after pilot-discovery,
@@ -196,7 +276,7 @@ data() {
 declare -A EST=(
 	[etcd]=50 [kube-apiserver]=190 [kube-controller-manager]=60 [kube-scheduler]=5
 	[kubectl]=25 [kwok]=90 [pilot-discovery]=450 [istio-render]=5
-	[pilot-discovery-old]=380 [istioctl]=55
+	[pilot-discovery-old]=380 [istioctl]=55 [prometheus]=5
 )
 declare -a TO_BUILD=() TO_RESTORE=()
 # plan NAME KEY STAMP CACHED: record what a build run would do with NAME.
@@ -223,6 +303,7 @@ all_tools() {
 	build istioctl istio istio.io/istio/istioctl/cmd/istioctl "$ISTIO_LDFLAGS"
 	build pilot-discovery-old istio-old istio.io/istio/pilot/cmd/pilot-discovery "$ISTIO_OLD_LDFLAGS"
 	build istio-render istio ./cmd/istio-render "$ISTIO_LDFLAGS" "$ROOT"/tools/istio/cmd/istio-render/*.go
+	deb prometheus "$PROMETHEUS_DEB" "$PROMETHEUS_UPSTREAM" usr/bin/prometheus
 }
 
 # announce: before anything is built, say what is about to be and how long
