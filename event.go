@@ -75,6 +75,9 @@ const (
 	// EventStep: a plan step started, ended (Action is its outcome) or is
 	// retried; Object is empty.
 	EventStep EventKind = "step"
+	// EventFleet: a fleet run started or ended a wave or a cluster's plan,
+	// or passed a gate between waves (Action is the outcome).
+	EventFleet EventKind = "fleet"
 )
 
 // Event is a progress report. Operations send one for every object they
@@ -87,10 +90,13 @@ type Event struct {
 	Operation string
 	// Step is the name of the plan step that ran the operation, when it ran
 	// inside upgrade.Execute.
-	Step   string
-	Object ObjectRef
-	Action Action
-	DryRun DryRun
+	Step string
+	// Cluster names the cluster the event is about in a fleet run
+	// (fleet.Run); empty otherwise.
+	Cluster string
+	Object  ObjectRef
+	Action  Action
+	DryRun  DryRun
 	// Message is a short human-readable summary.
 	Message string
 }
@@ -117,7 +123,7 @@ func (c Common) Emit(ctx context.Context, e Event) {
 	}
 	if c.Logger != nil {
 		c.Logger.DebugContext(ctx, e.Message,
-			"operation", e.Operation, "step", e.Step, "object", e.Object.String(),
+			"operation", e.Operation, "step", e.Step, "cluster", e.Cluster, "object", e.Object.String(),
 			"action", string(e.Action), "dryRun", e.DryRun.String())
 	}
 }

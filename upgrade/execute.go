@@ -43,6 +43,9 @@ type StepReport struct {
 	// Attempts is how many times the step ran: more than one when
 	// Env.TransientRetry ran it again; zero when it did not run.
 	Attempts int
+	// Resumed is set for a step the journal skipped because it completed
+	// in an earlier run (its Outcome is Skipped).
+	Resumed bool
 }
 
 // GateFailed reports whether the step failed because a verification did
@@ -195,7 +198,7 @@ func Execute(ctx context.Context, env Env, plan Plan) (*Report, error) {
 			continue
 		}
 		if j != nil && j.done[s.Name()] {
-			sr := StepReport{Name: s.Name(), Description: s.Description(), Outcome: Skipped, Detail: "done in an earlier run"}
+			sr := StepReport{Name: s.Name(), Description: s.Description(), Outcome: Skipped, Detail: "done in an earlier run", Resumed: true}
 			emit(ctx, env, sr.Name, revkit.Action(Skipped), "skipped: done in an earlier run (journal)")
 			rep.Steps = append(rep.Steps, sr)
 			continue
