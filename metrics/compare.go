@@ -124,7 +124,7 @@ type measure struct {
 // with its references (Options.Baseline, Options.History) and returns a
 // report of every query and check.
 //
-// While the canary has fewer than MinRequests requests in the window, or
+// It first waits Options.Settle. While the canary has fewer than MinRequests requests in the window, or
 // neither reference has, or a query fails, Compare waits RetryInterval and
 // asks again, at most Retries more times; then the report says not enough
 // traffic (Report.Err is a *NotEnoughTrafficError), or Compare returns the
@@ -141,6 +141,9 @@ func Compare(ctx context.Context, api v1.API, opts Options) (*Report, error) {
 	o := opts.withDefaults()
 	began := time.Now()
 	rep := &Report{Window: o.Window}
+	if err := wait(ctx, o.Settle); err != nil {
+		return rep, err
+	}
 	for attempt := 1; ; attempt++ {
 		rep.Attempts = attempt
 		err := compareOnce(ctx, api, o, rep)
@@ -155,13 +158,24 @@ func Compare(ctx context.Context, api v1.API, opts Options) (*Report, error) {
 			rep.NotEnoughTraffic.Waited = time.Since(began)
 			return rep, nil
 		}
-		t := time.NewTimer(o.RetryInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return rep, ctx.Err()
-		case <-t.C:
+		if err := wait(ctx, o.RetryInterval); err != nil {
+			return rep, err
 		}
+	}
+}
+
+// wait waits d, or less if ctx ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

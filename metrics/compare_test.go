@@ -259,6 +259,22 @@ func TestCompareErrors(t *testing.T) {
 		_, err := metrics.Compare(cctx, api, base(func(o *metrics.Options) { o.RetryInterval = time.Hour }))
 		assert.ErrorIs(t, err, context.Canceled)
 	})
+	t.Run("a cancelled context ends the settling before any query", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		api := &fakeAPI{sides: map[string][]traffic{"canary": {healthy}, "baseline": {healthy}}}
+		_, err := metrics.Compare(cctx, api, base(func(o *metrics.Options) { o.Settle = time.Hour }))
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Empty(t, api.calls)
+	})
+	t.Run("settling waits, then queries", func(t *testing.T) {
+		api := &fakeAPI{sides: map[string][]traffic{"canary": {healthy}, "baseline": {healthy}}}
+		began := time.Now()
+		rep, err := metrics.Compare(ctx, api, base(func(o *metrics.Options) { o.Settle = 20 * time.Millisecond }))
+		require.NoError(t, err)
+		assert.True(t, rep.OK())
+		assert.GreaterOrEqual(t, time.Since(began), 20*time.Millisecond)
+	})
 	t.Run("more than one series is an error", func(t *testing.T) {
 		api := multiAPI{}
 		_, err := metrics.Compare(ctx, api, base(func(o *metrics.Options) { o.Retries = 0 }))
@@ -293,6 +309,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"quote in revision", func(o *metrics.Options) { o.Canary.Revision = `x"` }, "Canary.Revision"},
 		{"bad label", func(o *metrics.Options) { o.RevisionLabel = "istio.io/rev" }, "RevisionLabel"},
 		{"negative window", func(o *metrics.Options) { o.Window = -time.Second }, "Window"},
+		{"negative settle", func(o *metrics.Options) { o.Settle = -time.Second }, "Settle"},
 		{"tiny window", func(o *metrics.Options) { o.Window = time.Millisecond }, "Window"},
 		{"negative retries", func(o *metrics.Options) { o.Retries = -1 }, "Retries"},
 		{"percentile 1", func(o *metrics.Options) { o.Percentile = 1 }, "Percentile"},

@@ -49,6 +49,12 @@ type Options struct {
 	// Window is the range the rates, ratios and percentiles are computed
 	// over; default one minute. It needs at least two scrapes in it.
 	Window time.Duration
+	// Settle is how long the comparison waits before its first query. Run
+	// right after a batch restarted, a window still holds the old pods'
+	// last requests and only part of the new pods' first ones: with Settle
+	// of one Window the canary's window is its own traffic only, which the
+	// volume check (History) needs. Zero queries at once.
+	Settle time.Duration
 	// RevisionLabel is the series label that holds the proxy's revision;
 	// default DefaultRevisionLabel.
 	RevisionLabel string
@@ -173,7 +179,7 @@ func (o *Options) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Window", o.Window}, {"History", o.History}, {"RetryInterval", o.RetryInterval}, {"MaxLatency", o.MaxLatency}} {
+	}{{"Window", o.Window}, {"History", o.History}, {"RetryInterval", o.RetryInterval}, {"MaxLatency", o.MaxLatency}, {"Settle", o.Settle}} {
 		if d.v < 0 {
 			return bad(d.name, d.v.String(), "must not be negative")
 		}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -84,10 +85,12 @@ func (c Comparison) format(v float64) string {
 	case CheckLatency:
 		return strconv.FormatFloat(v, 'f', 1, 64) + "ms"
 	}
-	return num(v)
+	return strconv.FormatFloat(v, 'f', 0, 64)
 }
 
-func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+// num writes a value to four decimals at most: rates and extrapolated
+// counts carry float noise.
+func num(v float64) string { return strconv.FormatFloat(math.Round(v*1e4)/1e4, 'f', -1, 64) }
 
 // Report is what a comparison queried and found.
 type Report struct {

@@ -91,6 +91,13 @@ type Env struct {
 	istiods  map[string]*Istiod
 	stopOnce sync.Once
 	stopErr  error
+
+	// The fake sidecars' traffic and metrics endpoints, and the Prometheus
+	// that scrapes them (traffic.go, prometheus.go).
+	traffic    map[TrafficFor]Traffic
+	targets    map[*Sidecar]metricsTarget
+	prometheus *Prometheus
+	targetsMu  sync.Mutex
 }
 
 // Start starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler

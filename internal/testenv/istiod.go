@@ -44,6 +44,8 @@ type Istiod struct {
 	Manifest []byte
 
 	ctrlzPort int
+	// env is the environment it runs in, for its sidecars' metrics.
+	env *Env
 
 	mu       sync.Mutex
 	sidecars []*Sidecar
@@ -113,6 +115,7 @@ func (e *Env) ReserveIstiod(revision string) (*Istiod, error) {
 		ctrlzPort:        ports[5],
 		InjectorWebhook:  "istio-sidecar-injector-" + revision,
 		ValidatorWebhook: "istio-validator-" + revision + "-" + IstioNamespace,
+		env:              e,
 	}, nil
 }
 

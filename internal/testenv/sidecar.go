@@ -42,6 +42,9 @@ type SidecarOptions struct {
 	// (default "default").
 	Labels         map[string]string
 	ServiceAccount string
+	// Workload is the pod's workload (its Deployment), as Istio's metrics
+	// name it (destination_workload); default the pod's name.
+	Workload string
 }
 
 // DefaultProxyVersion is the ISTIO_VERSION a fake sidecar reports unless told.
@@ -57,6 +60,14 @@ type Sidecar struct {
 	NodeID, ProxyID string
 	// Revision is the revision of the istiod it is connected to.
 	Revision string
+	// MetricsAddr serves the pod's Istio request metrics
+	// (/stats/prometheus, as Envoy's merged stats on port 15020): the
+	// traffic Env.SetTraffic or SetTraffic sets. Env.StartPrometheus
+	// scrapes it.
+	MetricsAddr string
+
+	telemetry *telemetry
+	env       *Env
 
 	conn   *grpc.ClientConn
 	cancel context.CancelFunc
@@ -87,6 +98,9 @@ func (i *Istiod) ConnectSidecar(ctx context.Context, o SidecarOptions) (*Sidecar
 	}
 	if o.ServiceAccount == "" {
 		o.ServiceAccount = "default"
+	}
+	if o.Workload == "" {
+		o.Workload = o.Pod
 	}
 	labels := map[string]any{}
 	for k, v := range o.Labels {
@@ -139,6 +153,13 @@ func (i *Istiod) ConnectSidecar(ctx context.Context, o SidecarOptions) (*Sidecar
 		}
 	}
 	go s.run(stream)
+	if i.env != nil {
+		s.env = i.env
+		if err := s.serveTelemetry(i.env, o); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("testenv: serving the metrics of sidecar %s: %w", s.ProxyID, err)
+		}
+	}
 	i.addSidecar(s)
 	if err := s.WaitSynced(ctx, ClusterType, ListenerType); err != nil {
 		s.Close()
@@ -322,8 +343,13 @@ func (s *Sidecar) Err() error {
 	return s.err
 }
 
-// Close ends the stream; istiod then drops the proxy from /debug/syncz.
+// Close ends the stream; istiod then drops the proxy from /debug/syncz, and
+// Prometheus stops scraping its metrics.
 func (s *Sidecar) Close() error {
+	if s.env != nil {
+		s.env.removeTarget(s)
+	}
+	s.telemetry.close()
 	s.cancel()
 	err := s.conn.Close()
 	<-s.done
@@ -380,8 +406,14 @@ func (e *Env) ConnectPodSidecars(ctx context.Context, namespace, selector string
 		connected[rev]++
 		version, _ := ProxyVersion(&p)
 		sa := p.Spec.ServiceAccountName
+		owner := ""
+		for _, r := range p.OwnerReferences {
+			if r.Controller != nil && *r.Controller {
+				owner = r.Name
+			}
+		}
 		s, err := is.ConnectSidecar(ctx, SidecarOptions{Pod: p.Name, Namespace: p.Namespace, IP: p.Status.PodIP, Labels: p.Labels,
-			ServiceAccount: sa, IstioVersion: version})
+			ServiceAccount: sa, IstioVersion: version, Workload: workloadOf(p.Name, owner, p.Labels["pod-template-hash"])})
 		if err != nil {
 			return out, err
 		}
