@@ -3,6 +3,7 @@ package revkittest
 import (
 	"fmt"
 	"hash/fnv"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -73,7 +74,10 @@ type SimOptions struct {
 //   - a write with dryRun=All is judged (admission, conflicts) but not
 //     stored, as by the apiserver; a plain fake clientset stores it;
 //   - deleting a workload deletes its ReplicaSets and pods, as the garbage
-//     collector does.
+//     collector does;
+//   - writes are stored without the fake's managedFields bookkeeping, which
+//     costs over a millisecond a write; server-side apply still goes
+//     through the fake's field manager.
 //
 // SyncSource reports the proxies of the simulated pods as an istiod's
 // /debug/syncz would, for verify.Proxies.
@@ -136,7 +140,7 @@ func Simulate(kube *fake.Clientset, opts SimOptions) (*Simulation, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	s := &Simulation{kube: kube, tracker: kube.Tracker(), opts: opts,
+	s := &Simulation{kube: kube, tracker: plainTracker(kube.Tracker()), opts: opts,
 		failNext: map[string]bool{}, failing: map[string]string{}, crashing: map[string]bool{},
 		stopped: map[string]bool{}, stale: map[string]bool{}, podSeq: map[string]int{}}
 	s.store = k8stesting.ObjectReaction(s.tracker)
@@ -161,6 +165,27 @@ func Simulate(kube *fake.Clientset, opts SimOptions) (*Simulation, error) {
 	next = append(next, &k8stesting.SimpleReactor{Verb: "*", Resource: "*", Reaction: s.react})
 	kube.ReactionChain = append(next, chain[at:]...)
 	return s, nil
+}
+
+// plainTracker returns the object tracker inside the field-managed one of
+// fake.NewClientset, or t itself. The field-managed tracker builds a REST
+// mapper for every write it stores (over a millisecond each); the
+// simulation stores its own writes and the clients' (except server-side
+// apply) in the tracker inside it, which holds the same objects and
+// watches, so that a fleet's upgrade simulates in well under a second.
+func plainTracker(t k8stesting.ObjectTracker) k8stesting.ObjectTracker {
+	v := reflect.ValueOf(t)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return t
+	}
+	f := v.Elem().FieldByName("ObjectTracker")
+	if !f.IsValid() || !f.CanInterface() {
+		return t
+	}
+	if inner, ok := f.Interface().(k8stesting.ObjectTracker); ok && inner != nil {
+		return inner
+	}
+	return t
 }
 
 // Kube returns the simulated cluster's clientset.
@@ -282,7 +307,17 @@ func (s *Simulation) react(a k8stesting.Action) (bool, runtime.Object, error) {
 		obj, err := s.writeWorkload(a)
 		return true, obj, err
 	}
-	return false, nil, nil
+	if p, ok := a.(k8stesting.PatchActionImpl); ok && p.GetPatchType() == types.ApplyPatchType {
+		return false, nil, nil // the fake's field manager merges it
+	}
+	obj, err := s.storeObject(a)
+	return true, obj, err
+}
+
+// storeObject stores a write nothing simulated reacts to.
+func (s *Simulation) storeObject(a k8stesting.Action) (runtime.Object, error) {
+	_, obj, err := s.store(a)
+	return obj, err
 }
 
 func dryRun(a k8stesting.Action) bool {

@@ -594,7 +594,9 @@ func (s *Simulation) syncStatefulSet(st *appsv1.StatefulSet) error {
 			}
 			byOrd[ord] = p
 		}
-		blocked = ordered && !podReady(p)
+		// A pod that is not ready holds back the next ordinal, unless it is
+		// of an older revision: the rolling update below replaces it.
+		blocked = ordered && !podReady(p) && p.Labels[appsv1.ControllerRevisionHashLabelKey] == updateRev
 	}
 	var extra []int
 	for ord := range byOrd {
