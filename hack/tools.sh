@@ -99,22 +99,20 @@ key() {
 	} | sha256sum | cut -c1-16
 }
 
-# build NAME MODULE PACKAGE LDFLAGS [EXTRA_FILES...]
-build() {
-	local name=$1 mod=$2 pkg=$3 ldflags=$4
-	shift 4
-	local k stamp cached start
-	k=$(key "$mod" "$ldflags" "$@")
-	stamp="$BIN/.stamp-$name"
-	cached="$CACHE/$name-$k"
+# reuse NAME KEY: with MODE=plan, record what a run would do with NAME;
+# otherwise succeed if bin/NAME is up to date (its stamp holds KEY) or was
+# restored from the cache, and fail if it must be made.
+reuse() {
+	local name=$1 k=$2 start
+	local stamp="$BIN/.stamp-$name" cached="$CACHE/$name-$k"
 	if [[ $MODE == plan ]]; then
 		plan "$name" "$k" "$stamp" "$cached"
-		return
+		return 0
 	fi
 	if [[ -x $BIN/$name && -f $stamp && $(cat "$stamp") == "$k" ]]; then
 		log "$name: up to date ($k)"
 		SUMMARY+=("$name up-to-date 0.0s")
-		return
+		return 0
 	fi
 	start=$(now)
 	if [[ -x $cached/$name ]]; then
@@ -122,16 +120,35 @@ build() {
 		echo "$k" >"$stamp"
 		log "$name: restored from $cached in $(elapsed "$start")s"
 		SUMMARY+=("$name restored $(elapsed "$start")s")
-		return
+		return 0
 	fi
+	return 1
+}
+
+# store NAME KEY: stamp the new bin/NAME with KEY and cache it under KEY,
+# dropping the tool's older cache entries (they would pile up, ~100 MB
+# each).
+store() {
+	local name=$1 k=$2
+	local cached="$CACHE/$name-$k"
+	echo "$k" >"$BIN/.stamp-$name"
+	mkdir -p "$cached.tmp$$" && cp -f "$BIN/$name" "$cached.tmp$$/$name"
+	rm -rf "$cached" && mv "$cached.tmp$$" "$cached"
+	find "$CACHE" -maxdepth 1 -name "$name-*" ! -name "$name-$k" -exec rm -rf {} + 2>/dev/null || true
+}
+
+# build NAME MODULE PACKAGE LDFLAGS [EXTRA_FILES...]
+build() {
+	local name=$1 mod=$2 pkg=$3 ldflags=$4
+	shift 4
+	local k start
+	k=$(key "$mod" "$ldflags" "$@")
+	reuse "$name" "$k" && return
+	start=$(now)
 	log "$name: building $pkg (module tools/$mod, key $k) ..."
 	(cd "$ROOT/tools/$mod" && go build -trimpath -ldflags "$ldflags" -o "$BIN/$name.tmp" "$pkg")
 	mv -f "$BIN/$name.tmp" "$BIN/$name"
-	echo "$k" >"$stamp"
-	mkdir -p "$cached.tmp$$" && cp -f "$BIN/$name" "$cached.tmp$$/$name"
-	rm -rf "$cached" && mv "$cached.tmp$$" "$cached"
-	# Older builds of this tool would pile up (~100 MB each).
-	find "$CACHE" -maxdepth 1 -name "$name-*" ! -name "$name-$k" -exec rm -rf {} + 2>/dev/null || true
+	store "$name" "$k"
 	log "$name: built in $(elapsed "$start")s ($(du -h "$BIN/$name" | cut -f1))"
 	SUMMARY+=("$name built $(elapsed "$start")s")
 }
@@ -211,27 +228,10 @@ data() {
 # keyed on UPSTREAM.
 deb() {
 	local name=$1 pkg=$2 upstream=$3 path=$4
-	local k stamp cached start tmp got=""
+	local k start tmp got=""
 	k=$(printf 'script=%s deb=%s upstream=%s path=%s arch=%s\n' "$SCRIPT_VERSION" "$pkg" "$upstream" "$path" "$(go env GOARCH)" | sha256sum | cut -c1-16)
-	stamp="$BIN/.stamp-$name"
-	cached="$CACHE/$name-$k"
-	if [[ $MODE == plan ]]; then
-		plan "$name" "$k" "$stamp" "$cached"
-		return
-	fi
-	if [[ -x $BIN/$name && -f $stamp && $(cat "$stamp") == "$k" ]]; then
-		log "$name: up to date ($k)"
-		SUMMARY+=("$name up-to-date 0.0s")
-		return
-	fi
+	reuse "$name" "$k" && return
 	start=$(now)
-	if [[ -x $cached/$name ]]; then
-		cp -f "$cached/$name" "$BIN/$name.tmp" && mv -f "$BIN/$name.tmp" "$BIN/$name"
-		echo "$k" >"$stamp"
-		log "$name: restored from $cached in $(elapsed "$start")s"
-		SUMMARY+=("$name restored $(elapsed "$start")s")
-		return
-	fi
 	log "$name: downloading Debian package $pkg ($upstream) ..."
 	tmp=$(mktemp -d)
 	chmod 755 "$tmp"
@@ -261,10 +261,7 @@ deb() {
 	dpkg-deb -x "$tmp"/"${pkg}"_*.deb "$tmp/root"
 	cp -f "$tmp/root/$path" "$BIN/$name.tmp" && mv -f "$BIN/$name.tmp" "$BIN/$name"
 	rm -rf "$tmp"
-	echo "$k" >"$stamp"
-	mkdir -p "$cached.tmp$$" && cp -f "$BIN/$name" "$cached.tmp$$/$name"
-	rm -rf "$cached" && mv "$cached.tmp$$" "$cached"
-	find "$CACHE" -maxdepth 1 -name "$name-*" ! -name "$name-$k" -exec rm -rf {} + 2>/dev/null || true
+	store "$name" "$k"
 	log "$name: unpacked from $pkg $got in $(elapsed "$start")s ($(du -h "$BIN/$name" | cut -f1))"
 	SUMMARY+=("$name downloaded $(elapsed "$start")s")
 }

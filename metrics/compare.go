@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
 )
 
 // Istio's standard metrics the comparison reads.
@@ -141,7 +142,7 @@ func Compare(ctx context.Context, api v1.API, opts Options) (*Report, error) {
 	o := opts.withDefaults()
 	began := time.Now()
 	rep := &Report{Window: o.Window}
-	if err := wait(ctx, o.Settle); err != nil {
+	if err := kubeutil.Pause(ctx, o.Settle); err != nil {
 		return rep, err
 	}
 	for attempt := 1; ; attempt++ {
@@ -158,24 +159,9 @@ func Compare(ctx context.Context, api v1.API, opts Options) (*Report, error) {
 			rep.NotEnoughTraffic.Waited = time.Since(began)
 			return rep, nil
 		}
-		if err := wait(ctx, o.RetryInterval); err != nil {
+		if err := kubeutil.Pause(ctx, o.RetryInterval); err != nil {
 			return rep, err
 		}
-	}
-}
-
-// wait waits d, or less if ctx ends first.
-func wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

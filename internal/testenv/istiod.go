@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -285,23 +284,7 @@ func (e *Env) StartReplica(ctx context.Context, revision string) (*Istiod, error
 	}
 	rep.Process = proc
 	begin := time.Now()
-	client := &http.Client{Timeout: 2 * time.Second}
-	err = poll(ctx, name+" /ready", 200*time.Millisecond, []*Process{proc}, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+rep.HTTPAddr+"/ready", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := pollOK(ctx, name, "http://"+rep.HTTPAddr+"/ready", proc); err != nil {
 		_ = proc.Stop(5 * time.Second)
 		return nil, err
 	}

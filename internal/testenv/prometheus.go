@@ -89,9 +89,19 @@ scrape_configs:
 	}
 	p.Process = proc
 	step := time.Now()
+	if err := pollOK(ctx, "prometheus", p.URL+"/-/ready", proc); err != nil {
+		return nil, err
+	}
+	e.t.Logf("testenv: prometheus ready in %s at %s", time.Since(step).Round(time.Millisecond), p.URL)
+	return p, nil
+}
+
+// pollOK waits until url answers 200, as poll does: until ctx ends or the
+// process exits.
+func pollOK(ctx context.Context, what, url string, proc *Process) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
-	err = poll(ctx, "prometheus /-/ready", 100*time.Millisecond, []*Process{proc}, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/-/ready", nil)
+	return poll(ctx, what+" "+url, 100*time.Millisecond, []*Process{proc}, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}
@@ -105,11 +115,6 @@ scrape_configs:
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	e.t.Logf("testenv: prometheus ready in %s at %s", time.Since(step).Round(time.Millisecond), p.URL)
-	return p, nil
 }
 
 // writeTargets writes the sidecars' endpoints where Prometheus reads them

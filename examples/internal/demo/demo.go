@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -39,7 +40,8 @@ type Cluster struct {
 	Local *testenv.Env
 	stop  func()
 	// sidecars are the fake sidecars connected, by namespace and proxy ID.
-	sidecars map[string]map[string]*testenv.Sidecar
+	sidecars   map[string]map[string]*testenv.Sidecar
+	sidecarsMu sync.Mutex
 }
 
 // Close stops the local control plane, if one was started.
@@ -156,6 +158,8 @@ func (c *Cluster) SeedMesh(ctx context.Context, rev, tg string, log io.Writer) e
 // are gone (replaced by a restart) are closed, as their Envoy would end
 // with the pod, so that istiod stops reporting them.
 func (c *Cluster) connectSidecars(ctx context.Context, ns string) (int, error) {
+	c.sidecarsMu.Lock()
+	defer c.sidecarsMu.Unlock()
 	ss, err := c.Local.ConnectPodSidecars(ctx, ns, "")
 	if c.sidecars == nil {
 		c.sidecars = map[string]map[string]*testenv.Sidecar{}
@@ -182,6 +186,47 @@ func (c *Cluster) connectSidecars(ctx context.Context, ns string) (int, error) {
 		}
 	}
 	return len(ss), nil
+}
+
+// FollowSidecars keeps the fake sidecars of the namespaces' pods connected
+// in the background, as real Envoys start and end with their pods: when the
+// running pods of a namespace change (a restart by a plan the example runs
+// against --kubeconfig, say), its sidecars are connected again. It stops
+// when ctx ends or stop is called.
+func (c *Cluster) FollowSidecars(ctx context.Context, namespaces []string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := map[string]string{}
+		for {
+			for _, ns := range namespaces {
+				pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					continue
+				}
+				var running []string
+				for i := range pods.Items {
+					p := &pods.Items[i]
+					if _, ok := testenv.InjectedRevision(p); ok && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" {
+						running = append(running, p.Name)
+					}
+				}
+				sort.Strings(running)
+				if key := strings.Join(running, ","); key != seen[ns] {
+					if _, err := c.connectSidecars(ctx, ns); err == nil {
+						seen[ns] = key
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // StopRevisionStep returns a step that stops a revision's local istiod
