@@ -21,6 +21,7 @@
 //		Baseline: metrics.Workloads{Revision: "1-24-0"},
 //		History:  15 * time.Minute, // and against themselves before the batch
 //		Window:   2 * time.Minute,
+//		Settle:   2 * time.Minute, // the window holds only the moved pods' traffic
 //	})
 //	plan, err := upgrade.Canary(ctx, kube, upgrade.CanaryOptions{
 //		From: "1-24-0", To: "1-25-0", BatchSize: 2,

@@ -8,8 +8,9 @@
 // [VerifySkew], [UpgradeBase], [InstallRevision], [MoveGateways],
 // [RemoveCanaryGateways], [Uninstall], [UninstallAdded], [RecordState],
 // [RestoreState], [Precheck], [Pause]); [Func] turns any function into a step, e.g. a health
-// gate, and [Named] renames a step. Print a plan to review it, then
-// [Execute] it:
+// gate, and [Named] renames a step. Package metrics builds a gate from the
+// traffic in Prometheus (metrics.Gate, for CanaryOptions.Gates); this
+// package does not import it. Print a plan to review it, then [Execute] it:
 //
 //	plan := upgrade.Plan{
 //		Name: "canary 1-25-0",
