@@ -630,3 +630,22 @@ func TestSimDeterministic(t *testing.T) {
 	assert.Equal(t, first, run())
 	assert.NotEqual(t, []string{"web-0", "web-1", "web-2"}, first)
 }
+
+func TestReadMesh(t *testing.T) {
+	kube := revkittest.NewCluster().WithRevision(oldRev).WithTag("prod", oldRev).
+		WithNamespace("shop", revkittest.Rev("prod")).WithNamespace("plain").
+		WithDeployment("shop", "web", revkittest.Replicas(2), revkittest.OnRevision(oldRev)).
+		WithPod("plain", "job", "").Kube()
+	st, err := revkittest.ReadMesh(ctx, kube, "shop", "plain")
+	require.NoError(t, err)
+	assert.Equal(t, revkittest.MeshState{
+		Labels:     map[string]string{"shop": "istio.io/rev=prod", "plain": ""},
+		Tags:       map[string]string{"prod": oldRev},
+		Mutating:   []string{"istio-revision-tag-prod", "istio-sidecar-injector-1-24-0"},
+		Validating: []string{"istio-validator-1-24-0-istio-system"},
+		Injects:    map[string][]string{"shop": {oldRev}, "plain": nil},
+		Pods:       map[string]map[string]int{"shop": {oldRev: 2}, "plain": {"": 1}},
+	}, st)
+	_, err = revkittest.ReadMesh(ctx, kube, "missing")
+	assert.True(t, apierrors.IsNotFound(err))
+}

@@ -176,3 +176,70 @@ func Restarted(ctx context.Context, kube kubernetes.Interface) ([]string, error)
 	sort.Strings(out)
 	return out, nil
 }
+
+// MeshState is a cluster's mesh, object class by object class, in a form
+// tests compare with assert.Equal: before and after a plan, or a simulated
+// cluster against a real one.
+type MeshState struct {
+	// Labels are the injection labels of the namespaces read, as
+	// NamespaceInjection reports them ("" for none).
+	Labels map[string]string
+	// Tags maps each revision tag to its revision.
+	Tags map[string]string
+	// Mutating and Validating name Istio's webhook configurations (those
+	// with an injection or a validation webhook), sorted.
+	Mutating, Validating []string
+	// Injects lists, per namespace, the revisions whose injectors the
+	// apiserver would call for a new plain pod (none: nil).
+	Injects map[string][]string
+	// Pods counts each namespace's running pods by the revision of their
+	// sidecar ("" for none).
+	Pods map[string]map[string]int
+}
+
+// ReadMesh reads the MeshState of the namespaces nss, with the injection
+// model revkit's operations use.
+func ReadMesh(ctx context.Context, kube kubernetes.Interface, nss ...string) (MeshState, error) {
+	st := MeshState{Labels: map[string]string{}, Tags: map[string]string{}, Injects: map[string][]string{}, Pods: map[string]map[string]int{}}
+	labels, err := NamespaceInjection(ctx, kube)
+	if err != nil {
+		return st, err
+	}
+	model, err := mesh.Load(ctx, kube, "")
+	if err != nil {
+		return st, err
+	}
+	st.Tags = model.Tags()
+	for _, inj := range model.Injectors {
+		st.Mutating = append(st.Mutating, inj.Name)
+	}
+	for _, v := range model.Validators {
+		st.Validating = append(st.Validating, v.Name)
+	}
+	sort.Strings(st.Mutating)
+	sort.Strings(st.Validating)
+	for _, name := range nss {
+		st.Labels[name] = labels[name]
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return st, err
+		}
+		if revs := model.NamespaceRevisions(ns); len(revs) > 0 {
+			st.Injects[name] = revs
+		} else {
+			st.Injects[name] = nil
+		}
+		pods, err := kube.CoreV1().Pods(name).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return st, err
+		}
+		st.Pods[name] = map[string]int{}
+		for i := range pods.Items {
+			if p := &pods.Items[i]; mesh.PodActive(p) {
+				rev, _ := mesh.PodRevision(p)
+				st.Pods[name][rev]++
+			}
+		}
+	}
+	return st, nil
+}

@@ -10,53 +10,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revkittest"
-	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
 	"github.com/revkit/revkit/verify"
 )
 
-// simState is the end state of a plan, object class by object class: the
-// namespaces' injection labels, the tags, the injector webhooks, the
-// revisions that would inject a new pod of each namespace, and the active
-// pods per namespace and revision (gateways included).
-type simState struct {
-	Labels    map[string]string
-	Tags      map[string]string
-	Injectors []string
-	Injects   map[string][]string
-	Pods      map[string]map[string]int
-}
-
-func readSimState(t *testing.T, kube kubernetes.Interface, nss ...string) simState {
+func readSimState(t *testing.T, kube kubernetes.Interface, nss ...string) revkittest.MeshState {
 	t.Helper()
-	st := simState{Tags: map[string]string{}, Injects: map[string][]string{}, Pods: map[string]map[string]int{}}
-	var err error
-	st.Labels, err = revkittest.NamespaceInjection(ctx, kube)
+	st, err := revkittest.ReadMesh(ctx, kube, nss...)
 	require.NoError(t, err)
-	tags, err := tag.List(ctx, kube, tag.ListOptions{})
-	require.NoError(t, err)
-	for _, tg := range tags {
-		st.Tags[tg.Name] = tg.Revision
-	}
-	mwcs, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
-	require.NoError(t, err)
-	for _, m := range mwcs.Items {
-		st.Injectors = append(st.Injectors, m.Name)
-	}
-	sort.Strings(st.Injectors)
-	rep, err := verify.Pods(ctx, kube, verify.PodsOptions{Namespaces: nss})
-	require.NoError(t, err)
-	for _, n := range rep.Namespaces {
-		st.Injects[n.Namespace] = n.Injects
-		st.Pods[n.Namespace] = n.Revisions
-	}
 	return st
 }
 
@@ -84,11 +51,13 @@ func TestCanaryAndRollbackOnSimulatedCluster(t *testing.T) {
 		require.NoError(t, err, "%s", rep)
 		requireAllRan(t, rep)
 		assert.Contains(t, stepNames(p), "verify-proxies 2/2")
-		assert.Equal(t, simState{
-			Labels:    map[string]string{"a": "istio.io/rev=prod-canary", "b": "istio.io/rev=prod-canary", "c": "istio.io/rev=prod-canary"},
-			Tags:      map[string]string{"prod-canary": "1-25-0", "prod-stable": "1-25-0"},
-			Injectors: []string{"istio-revision-tag-prod-canary", "istio-revision-tag-prod-stable", "istio-sidecar-injector-1-25-0"},
-			Injects:   map[string][]string{"a": {"1-25-0"}, "b": {"1-25-0"}, "c": {"1-25-0"}, "istio-ingress": nil},
+		assert.Equal(t, revkittest.MeshState{
+			Labels: map[string]string{"a": "istio.io/rev=prod-canary", "b": "istio.io/rev=prod-canary", "c": "istio.io/rev=prod-canary",
+				"istio-ingress": ""},
+			Tags:       map[string]string{"prod-canary": "1-25-0", "prod-stable": "1-25-0"},
+			Mutating:   []string{"istio-revision-tag-prod-canary", "istio-revision-tag-prod-stable", "istio-sidecar-injector-1-25-0"},
+			Validating: []string{"istio-validator-1-25-0-istio-system"},
+			Injects:    map[string][]string{"a": {"1-25-0"}, "b": {"1-25-0"}, "c": {"1-25-0"}, "istio-ingress": nil},
 			Pods: map[string]map[string]int{"a": {"1-25-0": 1}, "b": {"1-25-0": 1}, "c": {"1-25-0": 1},
 				"istio-ingress": {"1-25-0": 1}},
 		}, readSimState(t, kube, all...))
@@ -118,9 +87,10 @@ func TestCanaryAndRollbackOnSimulatedCluster(t *testing.T) {
 		require.NoError(t, err, "%s", rep)
 		requireAllRan(t, rep)
 		after := readSimState(t, kube, all...)
-		assert.Equal(t, []string{"istio-revision-tag-prod-stable", "istio-sidecar-injector-1-24-0"}, after.Injectors,
+		assert.Equal(t, []string{"istio-revision-tag-prod-stable", "istio-sidecar-injector-1-24-0"}, after.Mutating,
 			"the canary revision and its tag are gone")
-		before.Injectors = after.Injectors
+		assert.Equal(t, []string{"istio-validator-1-24-0-istio-system"}, after.Validating)
+		before.Mutating, before.Validating = after.Mutating, after.Validating
 		assert.Equal(t, before, after, "labels, tags and pods as before the canary")
 	})
 }

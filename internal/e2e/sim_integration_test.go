@@ -4,13 +4,11 @@ package e2e_test
 
 import (
 	"context"
-	"sort"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit/namespace"
@@ -18,57 +16,21 @@ import (
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
-	"github.com/revkit/revkit/verify"
 )
 
-// simClasses is a cluster's mesh, object class by object class.
+// simClasses is a cluster's mesh, object class by object class (see
+// revkittest.MeshState), and revision.List's view of it: each revision
+// with its tags, namespaces and number of pods.
 type simClasses struct {
-	// Labels are the injection labels of the test's namespaces.
-	Labels map[string]string
-	// Tags maps each tag to its revision.
-	Tags map[string]string
-	// Mutating and Validating are the Istio webhook configurations.
-	Mutating, Validating []string
-	// Injects and Pods are, per namespace, the revisions that would inject
-	// a new pod and the running pods by revision.
-	Injects map[string][]string
-	Pods    map[string]map[string]int
-	// Revisions is revision.List's view: each revision with its tags,
-	// namespaces and number of pods.
+	revkittest.MeshState
 	Revisions []revSummary
 }
 
 func readClasses(ctx context.Context, t *testing.T, kube kubernetes.Interface, nss []string) simClasses {
 	t.Helper()
-	c := simClasses{Labels: map[string]string{}, Tags: map[string]string{}, Injects: map[string][]string{}, Pods: map[string]map[string]int{}}
-	labels, err := revkittest.NamespaceInjection(ctx, kube)
+	st, err := revkittest.ReadMesh(ctx, kube, nss...)
 	require.NoError(t, err)
-	for _, ns := range nss {
-		c.Labels[ns] = labels[ns]
-	}
-	tags, err := tag.List(ctx, kube, tag.ListOptions{})
-	require.NoError(t, err)
-	for _, tg := range tags {
-		c.Tags[tg.Name] = tg.Revision
-	}
-	mwcs, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
-	require.NoError(t, err)
-	for _, m := range mwcs.Items {
-		c.Mutating = append(c.Mutating, m.Name)
-	}
-	vwcs, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
-	require.NoError(t, err)
-	for _, v := range vwcs.Items {
-		c.Validating = append(c.Validating, v.Name)
-	}
-	sort.Strings(c.Mutating)
-	sort.Strings(c.Validating)
-	rep, err := verify.Pods(ctx, kube, verify.PodsOptions{Namespaces: nss})
-	require.NoError(t, err)
-	for _, n := range rep.Namespaces {
-		c.Injects[n.Namespace] = n.Injects
-		c.Pods[n.Namespace] = n.Revisions
-	}
+	c := simClasses{MeshState: st}
 	revs, err := revision.List(ctx, kube, revision.ListOptions{})
 	require.NoError(t, err)
 	for _, r := range revs {
