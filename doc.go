@@ -3,11 +3,16 @@
 //
 // The work is split into one package per noun of the domain:
 //
-//   - revision: control-plane revisions: List, InUse, Uninstall.
+//   - revision: control-plane revisions: List, InUse, Install (Helm),
+//     UpgradeBase, Uninstall.
 //   - tag: revision tags: Set, Remove, List.
-//   - namespace: data-plane moves: Migrate, RolloutRestart.
-//   - verify: evidence that it worked: Pods, Proxies, Webhooks, Precheck.
-//   - upgrade: the Plan/Step executor that strings operations together.
+//   - namespace: data-plane moves: Migrate, RolloutRestart, Restore.
+//   - gateway: gateway Deployments: List, Move, RemoveCanaries.
+//   - verify: evidence that it worked: Pods, Proxies, Webhooks, Precheck,
+//     CheckSkew.
+//   - upgrade: the Plan/Step executor that strings operations together,
+//     and the standard Canary and Rollback plans.
+//   - fleet: many clusters upgraded in waves, each with its own plan.
 //
 // This root package holds only what every operation shares: the dry-run
 // mode, progress events, the shared error values and name validation.

@@ -111,6 +111,8 @@ func main() {
 		readyDelay   = flag.Duration("ready-delay", 5*time.Second, "KWOK pod-ready delay in profile c")
 		floorWorkers = flag.Int("floor-workers", 100, "requests in flight for the floor")
 		jsonOut      = flag.String("json", "", "also write the results as JSON to this file")
+		clusters     = flag.Int("clusters", 0, "fleet mode: start this many control planes, each with the fleet, and upgrade them with fleet.Run one cluster per wave and all in one wave, alternately (uses the first of -profiles)")
+		rounds       = flag.Int("rounds", 4, "fleet mode: fleet upgrades to run, alternating the way and the direction")
 	)
 	flag.IntVar(&f.Namespaces, "namespaces", 200, "namespaces in the fleet (up to 1000)")
 	flag.IntVar(&f.Deployments, "deployments", 5, "Deployments per namespace")
@@ -131,6 +133,9 @@ func main() {
 	}()
 	opts := options{Fleet: f, Ways: split(*wayList), QPS: *qps, Burst: *burst, FloorWorkers: *floorWorkers, Log: os.Stderr}
 	all := profiles(*raisedQPS, *readyDelay)
+	if *clusters > 0 {
+		os.Exit(clustersMain(all, split(*profileList), *clusters, *rounds, opts, *jsonOut))
+	}
 	var results []*ProfileResult
 	failed := false
 	for _, name := range split(*profileList) {
@@ -331,4 +336,34 @@ func printTable(w io.Writer, p *ProfileResult) {
 		fmt.Fprintf(w, "| %s | %.1f | %.0f | %s | %s | %s | %s | %.1f→%.1f |\n", r.Way, r.Seconds, r.Client.Total(), r.Client, r.APIServer, rss, heap, r.LoadStart, r.LoadEnd)
 	}
 	fmt.Fprintln(w)
+}
+
+// clustersMain runs the fleet mode and prints its rounds and ratios.
+func clustersMain(all map[string]Profile, names []string, n, rounds int, o options, jsonOut string) int {
+	if n < 2 || rounds < 2 || len(names) == 0 {
+		fmt.Fprintln(os.Stderr, "bench: fleet mode needs -clusters >= 2, -rounds >= 2 and a profile")
+		return 2
+	}
+	p, ok := all[names[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "bench: unknown profile %q\n", names[0])
+		return 2
+	}
+	res, err := runClusters(context.Background(), p, n, rounds, o)
+	if res != nil {
+		res.print(os.Stdout)
+		fmt.Println(res.Summary())
+		if jsonOut != "" {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			if werr := os.WriteFile(jsonOut, b, 0o644); werr != nil {
+				fmt.Fprintln(os.Stderr, "bench:", werr)
+				return 1
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: fleet mode:", err)
+		return 1
+	}
+	return 0
 }

@@ -86,11 +86,19 @@ func (s *opStep[O, P, R]) Run(ctx context.Context, env Env) (Result, error) {
 		return Result{}, err
 	}
 	changes := res.ObjectChanges()
+	if err != nil {
+		// The report says why the step failed, and what it changed before.
+		r := Result{Detail: err.Error(), Changes: changes}
+		if revkit.AnyChanged(changes) {
+			r.Detail += " (after " + summarize(changes) + ")"
+		}
+		return r, err
+	}
 	headline := ""
 	if s.op.headline != nil {
 		headline = s.op.headline(res)
 	}
-	return changeResult(revkit.AnyChanged(changes), headline, changes, env), err
+	return changeResult(revkit.AnyChanged(changes), headline, changes, env), nil
 }
 
 // SetTag points a revision tag at a revision with tag.Set. Its name is

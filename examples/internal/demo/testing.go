@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"io"
 	"testing"
 
 	"github.com/revkit/revkit/internal/testenv"
@@ -19,13 +18,29 @@ func TestMesh(t *testing.T, ctx context.Context, from, stable, to string) (*test
 		t.Fatal(err)
 	}
 	c := &Cluster{Kube: env.Client, Config: env.Config, Local: env}
-	if err := c.SeedMesh(ctx, from, stable, io.Discard); err != nil {
+	if err := seed(ctx, env, from, stable, to); err != nil {
 		t.Fatal(err)
 	}
-	if to != "" {
-		if _, err := env.StartIstiod(ctx, to); err != nil {
-			t.Fatal(err)
+	return env, c
+}
+
+// TestFleet starts n local control planes seeded as TestMesh does, and
+// returns them by context name with the kubeconfig holding a context for
+// each.
+func TestFleet(t *testing.T, ctx context.Context, n int, from, stable, to string) (map[string]*testenv.Env, string) {
+	t.Helper()
+	envs, err := testenv.StartFleet(t, n, testenv.Options{Nodes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range envs {
+		if err := seed(ctx, env, from, stable, to); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	return env, c
+	kubeconfig, err := testenv.WriteKubeconfig(t.TempDir(), envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envs, kubeconfig
 }
