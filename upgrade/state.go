@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -143,6 +144,14 @@ func recordState(ctx context.Context, kube kubernetes.Interface, opts RecordStat
 		return res, err
 	}
 	if old, err := LoadState(ctx, kube, opts.Name, cp); err == nil {
+		if diff := old.covers(opts); diff != "" {
+			// Not a rerun of this plan: another plan of the same name
+			// recorded other namespaces or tags, and restoring its record
+			// would put back the wrong state.
+			return res, &revkit.ExistsError{Kind: "recorded state", Name: ref.Name, Detail: "recorded " +
+				old.Recorded.Format(time.RFC3339) + " by a plan of the same name over other objects (" + diff +
+				"); if that plan is over, delete the ConfigMap to record anew"}
+		}
 		rec.Record(ctx, ref, revkit.ActionUnchanged, "recorded "+old.Recorded.Format(time.RFC3339)+" by an earlier run")
 		res.State, res.Changes = old, rec.Changes
 		return res, nil
@@ -207,6 +216,27 @@ func recordState(ctx context.Context, kube kubernetes.Interface, opts RecordStat
 	rec.Record(ctx, ref, revkit.ActionCreate, fmt.Sprintf("%d namespaces, %d tags, %d gateways", len(st.Namespaces), len(st.Tags), len(st.Gateways)))
 	res.State, res.Changes = st, rec.Changes
 	return res, nil
+}
+
+// covers reports how a record differs from what opts would record — the
+// namespaces listed and the tags — or "" when it is the record of the same
+// plan. A selection by label selector is not compared: the namespaces it
+// matches may change while a plan runs.
+func (st *State) covers(opts RecordStateOptions) string {
+	var diffs []string
+	if opts.Namespaces.Selector == "" {
+		want := slices.Sorted(slices.Values(opts.Namespaces.Namespaces))
+		have := slices.Sorted(maps.Keys(st.Namespaces))
+		if !slices.Equal(slices.Compact(want), have) {
+			diffs = append(diffs, fmt.Sprintf("namespaces %v, not %v", have, want))
+		}
+	}
+	want := slices.Sorted(slices.Values(opts.Tags))
+	have := slices.Sorted(maps.Keys(st.Tags))
+	if !slices.Equal(slices.Compact(want), have) {
+		diffs = append(diffs, fmt.Sprintf("tags %v, not %v", have, want))
+	}
+	return strings.Join(diffs, "; ")
 }
 
 // LoadState reads the State recorded under name; a *revkit.NotFoundError

@@ -135,6 +135,45 @@ func TestRecordStateKeepsTheFirstRecord(t *testing.T) {
 	assert.Nil(t, again.Namespaces["shop"].Rev)
 }
 
+// A record of the same name over other namespaces or tags belongs to
+// another plan (an earlier canary between the same revisions): it is
+// neither kept as this plan's nor overwritten, and nothing is written.
+func TestRecordStateRefusesAnotherPlansRecord(t *testing.T) {
+	kube := canaryCluster().Kube()
+	record := func(tags []string, namespaces ...string) (upgrade.Result, error) {
+		return upgrade.RecordState(upgrade.RecordStateOptions{Name: "p", Tags: tags,
+			Namespaces: namespace.Selection{Namespaces: namespaces}}).Run(ctx, upgrade.Env{Kube: kube})
+	}
+	_, err := record([]string{"prod-stable"}, "shop")
+	require.NoError(t, err)
+	first, err := upgrade.LoadState(ctx, kube, "p", "")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name       string
+		tags       []string
+		namespaces []string
+		want       string
+	}{
+		{"other namespaces", []string{"prod-stable"}, []string{"blog"}, "namespaces [shop], not [blog]"},
+		{"more namespaces", []string{"prod-stable"}, []string{"shop", "blog"}, "namespaces [shop], not [blog shop]"},
+		{"other tags", []string{"prod-canary", "prod-stable"}, []string{"shop"}, "tags [prod-stable], not [prod-canary prod-stable]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube.ClearActions()
+			_, err := record(tc.tags, tc.namespaces...)
+			assert.ErrorIs(t, err, revkit.ErrExists)
+			assert.ErrorContains(t, err, tc.want)
+			revkittest.NoWrites(t, kube)
+			again, err := upgrade.LoadState(ctx, kube, "p", "")
+			require.NoError(t, err)
+			assert.Equal(t, first, again)
+		})
+	}
+	res, err := record([]string{"prod-stable"}, "shop", "shop")
+	require.NoError(t, err, "the same plan: kept")
+	assert.Equal(t, upgrade.Unchanged, res.Outcome)
+}
+
 func TestRestoreStateRefusals(t *testing.T) {
 	kube := canaryCluster().Kube()
 	restore := upgrade.RestoreState(upgrade.RestoreStateOptions{Name: "p"})
