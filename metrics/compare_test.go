@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/fleet"
 	"github.com/revkit/revkit/metrics"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/upgrade"
@@ -409,4 +410,27 @@ func TestGate(t *testing.T) {
 		require.Len(t, plan.OnFailure, 1)
 		assert.Equal(t, "rollback-failed-batch", plan.OnFailure[0].Name())
 	})
+}
+
+// Between fleet waves: the options follow the wave, a regression stops the
+// fleet as a failed gate, a healthy wave passes.
+func TestWaveGate(t *testing.T) {
+	ctx := context.Background()
+	var asked []string
+	opts := func(w *fleet.WaveReport) metrics.Options {
+		asked = append(asked, w.Name)
+		return base(func(o *metrics.Options) { o.Canary.Matchers = []string{`cluster="` + w.Name + `"`} })
+	}
+	g := metrics.WaveGate(&fakeAPI{sides: map[string][]traffic{"canary": {healthy}, "baseline": {healthy}}}, opts)
+	assert.Equal(t, "metric-gate", g.Name)
+	require.NoError(t, g.Check(ctx, &fleet.WaveReport{Name: "eu"}))
+	err := metrics.WaveGate(&fakeAPI{sides: map[string][]traffic{"canary": {{1000, 0.8, 20}}, "baseline": {healthy}}}, opts).
+		Check(ctx, &fleet.WaveReport{Name: "us"})
+	assert.ErrorIs(t, err, revkit.ErrVerificationFailed)
+	var reg *metrics.RegressionError
+	assert.ErrorAs(t, err, &reg)
+	assert.Equal(t, []string{"eu", "us"}, asked)
+	assert.ErrorIs(t, metrics.WaveGate(nil, opts).Check(ctx, &fleet.WaveReport{}), revkit.ErrInvalidInput)
+	assert.ErrorIs(t, metrics.WaveGate(&fakeAPI{}, func(*fleet.WaveReport) metrics.Options { return metrics.Options{} }).
+		Check(ctx, &fleet.WaveReport{}), revkit.ErrInvalidInput)
 }

@@ -33,8 +33,8 @@
 // (as "metric-gate 1/3", …) and a failure stops the plan and, with
 // RollbackFailedBatch, moves that batch back (to exactly its recorded
 // state with RecordState). In a plan of one's own it goes after the steps
-// that move a batch. Between the waves of a fleet, call [Compare] from the
-// wave's gate and return its report's Err. With Workloads.Namespaces a gate
+// that move a batch. Between the waves of a fleet, [WaveGate] runs Compare
+// for the wave just done (fleet.Options.Gates). With Workloads.Namespaces a gate
 // can judge one batch's namespaces only.
 //
 // # Which workloads: the revision label

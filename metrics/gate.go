@@ -8,6 +8,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/fleet"
 	"github.com/revkit/revkit/upgrade"
 )
 
@@ -82,4 +83,26 @@ func describe(w Workloads) string {
 	}
 	parts = append(parts, w.Matchers...)
 	return "workloads of " + strings.Join(parts, ", ")
+}
+
+// WaveGate returns a gate between the waves of a fleet (fleet.Options.Gates)
+// that runs Compare with the options opts returns for the wave just done —
+// typically the wave's clusters selected by a cluster label in Matchers of
+// a Prometheus that sees them all — and stops the fleet when the wave's
+// canary regressed or had too little traffic. Its name is "metric-gate".
+func WaveGate(api v1.API, opts func(wave *fleet.WaveReport) Options) fleet.Gate {
+	return fleet.Gate{Name: "metric-gate", Check: func(ctx context.Context, wave *fleet.WaveReport) error {
+		if api == nil || opts == nil {
+			return &revkit.InvalidInputError{Field: "api", Reason: "WaveGate needs a Prometheus API client and an options function"}
+		}
+		o := opts(wave)
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		rep, err := Compare(ctx, api, o)
+		if err != nil {
+			return err
+		}
+		return rep.Err()
+	}}
 }
