@@ -12,6 +12,19 @@
 //		WithNamespace("shop", revkittest.Rev("prod-stable")).
 //		WithDeployment("shop", "cart", revkittest.Replicas(2), revkittest.OnRevision("1-24-0")).
 //		Kube()
+//
+// Nothing moves in such a cluster: a restarted Deployment gets no new
+// pods. Simulate instead of Kube starts a Simulation, which plays the
+// controllers and Istio's injector in memory, so that a whole upgrade plan
+// runs to completion in milliseconds, and can be told to fail a rollout,
+// crash a revision's sidecars or stop an istiod:
+//
+//	sim := revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").
+//		WithNamespace("shop", revkittest.Rev("1-24-0")).
+//		WithDeployment("shop", "cart", revkittest.OnRevision("1-24-0")).
+//		Simulate(revkittest.SimOptions{})
+//	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: sim.Kube()}, plan)
+//	state, err := revkittest.ReadMesh(ctx, sim.Kube(), "shop")
 package revkittest
 
 import (
