@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -355,7 +356,11 @@ func clustersMain(all map[string]Profile, names []string, n, rounds int, o optio
 		fmt.Println(res.Summary())
 		if jsonOut != "" {
 			b, _ := json.MarshalIndent(res, "", "  ")
-			if werr := os.WriteFile(jsonOut, b, 0o644); werr != nil {
+			werr := os.MkdirAll(filepath.Dir(jsonOut), 0o755)
+			if werr == nil {
+				werr = os.WriteFile(jsonOut, b, 0o644)
+			}
+			if werr != nil {
 				fmt.Fprintln(os.Stderr, "bench:", werr)
 				return 1
 			}
