@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/upgrade"
 	"github.com/revkit/revkit/verify"
 )
@@ -28,6 +30,14 @@ type Cluster struct {
 	// Config is its REST configuration, for plans whose steps need one
 	// (port-forwards to istiod, Helm); optional.
 	Config *rest.Config
+	// Primary, for a remote cluster of a primary-remote mesh, names the
+	// cluster whose istiods serve it: the remote's injector and tag
+	// webhooks call them. Run refuses a remote in a wave before its
+	// primary's or in the same one, and after every wave checks that each
+	// remote's revisions and tags are installed on its primary (the
+	// "remotes" gate): a primary that uninstalled a revision a remote
+	// still uses stops the fleet.
+	Primary string
 }
 
 // Wave is an ordered group of clusters upgraded together: every cluster of
@@ -146,9 +156,34 @@ func (o *Options) Validate() error {
 			inWave[c] = w.Name
 		}
 	}
+	waveIndex := map[string]int{}
+	for i, w := range o.Waves {
+		for _, c := range w.Clusters {
+			waveIndex[c] = i
+		}
+	}
+	primaries := map[string]string{}
 	for _, c := range o.Clusters {
+		if c.Primary != "" {
+			primaries[c.Name] = c.Primary
+		}
+	}
+	for i, c := range o.Clusters {
 		if _, ok := inWave[c.Name]; !ok {
 			return &revkit.InvalidInputError{Field: "Waves", Value: c.Name, Reason: "cluster in no wave"}
+		}
+		if c.Primary == "" {
+			continue
+		}
+		field := fmt.Sprintf("Clusters[%d].Primary", i)
+		switch p, ok := waveIndex[c.Primary]; {
+		case !ok:
+			return &revkit.InvalidInputError{Field: field, Value: c.Primary, Reason: "no such cluster in Clusters"}
+		case c.Primary == c.Name || primaries[c.Primary] != "":
+			return &revkit.InvalidInputError{Field: field, Value: c.Primary, Reason: "a primary must not itself be a remote"}
+		case p >= waveIndex[c.Name]:
+			return &revkit.InvalidInputError{Field: field, Value: c.Primary,
+				Reason: "the primary must be upgraded in a wave before its remote " + c.Name + "'s"}
 		}
 	}
 	for i, g := range o.Gates {
@@ -330,10 +365,19 @@ func (r *runner) wave(ctx context.Context, w *Wave, wr *WaveReport) error {
 		return stopped(err)
 	}
 	// The gates between waves: the built-in health check, then the caller's.
-	gates := r.opts.Gates
-	if !r.opts.SkipWebhookCheck && r.opts.DryRun.Persists() {
-		gates = append([]Gate{{Name: "webhooks", Check: r.webhooks}}, gates...)
+	var gates []Gate
+	if r.opts.DryRun.Persists() {
+		if !r.opts.SkipWebhookCheck {
+			gates = append(gates, Gate{Name: "webhooks", Check: r.webhooks})
+		}
+		for _, c := range r.opts.Clusters {
+			if c.Primary != "" {
+				gates = append(gates, Gate{Name: "remotes", Check: r.remotes})
+				break
+			}
+		}
 	}
+	gates = append(gates, r.opts.Gates...)
 	for _, g := range gates {
 		begin := time.Now()
 		err := g.Check(ctx, wr)
@@ -422,6 +466,51 @@ func (r *runner) webhooks(ctx context.Context, wr *WaveReport) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", cr.Cluster, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// remotes is the built-in gate of a primary-remote fleet: every remote's
+// revisions (those with an injector on it) and the revisions its tags
+// point at are installed on its primary — whatever wave ran, since a
+// primary's wave can strand a remote of a later one.
+func (r *runner) remotes(ctx context.Context, _ *WaveReport) error {
+	var errs []error
+	served := map[string]map[string]bool{}
+	for _, c := range r.opts.Clusters {
+		if c.Primary == "" {
+			continue
+		}
+		if served[c.Primary] == nil {
+			revs, err := revision.List(ctx, r.byName[c.Primary].Kube, revision.ListOptions{})
+			if err != nil {
+				return fmt.Errorf("primary %s: %w", c.Primary, err)
+			}
+			served[c.Primary] = map[string]bool{}
+			for _, rev := range revs {
+				if rev.Injector != "" {
+					served[c.Primary][rev.Name] = true
+				}
+			}
+		}
+		revs, err := revision.List(ctx, c.Kube, revision.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("remote %s: %w", c.Name, err)
+		}
+		for _, rev := range revs {
+			if served[c.Primary][rev.Name] {
+				continue
+			}
+			what := "its injector"
+			if len(rev.Tags) > 0 {
+				what += ", tags " + strings.Join(rev.Tags, ", ")
+			}
+			if len(rev.Namespaces) > 0 {
+				what += ", namespaces " + strings.Join(rev.Namespaces, ", ")
+			}
+			errs = append(errs, fmt.Errorf("remote %s uses revision %s (%s), which primary %s does not serve: %w",
+				c.Name, rev.Name, what, c.Primary, revkit.ErrVerificationFailed))
 		}
 	}
 	return errors.Join(errs...)

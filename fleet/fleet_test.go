@@ -345,3 +345,74 @@ func TestDryRun(t *testing.T) {
 	}
 	assert.True(t, strings.HasPrefix(rep.String(), "WAVE"))
 }
+
+func TestPrimaryRemoteValidation(t *testing.T) {
+	f := newFleet(3)
+	p := &planner{}
+	for _, tc := range []struct {
+		name    string
+		primary map[string]string // cluster → its primary
+		waves   []fleet.Wave
+		reason  string
+	}{
+		{"unknown primary", map[string]string{"c2": "c9"}, nil, "no such cluster"},
+		{"its own primary", map[string]string{"c2": "c2"}, nil, "must not itself be a remote"},
+		{"a remote as primary", map[string]string{"c2": "c1", "c3": "c2"}, nil, "must not itself be a remote"},
+		{"remote in the primary's wave", map[string]string{"c2": "c1"},
+			[]fleet.Wave{{Name: "a", Clusters: []string{"c1", "c2"}}, {Name: "b", Clusters: []string{"c3"}}}, "in a wave before"},
+		{"remote before its primary", map[string]string{"c1": "c3"}, nil, "in a wave before"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clusters := slicesClone(f.clusters)
+			for i := range clusters {
+				clusters[i].Primary = tc.primary[clusters[i].Name]
+			}
+			waves := tc.waves
+			if waves == nil {
+				waves = []fleet.Wave{{Name: "a", Clusters: []string{"c1"}}, {Name: "b", Clusters: []string{"c2"}}, {Name: "c", Clusters: []string{"c3"}}}
+			}
+			_, err := fleet.Run(ctx, fleet.Options{Clusters: clusters, Waves: waves, Plan: p.plan})
+			var invalid *revkit.InvalidInputError
+			require.ErrorAs(t, err, &invalid)
+			assert.Contains(t, invalid.Field, ".Primary")
+			assert.Contains(t, invalid.Reason, tc.reason)
+			assert.Zero(t, p.built.Load())
+		})
+	}
+}
+
+// The remotes gate: after the primary's wave, a remote whose tag points at
+// a revision the primary no longer serves stops the fleet before the
+// remote's wave; served, the fleet goes on.
+func TestRemotesGate(t *testing.T) {
+	p := &planner{}
+	run := func(primaryRevs ...string) (*fleet.Report, error, *fake.Clientset) {
+		c := revkittest.NewCluster()
+		for _, r := range primaryRevs {
+			c = c.WithRevision(r)
+		}
+		primary := c.Kube()
+		remote := revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").WithTag("prod-stable", "1-24-0").
+			WithNamespace("shop", revkittest.Rev("prod-stable")).Kube()
+		remote.ClearActions()
+		rep, err := fleet.Run(ctx, fleet.Options{Plan: p.plan,
+			Clusters: []fleet.Cluster{{Name: "primary", Kube: primary}, {Name: "remote", Kube: remote, Primary: "primary"}},
+			Waves:    []fleet.Wave{{Name: "primaries", Clusters: []string{"primary"}}, {Name: "remotes", Clusters: []string{"remote"}}}})
+		return rep, err, remote
+	}
+	rep, err, remote := run("1-25-0")
+	var stopped *fleet.StoppedError
+	require.ErrorAs(t, err, &stopped)
+	assert.Equal(t, "remotes", stopped.Gate)
+	assert.ErrorIs(t, err, revkit.ErrVerificationFailed)
+	assert.ErrorContains(t, err, "remote remote uses revision 1-24-0 (its injector, tags prod-stable, namespaces shop), which primary primary does not serve")
+	assert.Equal(t, upgrade.NotRun, rep.Cluster("remote").Outcome)
+	assert.Empty(t, revkittest.Writes(remote))
+
+	rep, err, _ = run("1-24-0", "1-25-0")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"webhooks", "remotes"}, gateNames(rep.Waves[0]))
+	assert.Equal(t, upgrade.Done, rep.Cluster("remote").Outcome)
+}
+
+func slicesClone(in []fleet.Cluster) []fleet.Cluster { return append([]fleet.Cluster(nil), in...) }
