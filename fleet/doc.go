@@ -14,6 +14,17 @@
 // Options.FailureBudget allows: clusters not started are reported NotRun,
 // those running finish their plans.
 //
+// In a primary-remote mesh a remote cluster runs no istiod: its webhooks
+// call the primary's istiod of each revision (its revisions are installed
+// with revision.RemoteValues). Name its primary in Cluster.Primary and put
+// it in a wave after the primary's: the primary's plan installs the new
+// revision and keeps the old one (upgrade.CanaryOptions.KeepOld), the
+// remote's plan installs the new revision's remote-side objects, moves its
+// namespaces and removes the old revision's; the old revision leaves the
+// primary once no remote uses it. After every wave the "remotes" gate
+// checks that each remote's revisions and tags are installed on its
+// primary.
+//
 // Every plan is built and validated before the first wave starts, so bad
 // input anywhere stops the fleet before anything is written. Events carry
 // the cluster's name (revkit.Event.Cluster).
