@@ -48,7 +48,9 @@ func TestExecuteTransientRetry(t *testing.T) {
 		{"no retry by default", 0, 1, refused, upgrade.Failed, 1},
 		{"403 is not retried", time.Minute, 1, forbidden, upgrade.Failed, 1},
 		{"a failed gate is not retried", time.Minute, 1, revkit.ErrVerificationFailed, upgrade.Failed, 1},
-		// 250 ms, then 50 ms (what is left of the budget), then no time.
+		// 250 ms, then 50 ms (what is left of the budget), then no time. On
+		// a loaded machine the first run and wait may use the whole budget:
+		// a third run is then not started (see below).
 		{"the budget runs out", 300 * time.Millisecond, 100, unavailable, upgrade.Failed, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +66,11 @@ func TestExecuteTransientRetry(t *testing.T) {
 			rep, err := upgrade.Execute(ctx, env, plan)
 			require.Len(t, rep.Steps, 1)
 			sr := rep.Steps[0]
+			if tc.want == upgrade.Failed && tc.attempts > 2 && sr.Attempts == tc.attempts-1 && time.Since(start) >= tc.retry {
+				// The budget ran out a run early because the machine was
+				// slow: still retried, still bounded.
+				tc.attempts--
+			}
 			assert.Equal(t, tc.want, sr.Outcome)
 			assert.Equal(t, tc.attempts, sr.Attempts)
 			assert.Equal(t, tc.attempts, runs)
