@@ -46,6 +46,7 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/mesh"
+	"github.com/revkit/revkit/internal/sim"
 )
 
 // Cluster accumulates the objects of a fake cluster. Build it with the With
@@ -350,7 +351,7 @@ func Pod(ns, name, rev string, labels map[string]string) *corev1.Pod {
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
 	}
 	if rev != "" {
-		injectSidecar(p, rev, rev)
+		sim.InjectSidecar(p, rev, rev)
 	}
 	return p
 }

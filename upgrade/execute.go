@@ -394,11 +394,6 @@ func runStep(ctx context.Context, env Env, s Step) StepReport {
 		if line := env.preview.serverSummary(); line != "" {
 			res.Detail = strings.TrimPrefix(res.Detail+"; "+line, "; ")
 		}
-		if err == nil {
-			if serr := env.preview.settle(ctx, env.Kube, res.Changes); serr != nil {
-				err = &revkit.OpError{Op: "upgrade.Preview", Verb: "update", Object: revkit.ObjectRef{Kind: "Pod"}, Err: serr}
-			}
-		}
 	}
 	sr.Duration = time.Since(sr.Started)
 	sr.Detail, sr.Changes = res.Detail, res.Changes

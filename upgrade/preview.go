@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/mesh"
+	"github.com/revkit/revkit/internal/sim"
 )
 
 // PreviewOptions configures Preview.
@@ -65,9 +65,11 @@ type PreviewOptions struct {
 //     dry run, and the rendered objects are added to the copy, so later
 //     steps find the new revision's injector;
 //   - an uninstall deletes from the copy by label, never through Helm;
-//   - when a step changes a workload's pod template (a restart, a gateway
-//     moved), its pods in the copy are given the sidecar the webhooks in the
-//     copy would now inject, as the controllers and the injector would;
+//   - the copy runs on a simulation of the controllers and the injector
+//     (the one revkittest.Simulate offers): when a step changes a
+//     workload's pod template (a restart, a gateway moved), new pods replace
+//     its pods in the copy, carrying the sidecar the webhooks in the copy
+//     would now inject;
 //   - rollout waits end at once and the checks of live pods and proxies
 //     (VerifyPods, VerifyProxies) and pauses are skipped — pods do not move
 //     in the copy — while VerifyWebhooks does check the copy's webhooks as
@@ -94,6 +96,15 @@ func Preview(ctx context.Context, kube kubernetes.Interface, plan Plan, opts Pre
 	if opts.ServerDryRun {
 		state.server = &serverDryRun{ctx: ctx, kube: kube}
 		state.server.install(copyKube)
+	}
+	// The copy's controllers and injector: a workload whose pod template a
+	// step changes gets new pods, injected as the copy's webhooks say, so
+	// that later steps see them (an uninstall that refuses a revision still
+	// in use). Its writes bypass the server dry run: they are the cluster's
+	// own, nothing to ask it about.
+	if _, err := sim.New(copyKube, sim.Options{}); err != nil {
+		err = &revkit.OpError{Op: "upgrade.Preview", Verb: "simulate", Object: revkit.ObjectRef{Kind: "Pod"}, Err: err}
+		return unrun(Env{}, plan, err), err
 	}
 	c := opts.Common
 	c.DryRun = revkit.DryRunClient
@@ -225,12 +236,31 @@ func addItems(list runtime.Object, kind string, seen map[string]bool, out *[]run
 			return err
 		}
 		key := kind + "/" + m.GetNamespace() + "/" + m.GetName()
+		if kind == "Pod" {
+			// The copy has no ReplicaSets: the simulation adopts the pods
+			// of its workloads by their selectors.
+			m.SetOwnerReferences(withoutWorkloadOwners(m.GetOwnerReferences()))
+		}
 		if !seen[key] {
 			seen[key] = true
 			*out = append(*out, obj)
 		}
 	}
 	return nil
+}
+
+// withoutWorkloadOwners drops the owner references of a pod's workload
+// controllers (ReplicaSet, StatefulSet, DaemonSet).
+func withoutWorkloadOwners(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	var out []metav1.OwnerReference
+	for _, r := range refs {
+		switch r.Kind {
+		case "ReplicaSet", "StatefulSet", "DaemonSet":
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func meta(obj runtime.Object) (metav1.Object, error) {
@@ -317,99 +347,4 @@ func (p *previewState) serverSummary() string {
 		return ""
 	}
 	return p.server.summary()
-}
-
-// settle plays the controllers' and the injector's part in the in-memory
-// copy after a step: the pods of every workload the step changed (a
-// restart, a gateway moved to another revision) are made to carry the
-// sidecar the apiserver would now inject into them — from the webhooks the
-// copy holds, the namespace's labels and the template's labels — or none.
-// Without it, a later step that looks at pods (an uninstall that refuses a
-// revision still in use) would see them as they were before the plan.
-// Workloads the step created have no pods in the copy.
-func (p *previewState) settle(ctx context.Context, kube kubernetes.Interface, changes []revkit.Change) error {
-	if p.server != nil {
-		// The copy's pods play the controllers' part: nothing to ask the
-		// cluster about.
-		p.server.off = true
-		defer func() { p.server.off = false }()
-	}
-	var model *mesh.Model
-	for _, c := range changes {
-		if c.Action != revkit.ActionUpdate {
-			continue
-		}
-		selector, template, ok, err := podTemplate(ctx, kube, c.Object)
-		if err != nil || !ok {
-			return err
-		}
-		if model == nil {
-			if model, err = mesh.Load(ctx, kube, p.controlPlane); err != nil {
-				return err
-			}
-		}
-		ns, err := kube.CoreV1().Namespaces().Get(ctx, c.Object.Namespace, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		rev := ""
-		if !mesh.InjectionDisabled(template.Labels, template.Annotations) {
-			if revs := model.PodRevisions(ns, template.Labels); len(revs) == 1 {
-				rev = revs[0]
-			}
-		}
-		sel, err := metav1.LabelSelectorAsSelector(selector)
-		if err != nil {
-			continue
-		}
-		pods, err := kube.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-		if err != nil {
-			return err
-		}
-		for i := range pods.Items {
-			pod := &pods.Items[i]
-			if cur, _ := mesh.PodRevision(pod); cur == rev {
-				continue
-			}
-			if pod.Annotations == nil {
-				pod.Annotations = map[string]string{}
-			}
-			if rev == "" {
-				delete(pod.Annotations, mesh.AnnotationStatus)
-			} else {
-				pod.Annotations[mesh.AnnotationStatus] = fmt.Sprintf(`{"revision":%q}`, rev)
-			}
-			if _, err := kube.CoreV1().Pods(ns.Name).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// podTemplate reads the selector and pod template of a workload; ok is
-// false for an object of another kind.
-func podTemplate(ctx context.Context, kube kubernetes.Interface, ref revkit.ObjectRef) (*metav1.LabelSelector, corev1.PodTemplateSpec, bool, error) {
-	apps, get := kube.AppsV1(), metav1.GetOptions{}
-	switch ref.Kind {
-	case "Deployment":
-		d, err := apps.Deployments(ref.Namespace).Get(ctx, ref.Name, get)
-		if err != nil {
-			return nil, corev1.PodTemplateSpec{}, false, err
-		}
-		return d.Spec.Selector, d.Spec.Template, true, nil
-	case "StatefulSet":
-		d, err := apps.StatefulSets(ref.Namespace).Get(ctx, ref.Name, get)
-		if err != nil {
-			return nil, corev1.PodTemplateSpec{}, false, err
-		}
-		return d.Spec.Selector, d.Spec.Template, true, nil
-	case "DaemonSet":
-		d, err := apps.DaemonSets(ref.Namespace).Get(ctx, ref.Name, get)
-		if err != nil {
-			return nil, corev1.PodTemplateSpec{}, false, err
-		}
-		return d.Spec.Selector, d.Spec.Template, true, nil
-	}
-	return nil, corev1.PodTemplateSpec{}, false, nil
 }

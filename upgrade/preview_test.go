@@ -126,6 +126,24 @@ func TestPreviewMatchesARealRun(t *testing.T) {
 	assert.NotEmpty(t, changeSet(rep.Changes()))
 }
 
+// The whole plan — pod checks, gateway canaries and the uninstall
+// included — previews exactly what it then changes on a simulated cluster,
+// where pods move and rollouts progress: the preview's copy runs on the
+// same simulation.
+func TestPreviewMatchesASimulatedRun(t *testing.T) {
+	live := fleetCluster().Kube()
+	preview, err := upgrade.Preview(ctx, live, previewPlan(t, fleetCluster()), upgrade.PreviewOptions{})
+	require.NoError(t, err, "%s", preview)
+	assert.Empty(t, liveWrites(live))
+
+	sim := fleetCluster().Simulate(revkittest.SimOptions{})
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: sim.Kube()}, previewPlan(t, fleetCluster()))
+	require.NoError(t, err, "%s", rep)
+	assert.Equal(t, changeSet(rep.Changes()), changeSet(preview.Changes()))
+	assert.Contains(t, changeSet(preview.Changes()), "delete MutatingWebhookConfiguration /istio-sidecar-injector-1-24-0",
+		"the uninstall at the end sees every pod moved")
+}
+
 func TestPreviewRefusals(t *testing.T) {
 	rep, err := upgrade.Preview(ctx, nil, upgrade.Plan{Steps: []upgrade.Step{upgrade.Pause(0)}}, upgrade.PreviewOptions{})
 	assert.ErrorIs(t, err, revkit.ErrInvalidInput)

@@ -1,4 +1,4 @@
-package revkittest
+package sim
 
 import (
 	"context"
@@ -59,7 +59,7 @@ func (p *SyncSource) Syncz(ctx context.Context) ([]byte, error) {
 	stopped, stale := p.sim.stopped[p.rev], p.sim.stale[p.rev]
 	p.sim.mu.Unlock()
 	if stopped {
-		return nil, refused("Get", fmt.Sprintf("http://%s.istio-system:15014/debug/syncz", mesh.IstiodName(p.rev)))
+		return nil, Refused("Get", fmt.Sprintf("http://%s.istio-system:15014/debug/syncz", mesh.IstiodName(p.rev)))
 	}
 	list, err := p.sim.tracker.List(podsGVR, kindOf(podsGVR), metav1.NamespaceAll)
 	if err != nil {

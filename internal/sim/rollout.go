@@ -1,4 +1,4 @@
-package revkittest
+package sim
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package revkittest
+package sim
 
 import (
 	"errors"
@@ -111,7 +111,7 @@ func (s *Simulation) admit(p *corev1.Pod) error {
 		if _, injected := mesh.PodRevision(p); injected || mesh.InjectionDisabled(p.Labels, p.Annotations) {
 			continue
 		}
-		injectSidecar(p, inj.Revision, s.istioVersion(inj.Revision))
+		InjectSidecar(p, inj.Revision, s.istioVersion(inj.Revision))
 	}
 	return nil
 }
@@ -201,11 +201,11 @@ func podIP(p *corev1.Pod) string {
 	return fmt.Sprintf("10.%d.%d.%d", 244+v%8, (v>>8)&0xff, 1+(v>>16)%254)
 }
 
-// injectSidecar stamps what Istio's injector adds to a pod for revision
+// InjectSidecar stamps what Istio's injector adds to a pod for revision
 // rev: the sidecar status (the annotation revkit reads the revision from),
 // the istio-proxy container of Istio version, and the labels and
 // annotations Istio's injection template sets.
-func injectSidecar(p *corev1.Pod, rev, version string) {
+func InjectSidecar(p *corev1.Pod, rev, version string) {
 	if p.Annotations == nil {
 		p.Annotations = map[string]string{}
 	}
