@@ -70,10 +70,18 @@ type NamespacePods struct {
 	Conflict *LabelConflict
 	// Revisions counts active pods by the revision of their sidecar.
 	Revisions map[string]int
-	// NoSidecar counts active pods without a sidecar, OptedOut those of them
-	// (and of the others) labelled sidecar.istio.io/inject=false.
+	// NoSidecar counts active pods without a sidecar (ambient ones aside),
+	// OptedOut those of them (and of the others) labelled
+	// sidecar.istio.io/inject=false.
 	NoSidecar int
 	OptedOut  int
+	// Ambient counts active pods in ambient mode (istio.io/dataplane-mode
+	// on their namespace or themselves, or enrolled by istio-cni) without a
+	// sidecar: their node's ztunnel serves them, not a revision's injector,
+	// so they are never stragglers of a revision. Ambient is set when the
+	// namespace itself is labelled istio.io/dataplane-mode=ambient.
+	Ambient          int
+	AmbientNamespace bool
 	// Terminating counts pods being deleted; they are not counted anywhere
 	// else and are never stragglers.
 	Terminating int
@@ -83,7 +91,7 @@ type NamespacePods struct {
 
 // Active returns the number of active pods counted.
 func (n NamespacePods) Active() int {
-	total := n.NoSidecar
+	total := n.NoSidecar + n.Ambient
 	for _, c := range n.Revisions {
 		total += c
 	}
@@ -143,8 +151,11 @@ func (o *PodsOptions) validate() (labels.Selector, error) {
 // Pods counts, per namespace, the pods running a sidecar of each revision
 // and lists the stragglers: active pods whose sidecar is not of the
 // expected revision, or that have none. Pods labelled
-// sidecar.istio.io/inject=false are never stragglers; finished pods are
-// ignored and terminating ones only counted.
+// sidecar.istio.io/inject=false are never stragglers; pods in ambient mode
+// without a sidecar (istio.io/dataplane-mode=ambient on their namespace or
+// themselves, or enrolled by istio-cni) are counted as Ambient, served by
+// ztunnel, and never stragglers; finished pods are ignored and terminating
+// ones only counted.
 //
 // For ten namespaces or more it reads the pods with one paged list across
 // the cluster (per namespace when that is forbidden); without Namespaces
@@ -208,6 +219,7 @@ func Pods(ctx context.Context, kube kubernetes.Interface, opts PodsOptions) (*Po
 type podFacts struct {
 	name        string
 	labels      map[string]string
+	annotations map[string]string
 	revision    string
 	injected    bool
 	finished    bool
@@ -220,12 +232,22 @@ func factsOf(p *corev1.Pod) podFacts {
 	return podFacts{
 		name:        p.Name,
 		labels:      p.Labels,
+		annotations: ambientOnly(p.Annotations),
 		revision:    rev,
 		injected:    injected,
 		finished:    p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
 		terminating: p.DeletionTimestamp != nil,
 		optedOut:    mesh.InjectionDisabled(p.Labels, p.Annotations),
 	}
+}
+
+// ambientOnly keeps the one annotation Pods reads besides the sidecar
+// status, so that facts of many pods stay small.
+func ambientOnly(a map[string]string) map[string]string {
+	if v, ok := a[mesh.AnnotationAmbientRedirection]; ok {
+		return map[string]string{mesh.AnnotationAmbientRedirection: v}
+	}
+	return nil
 }
 
 // podsByNamespace lists every pod once and keeps those of namespaces,
@@ -297,8 +319,9 @@ func selectNamespaces(ctx context.Context, kc kubernetes.Interface, opts PodsOpt
 }
 
 // meshNamespaces finds the namespaces of the mesh: those an injector would
-// inject and those where a pod carries a sidecar. It lists every pod once,
-// so it returns them grouped by namespace as well.
+// inject, those in ambient mode and those where a pod carries a sidecar.
+// It lists every pod once, so it returns them grouped by namespace as
+// well.
 func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Model) ([]corev1.Namespace, map[string][]podFacts, error) {
 	list, err := kc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -316,7 +339,7 @@ func meshNamespaces(ctx context.Context, kc kubernetes.Interface, model *mesh.Mo
 	}
 	var out []corev1.Namespace
 	for _, ns := range list.Items {
-		if injected[ns.Name] || len(model.NamespaceRevisions(&ns)) > 0 {
+		if injected[ns.Name] || len(model.NamespaceRevisions(&ns)) > 0 || ns.Labels[mesh.LabelDataplaneMode] == "ambient" {
 			out = append(out, ns)
 		}
 	}
@@ -336,6 +359,7 @@ func countPods(model *mesh.Model, ns *corev1.Namespace, pods []podFacts, target 
 	}
 	np.Conflict = labelConflict(model, ns)
 	nsLabels := mesh.NamespaceLabels(ns)
+	np.AmbientNamespace = nsLabels[mesh.LabelDataplaneMode] == "ambient"
 	sort.Slice(pods, func(a, b int) bool { return pods[a].name < pods[b].name })
 	for i := range pods {
 		p := &pods[i]
@@ -346,9 +370,13 @@ func countPods(model *mesh.Model, ns *corev1.Namespace, pods []podFacts, target 
 			np.Terminating++
 			continue
 		}
-		if p.injected {
+		switch {
+		case p.injected:
 			np.Revisions[p.revision]++
-		} else {
+		case mesh.Ambient(nsLabels, p.labels, p.annotations):
+			np.Ambient++
+			continue
+		default:
 			np.NoSidecar++
 		}
 		if p.optedOut {

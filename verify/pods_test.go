@@ -90,6 +90,41 @@ func TestPods(t *testing.T) {
 				Revisions: map[string]int{"1-25-0": 3}}},
 		},
 		{
+			name: "ambient namespace: its pods without a sidecar are ztunnel's, not stragglers; a pod opting out is",
+			cluster: revkittest.NewCluster().WithRevision("1-25-0").
+				WithNamespace("shop", revkittest.Rev("1-25-0"), revkittest.Label("istio.io/dataplane-mode", "ambient")).
+				WithDeployment("shop", "cart", revkittest.Replicas(2)).
+				WithObjects(revkittest.Pod("shop", "legacy", "", map[string]string{"istio.io/dataplane-mode": "none"})),
+			opts:       PodsOptions{Namespaces: []string{"shop"}, Target: "1-25-0"},
+			revision:   "1-25-0",
+			namespaces: []string{"shop"},
+			stragglers: []string{"shop/legacy: not injected"},
+			counts: map[string]NamespacePods{"shop": {Injects: []string{"1-25-0"}, Revisions: map[string]int{},
+				Ambient: 2, AmbientNamespace: true, NoSidecar: 1}},
+		},
+		{
+			name: "a pod enrolled by istio-cni, or asking for ambient itself, in a sidecar namespace",
+			cluster: revkittest.NewCluster().WithRevision("1-25-0").
+				WithNamespace("shop", revkittest.Rev("1-25-0")).
+				WithObjects(ambientPod("shop", "enrolled", nil, map[string]string{"ambient.istio.io/redirection": "enabled"}),
+					ambientPod("shop", "asks", map[string]string{"istio.io/dataplane-mode": "ambient"}, nil)).
+				WithDeployment("shop", "cart", revkittest.OnRevision("1-25-0")),
+			opts:       PodsOptions{Namespaces: []string{"shop"}, Target: "1-25-0"},
+			revision:   "1-25-0",
+			namespaces: []string{"shop"},
+			counts: map[string]NamespacePods{"shop": {Injects: []string{"1-25-0"}, Revisions: map[string]int{"1-25-0": 1},
+				Ambient: 2}},
+		},
+		{
+			name: "the mesh includes ambient namespaces",
+			cluster: revkittest.NewCluster().WithRevision("1-25-0").
+				WithNamespace("amb", revkittest.Label("istio.io/dataplane-mode", "ambient")).
+				WithDeployment("amb", "api", revkittest.Replicas(2)).
+				WithNamespace("plain").WithDeployment("plain", "web"),
+			namespaces: []string{"amb"},
+			counts:     map[string]NamespacePods{"amb": {Revisions: map[string]int{}, Ambient: 2, AmbientNamespace: true}},
+		},
+		{
 			name: "pod without sidecar is not injected; opted-out pod is no straggler",
 			cluster: revkittest.NewCluster().WithRevision("1-25-0").
 				WithNamespace("shop", revkittest.Rev("1-25-0")).
@@ -242,10 +277,18 @@ func TestPods(t *testing.T) {
 }
 
 func TestPodsActiveCount(t *testing.T) {
-	n := NamespacePods{Revisions: map[string]int{"a": 2, "b": 3}, NoSidecar: 4}
-	if got := n.Active(); got != 9 {
-		t.Errorf("Active() = %d, want 9", got)
+	n := NamespacePods{Revisions: map[string]int{"a": 2, "b": 3}, NoSidecar: 4, Ambient: 5}
+	if got := n.Active(); got != 14 {
+		t.Errorf("Active() = %d, want 14", got)
 	}
+}
+
+// ambientPod is a running pod without a sidecar, with labels and
+// annotations.
+func ambientPod(ns, name string, labels, annotations map[string]string) *corev1.Pod {
+	p := revkittest.Pod(ns, name, "", labels)
+	p.Annotations = annotations
+	return p
 }
 
 func TestPodsNotFound(t *testing.T) {

@@ -17,7 +17,30 @@ var (
 	LabelTag           = label.IoIstioTag.Name
 	LabelSidecarInject = label.SidecarInject.Name
 	AnnotationStatus   = annotation.SidecarStatus.Name
+	// LabelDataplaneMode on a namespace or pod selects ambient mode
+	// ("ambient"); on a pod, "none" opts it out.
+	LabelDataplaneMode = label.IoIstioDataplaneMode.Name
+	// AnnotationAmbientRedirection is set (to "enabled") by istio-cni on a
+	// pod it enrolled in ambient mode.
+	AnnotationAmbientRedirection = annotation.AmbientRedirection.Name
 )
+
+// Ambient reports whether a pod without a sidecar is in ambient mode —
+// served by its node's ztunnel rather than by an injector: istio-cni
+// enrolled it, or its namespace or itself asks for ambient mode and it did
+// not opt out. A pod with a sidecar is never ambient (the sidecar wins).
+func Ambient(nsLabels, podLabels, podAnnotations map[string]string) bool {
+	if podAnnotations[AnnotationAmbientRedirection] == "enabled" {
+		return true
+	}
+	switch podLabels[LabelDataplaneMode] {
+	case "none":
+		return false
+	case "ambient":
+		return true
+	}
+	return nsLabels[LabelDataplaneMode] == "ambient"
+}
 
 const (
 	// LabelInjection is the legacy namespace label istio-injection=enabled.
