@@ -59,7 +59,32 @@ type Gateway struct {
 	Pods map[string]int
 	// CanaryOf names the gateway this one is a canary of, if any.
 	CanaryOf string
+	// Release is the Helm release that owns it (Istio's gateway chart sets
+	// Helm's meta.helm.sh/release-name), and Chart that release's chart
+	// (its helm.sh/chart label, e.g. "gateway-1.31.0"); both "" for a
+	// gateway not installed with Helm. Move refuses such a gateway.
+	Release, Chart string
 }
+
+// HelmOwnedError refuses to move a gateway a Helm release owns: patching
+// its Deployment would drift from the release, and the next helm upgrade
+// would undo it. Move it through its release instead (helm upgrade with
+// revision=<revision>), or install a canary release beside it. It matches
+// revkit.ErrInvalidInput.
+type HelmOwnedError struct {
+	Namespace, Name, Release string
+}
+
+func (e *HelmOwnedError) Error() string {
+	return fmt.Sprintf("gateway %s/%s belongs to Helm release %s: move it through its release (helm upgrade %s --set revision=<revision>) "+
+		"or install a canary release beside it; revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
+}
+
+// Is matches revkit.ErrInvalidInput.
+func (e *HelmOwnedError) Is(target error) bool { return target == revkit.ErrInvalidInput }
+
+// helmRelease is the Helm release that owns a Deployment, or "".
+func helmRelease(d *appsv1.Deployment) string { return d.Annotations["meta.helm.sh/release-name"] }
 
 // IsGateway reports whether a Deployment runs an Istio gateway: its pods use
 // the gateway injection template, or carry an "istio" label naming a
@@ -97,7 +122,10 @@ func List(ctx context.Context, kube kubernetes.Interface, opts ListOptions) ([]G
 				continue
 			}
 			g := Gateway{Namespace: d.Namespace, Name: d.Name, Revision: d.Spec.Template.Labels[mesh.LabelRev],
-				CanaryOf: d.Labels[LabelCanaryOf], Pods: map[string]int{}}
+				CanaryOf: d.Labels[LabelCanaryOf], Pods: map[string]int{}, Release: helmRelease(d)}
+			if g.Release != "" {
+				g.Chart = d.Labels["helm.sh/chart"]
+			}
 			sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 			if err == nil && !sel.Empty() {
 				pods, err := kubeutil.ListPods(ctx, kube, d.Namespace, metav1.ListOptions{LabelSelector: sel.String()})
@@ -208,7 +236,9 @@ func CanaryName(gateway, rev string) string { return gateway + "-" + rev }
 // Move puts gateways on the target revision: InPlace sets istio.io/rev on
 // the pod template (their pods roll over); Canary creates or updates
 // "<name>-<revision>" on the target next to each gateway. Canaries
-// themselves are never moved. Rerunning it changes nothing.
+// themselves are never moved. Rerunning it changes nothing. A gateway a
+// Helm release owns (Istio's gateway chart) refuses the whole move with a
+// *HelmOwnedError before any write: it moves through its release.
 //
 // With Wait, a wait that times out returns an error wrapping
 // context.DeadlineExceeded that names each pending gateway; a gateway
@@ -236,6 +266,13 @@ func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*Mo
 	deps, err := gatewayDeployments(ctx, kube, opts.Namespaces, opts.Names)
 	if err != nil {
 		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Deployment"}, Err: err}
+	}
+	// A gateway a Helm release owns refuses the whole move, before any
+	// write: nothing is left half-moved.
+	for i := range deps {
+		if rel := helmRelease(&deps[i]); rel != "" && deps[i].Labels[LabelCanaryOf] == "" {
+			return nil, &HelmOwnedError{Namespace: deps[i].Namespace, Name: deps[i].Name, Release: rel}
+		}
 	}
 	rec := kubeutil.NewRecorder(op, opts.Common)
 	res := &MoveResult{Target: opts.Target, Revision: rev, DryRun: opts.DryRun}
