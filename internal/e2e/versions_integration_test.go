@@ -18,8 +18,6 @@ import (
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/testenv"
@@ -61,9 +59,11 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 	for _, c := range base.CRDs {
 		assert.Equal(t, revkit.ActionCreate, c.Action, c.Name)
 	}
+	var crds []testenv.ObjectRef
 	for _, c := range base.CRDs {
-		waitEstablished(ctx, t, env, c.Name)
+		crds = append(crds, testenv.ObjectRef{Kind: "CustomResourceDefinition", Name: c.Name})
 	}
+	require.NoError(t, env.WaitCRDsEstablished(ctx, crds))
 
 	// The old revision, from the old istio-discovery chart, with a value
 	// of the user's that the upgrade must carry over, and a second replica.
@@ -442,23 +442,4 @@ func mergeMaps(a, b map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-// waitEstablished waits until a CRD is served.
-func waitEstablished(ctx context.Context, t *testing.T, env *testenv.Env, crd string) {
-	t.Helper()
-	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	require.Eventually(t, func() bool {
-		obj, err := env.Dynamic.Resource(gvr).Get(ctx, crd, metav1.GetOptions{})
-		if err != nil {
-			return false
-		}
-		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-		for _, c := range conds {
-			if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-				return true
-			}
-		}
-		return false
-	}, time.Minute, 200*time.Millisecond, "CRD %s established", crd)
 }

@@ -135,7 +135,11 @@ func (e *Env) applyOne(ctx context.Context, o *unstructured.Unstructured, defaul
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-func (e *Env) waitCRDsEstablished(ctx context.Context, refs []ObjectRef) error {
+// WaitCRDsEstablished waits until each CustomResourceDefinition among refs
+// is served (condition Established), e.g. after CRDs were installed by
+// other means than Apply, and resets the environment's REST mapper so
+// that Apply knows their kinds.
+func (e *Env) WaitCRDsEstablished(ctx context.Context, refs []ObjectRef) error {
 	for _, r := range refs {
 		if r.Kind != "CustomResourceDefinition" {
 			continue

@@ -215,7 +215,7 @@ func (e *Env) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("testenv: applying Istio CRDs: %w", err)
 		}
-		if err := e.waitCRDsEstablished(ctx, refs); err != nil {
+		if err := e.WaitCRDsEstablished(ctx, refs); err != nil {
 			return err
 		}
 		e.t.Logf("testenv: %d Istio CRDs established in %s", len(refs), time.Since(step).Round(time.Millisecond))
