@@ -7,6 +7,12 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export REVKIT_BIN := $(BIN)
 
+# The library is the root module. The local control plane (internal/testenv),
+# the tests that need it (internal/e2e), the benchmark and the examples are
+# modules of their own, so their dependencies (gRPC, Envoy's API, ...) stay
+# out of what a user of the library inherits. tools/ holds the tool builds.
+MODULES := . internal/testenv internal/e2e bench examples
+
 .PHONY: all demo test unit integration tools clean-tools prereqs plan fresh-check fresh-check-quick
 
 all: test
@@ -15,15 +21,15 @@ all: test
 ##       from the old Istio version (its charts) to the new one
 ##       (in a loopback-only network namespace) with examples/canary-upgrade
 demo: prereqs tools
-	$(GO) build -o $(BIN)/canary-upgrade ./examples/canary-upgrade
+	cd examples && $(GO) build -o $(BIN)/canary-upgrade ./canary-upgrade
 	hack/netns-run.sh $(BIN)/canary-upgrade $(DEMO_ARGS)
 
 ## test: unit tests, then integration tests in a loopback-only network namespace
 test: prereqs plan unit integration
 
-## unit: go test ./... with coverage (no control plane needed)
+## unit: go test ./... with coverage in each module (no control plane needed)
 unit:
-	$(GO) test -cover ./...
+	@set -e; for m in $(MODULES); do echo "unit: $$m"; (cd $$m && $(GO) test -cover ./...); done
 
 ## integration: build tools if missing, run integration tests in a netns, check for leaks
 integration: prereqs tools
@@ -62,7 +68,7 @@ clean-tools:
 ##        (see docs/BENCHMARKS.md)
 .PHONY: bench
 bench: tools
-	$(GO) build -o $(BIN)/bench ./bench
+	cd bench && $(GO) build -o $(BIN)/bench .
 	hack/netns-run.sh $(BIN)/bench $(BENCH_ARGS)
 
 ## bench-chart: draw docs/bench-fleet.png from bench JSON results (BENCH_JSON="bin/bench-results/...json ...")

@@ -10,8 +10,8 @@
 # With CI set, a skipped integration test fails the run.
 #
 # Environment: REVKIT_BIN (default <repo>/bin), INTEGRATION_TIMEOUT (default
-# 30m), INTEGRATION_RUN (a -test.run pattern), INTEGRATION_PKGS (import
-# paths or ./dirs; default: every package with an integration test file).
+# 30m), INTEGRATION_RUN (a -test.run pattern), INTEGRATION_PKGS
+# (package folders such as ./internal/e2e; default: every package with an integration test file).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,26 +35,29 @@ if ((${#dirs[@]} == 0)); then
 	exit 1
 fi
 
-declare -a pkgs=() bins=()
+declare -a pkgs=() pkgdirs=() bins=()
 status=0
 for d in "${dirs[@]}"; do
-	pkg=$(go list -tags integration "$d") || { status=1; continue; }
+	# Each package is built from its own folder, so that the module it belongs
+	# to (the library, or internal/e2e, bench, examples) is the main module.
+	d=${d#./}
+	pkg=$(cd "$d" && go list -tags integration .) || { status=1; continue; }
 	name=${pkg#github.com/revkit/revkit/}
 	name=${name//\//_}.test
 	echo "integration: go test -c -tags integration -o $TESTBIN/$name $pkg"
-	if ! go test -c -tags integration -o "$TESTBIN/$name" "$d"; then
+	if ! (cd "$d" && go test -c -tags integration -o "$TESTBIN/$name" .); then
 		echo "FAIL	$pkg [build failed]"
 		status=1
 		continue
 	fi
 	pkgs+=("$pkg")
+	pkgdirs+=("$ROOT/$d")
 	bins+=("$TESTBIN/$name")
 done
 
 passed=0 failed=0 skipped=0
 for i in "${!pkgs[@]}"; do
-	pkg=${pkgs[$i]} bin=${bins[$i]}
-	dir=$(go list -tags integration -f '{{.Dir}}' "$pkg")
+	pkg=${pkgs[$i]} bin=${bins[$i]} dir=${pkgdirs[$i]}
 	out=$RUN/$(basename "$bin").out
 	args=(-test.v -test.count=1 -test.timeout="${INTEGRATION_TIMEOUT:-30m}")
 	[[ -n ${INTEGRATION_RUN:-} ]] && args+=(-test.run="$INTEGRATION_RUN")
