@@ -138,7 +138,9 @@ func (c *Cluster) withAPIGateway(ns, name, revOrTag, class string, opts []Gatewa
 // GatewayDeployment is the Deployment rev's istiod renders for a Gateway
 // API Gateway (Istio's kube-gateway and waypoint templates): named after
 // the Gateway ("<name>-istio" for class istio, the Gateway's own name for a
-// waypoint), owned by it, labelled gateway.istio.io/managed, its pod
+// waypoint), owned by it, labelled gateway.istio.io/managed (with the
+// controller's name, istio.io-gateway-controller or, for a waypoint,
+// istio.io-mesh-controller), its pod
 // template annotated istio.io/rev=<rev> and running rev's proxy image,
 // rolled out.
 func GatewayDeployment(gw *unstructured.Unstructured, rev string) *appsv1.Deployment {
@@ -153,7 +155,11 @@ func GatewayDeployment(gw *unstructured.Unstructured, rev string) *appsv1.Deploy
 	}
 	labels["gateway.networking.k8s.io/gateway-name"] = gw.GetName()
 	labels["gateway.networking.k8s.io/gateway-class-name"] = class
+	// The controller's name, "/" made "-": waypoints have their own.
 	labels["gateway.istio.io/managed"] = "istio.io-gateway-controller"
+	if class == "istio-waypoint" {
+		labels["gateway.istio.io/managed"] = "istio.io-mesh-controller"
+	}
 	podLabels := copyMap(labels)
 	podLabels[mesh.LabelSidecarInject] = "false"
 	return &appsv1.Deployment{

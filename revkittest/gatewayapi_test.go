@@ -36,8 +36,9 @@ func TestGatewayAPIObjects(t *testing.T) {
 	assert.Equal(t, "istio.io-gateway-controller", d.Labels["gateway.istio.io/managed"])
 	assert.Equal(t, "Gateway", d.OwnerReferences[0].Kind)
 	assert.Equal(t, revkittest.ProxyImage("1-24-0"), d.Spec.Template.Spec.Containers[0].Image)
-	_, err = kube.AppsV1().Deployments("shop").Get(ctx, "waypoint", metav1.GetOptions{})
+	wd, err := kube.AppsV1().Deployments("shop").Get(ctx, "waypoint", metav1.GetOptions{})
 	require.NoError(t, err, "a waypoint's Deployment has its own name")
+	assert.Equal(t, "istio.io-mesh-controller", wd.Labels["gateway.istio.io/managed"])
 	_, err = kube.AppsV1().Deployments("shop").Get(ctx, "undeployed-istio", metav1.GetOptions{})
 	assert.Error(t, err, "no installed revision answers to 1-99-0")
 
