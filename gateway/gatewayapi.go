@@ -361,31 +361,33 @@ func (r *MoveAPIResult) ObjectChanges() []revkit.Change { return r.Gateways }
 //
 // With Wait, see MoveAPIOptions.Wait; a wait that times out or whose
 // context ends returns an error wrapping context.DeadlineExceeded (or the
-// context's error) naming each pending Gateway and why. Either way the
-// result lists every Gateway.
+// context's error) naming each pending Gateway and why. The result is never
+// nil: after a refusal it lists nothing; after a failed write or wait it
+// lists what was done.
 func MoveAPI(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, opts MoveAPIOptions) (*MoveAPIResult, error) {
 	const op = "gateway.MoveAPI"
+	res := &MoveAPIResult{Target: opts.Target, DryRun: opts.DryRun}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return res, err
 	}
 	model, err := mesh.Load(ctx, kube, revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace))
 	if err != nil {
-		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
+		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
 	}
 	rev, _, ok := model.Resolve(opts.Target)
 	if !ok {
-		return nil, &revkit.NotFoundError{Kind: "revision or tag", Name: opts.Target}
+		return res, &revkit.NotFoundError{Kind: "revision or tag", Name: opts.Target}
 	}
+	res.Revision = rev
 	objs, err := listGateways(ctx, dyn, opts.Namespaces)
 	if err != nil {
-		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Gateway"}, Err: err}
+		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Gateway"}, Err: err}
 	}
 	selected, err := selectGateways(objs, opts)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	rec := kubeutil.NewRecorder(op, opts.Common)
-	res := &MoveAPIResult{Target: opts.Target, Revision: rev, DryRun: opts.DryRun}
 	for i := range selected {
 		u := &selected[i]
 		ref := revkit.ObjectRef{Kind: "Gateway", Namespace: u.GetNamespace(), Name: u.GetName()}

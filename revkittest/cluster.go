@@ -25,6 +25,18 @@
 //		Simulate(revkittest.SimOptions{})
 //	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: sim.Kube()}, plan)
 //	state, err := revkittest.ReadMesh(ctx, sim.Kube(), "shop")
+//
+// Gateways come in the shapes Istio installs them: WithGateway (a gateway
+// Deployment), WithHelmGateway (one a Helm release of Istio's gateway chart
+// owns), and WithAPIGateway and WithWaypoint (Kubernetes Gateway API
+// Gateways of class istio and istio-waypoint, with the Deployment istiod
+// renders for them). The Gateway resources live in a fake dynamic client,
+// Dynamic; WithAmbientNamespace adds a namespace in ambient mode:
+//
+//	c := revkittest.NewCluster().WithRevision("1-24-0").WithTag("prod", "1-24-0").
+//		WithAmbientNamespace("shop").
+//		WithWaypoint("shop", "waypoint", "prod")
+//	gws, err := gateway.ListAPI(ctx, c.Kube(), c.Dynamic(), gateway.ListOptions{})
 package revkittest
 
 import (
