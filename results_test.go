@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
@@ -21,6 +22,10 @@ func TestOperationsReturnAResultOnError(t *testing.T) {
 	for name, call := range map[string]func() (bool, error){
 		"tag.Set": func() (bool, error) {
 			r, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "x", Revision: "9-9-9"})
+			return r != nil && !r.Changed(), err
+		},
+		"gateway.MoveAPI": func() (bool, error) {
+			r, err := gateway.MoveAPI(ctx, kube, revkittest.NewCluster().Dynamic(), gateway.MoveAPIOptions{Target: "9-9-9"})
 			return r != nil && !r.Changed(), err
 		},
 		"tag.Remove": func() (bool, error) {

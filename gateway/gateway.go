@@ -12,6 +12,32 @@
 //     traffic is shared until RemoveCanaries (after a rollback) or an
 //     InPlace move plus RemoveCanaries (after a promotion).
 //
+// A gateway Deployment a Helm release owns (Istio's gateway chart) is
+// listed with its release and never patched: Move refuses it with a
+// *HelmOwnedError.
+//
+// # Gateway API gateways and waypoints
+//
+// A Kubernetes Gateway API Gateway of class istio, or an ambient waypoint
+// (class istio-waypoint), has a Deployment that istiod itself creates and
+// rewrites: the istiod whose revision or tag the Gateway's istio.io/rev
+// label names. ListAPI lists them with the revision that serves each (a tag
+// resolved through the tag webhooks, as istiod does) and the state of that
+// Deployment; MoveAPI moves them by setting the label on the Gateway —
+// never by patching the Deployment — and with Wait returns once the target
+// revision's istiod has re-rendered each Deployment and it rolled out. The
+// Gateways are read and labelled with a dynamic client, so revkit needs no
+// Gateway API module:
+//
+//	res, err := gateway.MoveAPI(ctx, kube, dyn, gateway.MoveAPIOptions{
+//		Target: "prod-canary", Wait: true, Timeout: 5 * time.Minute})
+//
+// MoveAPI refuses before any write an unknown revision or tag and a named
+// Gateway that is missing (*revkit.NotFoundError), of another class
+// (*UnsupportedClassError) or installed by Helm (*HelmOwnedError); a dry
+// run writes nothing (DryRunServer sends the patches with dryRun=All).
+// Rolling back is a MoveAPI to the old revision or tag.
+//
 // A rollback must move gateways back before the canary revision is
 // uninstalled (Istio issue 33822); revision.Uninstall never deletes
 // gateways.
@@ -69,13 +95,22 @@ type Gateway struct {
 // HelmOwnedError refuses to move a gateway a Helm release owns: patching
 // its Deployment would drift from the release, and the next helm upgrade
 // would undo it. Move it through its release instead (helm upgrade with
-// revision=<revision>), or install a canary release beside it. It matches
-// revkit.ErrInvalidInput.
+// revision=<revision>), or install a canary release beside it. MoveAPI
+// refuses a Gateway API Gateway a release installed (Kind "Gateway") the
+// same way: its istio.io/rev label belongs to the release's values. It
+// matches revkit.ErrInvalidInput.
 type HelmOwnedError struct {
+	// Kind is "Gateway" for a Gateway API Gateway; "" for a gateway
+	// Deployment.
+	Kind                     string
 	Namespace, Name, Release string
 }
 
 func (e *HelmOwnedError) Error() string {
+	if e.Kind == "Gateway" {
+		return fmt.Sprintf("Gateway %s/%s belongs to Helm release %s: set its istio.io/rev label through the release (helm upgrade %s); "+
+			"revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
+	}
 	return fmt.Sprintf("gateway %s/%s belongs to Helm release %s: move it through its release (helm upgrade %s --set revision=<revision>) "+
 		"or install a canary release beside it; revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
 }
@@ -89,7 +124,14 @@ func helmRelease(d *appsv1.Deployment) string { return d.Annotations["meta.helm.
 // IsGateway reports whether a Deployment runs an Istio gateway: its pods use
 // the gateway injection template, or carry an "istio" label naming a
 // gateway (as Istio's gateway chart sets).
+//
+// A Deployment istiod made for a Gateway API Gateway (labelled
+// gateway.istio.io/managed) is not one: istiod owns it and rewrites it, so
+// it is listed and moved by its Gateway (ListAPI, MoveAPI) instead.
 func IsGateway(d *appsv1.Deployment) bool {
+	if _, managed := d.Labels[LabelManaged]; managed {
+		return false
+	}
 	t := d.Spec.Template
 	if strings.Contains(t.Annotations[injectTemplates], "gateway") {
 		return true

@@ -284,26 +284,11 @@ func TestMoveWaitFailsOnFailedRollout(t *testing.T) {
 	}
 }
 
-// helmGateway is a gateway as Istio's gateway chart installs it: its
-// Deployment owned by a Helm release.
-func helmGateway(t *testing.T, c *revkittest.Cluster, ns, name, release string) *revkittest.Cluster {
-	t.Helper()
-	objs := c.WithGateway(ns, name, "1-24-0").Objects()
-	for _, o := range objs {
-		if d, ok := o.(*appsv1.Deployment); ok && d.Namespace == ns && d.Name == name {
-			d.Annotations = map[string]string{"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": ns}
-			d.Labels["app.kubernetes.io/managed-by"] = "Helm"
-			d.Labels["helm.sh/chart"] = "gateway-1.31.0"
-		}
-	}
-	return revkittest.NewCluster().WithObjects(objs...)
-}
-
 // A gateway a Helm release owns is listed with its release, and Move
 // refuses it — in place or as a canary, for real or in a dry run — before
 // writing anything, also to the plain gateways it was asked to move with it.
 func TestMoveRefusesHelmOwnedGateways(t *testing.T) {
-	c := helmGateway(t, cluster().WithNamespace("istio-edge"), "istio-edge", "edge", "istio-edge")
+	c := cluster().WithNamespace("istio-edge").WithHelmGateway("istio-edge", "edge", "1-24-0", revkittest.HelmRelease{Name: "istio-edge"})
 	gws, err := gateway.List(ctx, c.Kube(), gateway.ListOptions{Namespaces: []string{"istio-edge"}})
 	require.NoError(t, err)
 	require.Len(t, gws, 1)

@@ -4,8 +4,8 @@
 # kube-scheduler, kubectl, etcd, kwok, two istiods (pilot-discovery from the
 # pinned istio.io/istio in tools/istio, pilot-discovery-old from the older one in
 # tools/istio-old), istioctl (pinned version) and istio-render, plus both
-# versions' Istio charts (bin/istio-charts, bin/istio-charts-old) and the KWOK
-# stages they need at run time; and prometheus, taken from Debian's package
+# versions' Istio charts (bin/istio-charts, bin/istio-charts-old), the Gateway
+# API CRDs (bin/gateway-api-crds) and the KWOK stages they need at run time; and prometheus, taken from Debian's package
 # (no build: apt-get download and dpkg-deb, no root needed).
 #
 # Each tool is keyed on what determines its bytes (its tools/<module> go.mod and
@@ -17,7 +17,7 @@
 #
 #   hack/tools.sh           check prerequisites, say what will be built, build
 #   hack/tools.sh --plan    only say what a run would build and roughly how long
-#   hack/tools.sh --data    only the data step (charts and stages), e.g. to check
+#   hack/tools.sh --data    only the data step (charts, CRDs, stages), e.g. to check
 #                           it against an empty module cache (hack/fresh-check.sh --quick)
 set -euo pipefail
 
@@ -215,6 +215,35 @@ data() {
 	log "charts and stages: copied in $(elapsed "$start")s"
 }
 
+# gateway_api_crds: the Kubernetes Gateway API CRDs (standard channel) of the
+# sigs.k8s.io/gateway-api version the pinned istiod (tools/istio) is built
+# with, as bin/gateway-api-crds/*.yaml (testenv's InstallGatewayAPI applies
+# them), with a VERSION file. Taken from the module cache, where
+# tools/istio's dependencies put them; keyed on that version.
+gateway_api_crds() {
+	local v k stamp start dir dest=$BIN/gateway-api-crds
+	v=$(awk '$1 == "sigs.k8s.io/gateway-api" && $2 ~ /^v[0-9]/ {print $2; exit}' "$ROOT/tools/istio/go.mod")
+	if [[ -z $v ]]; then
+		echo "[tools] tools/istio/go.mod requires no sigs.k8s.io/gateway-api" >&2
+		return 1
+	fi
+	k=$(printf 'script=%s gateway-api=%s\n' "$SCRIPT_VERSION" "$v" | sha256sum | cut -c1-16)
+	stamp="$BIN/.stamp-gateway-api-crds"
+	if [[ -f $stamp && $(cat "$stamp") == "$k" && -f $dest/VERSION ]]; then
+		log "gateway-api-crds: up to date ($v, $k)"
+		return
+	fi
+	start=$(now)
+	dir=$(moddir istio "sigs.k8s.io/gateway-api") || return 1
+	rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+	cp "$dir"/config/crd/standard/*.yaml "$dest.tmp/"
+	echo "$v" >"$dest.tmp/VERSION"
+	chmod -R u+w "$dest.tmp"
+	rm -rf "$dest" && mv "$dest.tmp" "$dest"
+	echo "$k" >"$stamp"
+	log "gateway-api-crds: $v copied in $(elapsed "$start")s ($(find "$dest" -name '*.yaml' | wc -l) files)"
+}
+
 # deb NAME PACKAGE UPSTREAM PATH: the binary PATH (inside the package) of
 # Debian package PACKAGE, as bin/NAME, in a Debian version of upstream version
 # UPSTREAM (Debian replaces a package's revision, e.g. +b6 by +deb12u1 for a
@@ -341,11 +370,13 @@ plan)
 	;;
 data)
 	data
+	gateway_api_crds
 	exit 0
 	;;
 esac
 announce
 data
+gateway_api_crds
 all_tools
 
 log "summary:"

@@ -25,6 +25,18 @@
 //		Simulate(revkittest.SimOptions{})
 //	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: sim.Kube()}, plan)
 //	state, err := revkittest.ReadMesh(ctx, sim.Kube(), "shop")
+//
+// Gateways come in the shapes Istio installs them: WithGateway (a gateway
+// Deployment), WithHelmGateway (one a Helm release of Istio's gateway chart
+// owns), and WithAPIGateway and WithWaypoint (Kubernetes Gateway API
+// Gateways of class istio and istio-waypoint, with the Deployment istiod
+// renders for them). The Gateway resources live in a fake dynamic client,
+// Dynamic; WithAmbientNamespace adds a namespace in ambient mode:
+//
+//	c := revkittest.NewCluster().WithRevision("1-24-0").WithTag("prod", "1-24-0").
+//		WithAmbientNamespace("shop").
+//		WithWaypoint("shop", "waypoint", "prod")
+//	gws, err := gateway.ListAPI(ctx, c.Kube(), c.Dynamic(), gateway.ListOptions{})
 package revkittest
 
 import (
@@ -37,6 +49,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/version"
 	fakediscovery "k8s.io/client-go/discovery/fake"
@@ -58,13 +71,16 @@ type Cluster struct {
 	objects []runtime.Object
 	revs    map[string]*mesh.Injector
 	nsSeen  map[string]bool
-	err     error
+	tags    map[string]string
+	// gateways are the Gateway API objects, served by Dynamic.
+	gateways []*unstructured.Unstructured
+	err      error
 }
 
 // NewCluster starts an empty cluster whose control plane lives in
 // istio-system.
 func NewCluster() *Cluster {
-	c := &Cluster{cpNS: revkit.DefaultControlPlaneNamespace, revs: map[string]*mesh.Injector{}, nsSeen: map[string]bool{},
+	c := &Cluster{cpNS: revkit.DefaultControlPlaneNamespace, revs: map[string]*mesh.Injector{}, nsSeen: map[string]bool{}, tags: map[string]string{},
 		version: "v1.36.3", denied: map[string]bool{}}
 	return c
 }
@@ -147,6 +163,7 @@ func (c *Cluster) WithTag(tag, rev string) *Cluster {
 		c.fail(fmt.Errorf("WithTag(%q, %q): call WithRevision(%q) first", tag, rev, rev))
 		return c
 	}
+	c.tags[tag] = rev
 	c.objects = append(c.objects, mesh.TagWebhook(tag, inj), mesh.TagService(tag, rev, c.cpNS, nil))
 	if tag == revkit.DefaultTag {
 		cc, _, _ := mesh.InjectorClient(inj)

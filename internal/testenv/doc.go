@@ -27,6 +27,20 @@
 //	old, err := env.StartIstiod(ctx, testenv.OldIstio.Revision) // Istio 1.31-dev.20260423...
 //	new, err := env.StartIstiod(ctx, testenv.NewIstio.Revision) // Istio 1.31-dev.20260827...
 //
+// # Gateway API
+//
+// Options.GatewayAPI installs the Kubernetes Gateway API CRDs (standard
+// channel, bin/gateway-api-crds: the sigs.k8s.io/gateway-api version
+// NewIstio is built with, copied by hack/tools.sh); InstallGatewayAPI does
+// it later. Every istiod then runs its gateway deployment controller and
+// creates the Deployment, Service and ServiceAccount of each Gateway of
+// class istio whose istio.io/rev label names its revision or one of its
+// tags; their pods run as KWOK pods. Waypoints (class istio-waypoint) need
+// ambient mode in istiod: Options.IstiodEnv PILOT_ENABLE_AMBIENT=true.
+//
+//	env, err := testenv.Start(t, testenv.Options{GatewayAPI: true,
+//		IstiodEnv: []string{"PILOT_ENABLE_AMBIENT=true"}})
+//
 // # Network safety
 //
 // The apiserver dials Service ClusterIPs (10.0.0.0/24) and KWOK's fake pod

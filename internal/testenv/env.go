@@ -44,6 +44,16 @@ type Options struct {
 	StartTimeout time.Duration
 	// SkipIstioCRDs leaves the Istio CRDs out.
 	SkipIstioCRDs bool
+	// GatewayAPI installs the Kubernetes Gateway API CRDs too (see
+	// InstallGatewayAPI), so that every istiod runs its gateway deployment
+	// controller: istiod deploys Gateways of class istio (and, with
+	// PILOT_ENABLE_AMBIENT=true in IstiodEnv, waypoints of class
+	// istio-waypoint).
+	GatewayAPI bool
+	// IstiodEnv is extra environment ("NAME=value") for every istiod
+	// process, after the environment testenv sets; e.g.
+	// PILOT_ENABLE_AMBIENT=true, without which istiod ignores waypoints.
+	IstiodEnv []string
 	// DefaultClientLimits starts kube-controller-manager and kube-scheduler
 	// without --kube-api-qps/--kube-api-burst, so they run with the
 	// Kubernetes defaults (20/30 and 50/100) as in an untuned cluster;
@@ -219,6 +229,11 @@ func (e *Env) start(ctx context.Context) error {
 			return err
 		}
 		e.t.Logf("testenv: %d Istio CRDs established in %s", len(refs), time.Since(step).Round(time.Millisecond))
+	}
+	if e.opts.GatewayAPI {
+		if _, err := e.InstallGatewayAPI(ctx); err != nil {
+			return err
+		}
 	}
 	if _, err := e.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: IstioNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("testenv: creating %s: %w", IstioNamespace, err)

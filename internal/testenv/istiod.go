@@ -239,6 +239,7 @@ func (e *Env) spawnIstiod(is *Istiod, name, podName string) (*Process, error) {
 		"CLUSTER_ID=Kubernetes",
 		"KUBECONFIG="+e.Kubeconfig,
 	)
+	env = append(env, e.opts.IstiodEnv...)
 	return e.spawn(name, is.Version.Binary, dir, env, []string{
 		"discovery",
 		"--kubeconfig=" + e.Kubeconfig,
