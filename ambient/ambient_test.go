@@ -147,6 +147,8 @@ func writes(kube *fake.Clientset) []string {
 			name = x.GetName() + " " + string(x.GetPatch())
 		case k8stesting.CreateAction:
 			name = x.GetObject().(metav1.Object).GetName()
+		case k8stesting.UpdateAction:
+			name = x.GetObject().(metav1.Object).GetName()
 		}
 		out = append(out, fmt.Sprintf("%s %s %s/%s", a.GetVerb(), res, a.GetNamespace(), name))
 	}

@@ -16,6 +16,11 @@
 //     version, update strategy, per-node pods and whether each runs the
 //     DaemonSet's current template) and the namespaces in ambient mode.
 //   - [CheckSkew]: the skew rule for one agent against its control plane.
+//   - [Upgrade]: upgrades an agent's Helm release to a new chart through a
+//     [Releaser] (package helm provides one), after checking the skew rule
+//     against the version the chart renders, before anything is written;
+//     with NodeByNode it sets updateStrategy OnDelete and then calls Roll.
+//     Rolling back is an Upgrade to the old chart and revision.
 //   - [Roll]: replaces a DaemonSet's pods node by node — optional cordon
 //     and drain, delete the old pod, wait for the new one to be Ready, an
 //     optional health check per node, uncordon — for a DaemonSet whose
