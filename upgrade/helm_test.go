@@ -15,7 +15,7 @@ import (
 )
 
 // testChart is the small istiod stand-in chart of the revision package.
-var testChart = revision.ChartSource{Path: "../revision/testdata/istiod"}
+var testChart = revision.ChartSource{Path: "../helm/testdata/istiod"}
 
 // memHelm is a Helm configuration with in-memory release storage and a kube
 // client that applies nothing.
