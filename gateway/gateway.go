@@ -22,7 +22,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -43,9 +42,6 @@ const (
 	// LabelCanaryRevision is added to a canary's selector and pod labels so
 	// that its pods stay apart from the original's.
 	LabelCanaryRevision = "revkit.io/canary-revision"
-	// injectTemplates is the pod annotation that selects Istio's gateway
-	// injection template.
-	injectTemplates = "inject.istio.io/templates"
 )
 
 // Gateway is one gateway Deployment.
@@ -86,16 +82,19 @@ func (e *HelmOwnedError) Is(target error) bool { return target == revkit.ErrInva
 // helmRelease is the Helm release that owns a Deployment, or "".
 func helmRelease(d *appsv1.Deployment) string { return d.Annotations["meta.helm.sh/release-name"] }
 
-// IsGateway reports whether a Deployment runs an Istio gateway: its pods use
-// the gateway injection template, or carry an "istio" label naming a
-// gateway (as Istio's gateway chart sets).
+// IsGateway reports whether a Deployment runs an Istio gateway that
+// revkit moves: its pod template says it is a gateway (its pods use the
+// gateway injection template, or carry an "istio" label naming a gateway,
+// as Istio's gateway chart sets, or the Gateway API's gateway-name label),
+// and istiod does not manage it (gateway.istio.io/managed: istiod deploys
+// the gateways of Gateway resources and waypoints itself, per revision,
+// and would undo a move).
 func IsGateway(d *appsv1.Deployment) bool {
 	t := d.Spec.Template
-	if strings.Contains(t.Annotations[injectTemplates], "gateway") {
-		return true
+	if _, managed := t.Labels[mesh.LabelGatewayManaged]; managed {
+		return false
 	}
-	v, ok := t.Labels["istio"]
-	return ok && strings.HasSuffix(v, "gateway")
+	return mesh.IsGateway(t.Labels, t.Annotations)
 }
 
 // ListOptions configures List.

@@ -232,7 +232,7 @@ func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) (out [
 		}
 	}
 	add := func(d kubeutil.Deletion, labels map[string]string) {
-		if isGateway(labels) {
+		if mesh.IsGateway(labels, nil) {
 			kept = append(kept, d.Ref)
 			return
 		}
@@ -330,15 +330,4 @@ func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) (out [
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
 	return out, kept, release, nil
-}
-
-// isGateway tells gateway objects apart from istiod's: gateways carry
-// istio=<gateway name> (istiod's carry istio=pilot or istiod) or the
-// Gateway API's gateway-name label.
-func isGateway(labels map[string]string) bool {
-	if v, ok := labels["istio"]; ok && v != "pilot" && v != "istiod" {
-		return true
-	}
-	_, ok := labels["gateway.networking.k8s.io/gateway-name"]
-	return ok
 }
