@@ -3,8 +3,10 @@
 //
 // The work is split into one package per noun of the domain:
 //
-//   - revision: control-plane revisions: List, InUse, Install (Helm),
-//     UpgradeBase, Uninstall.
+//   - revision: control-plane revisions: List, InUse, Install, UpgradeBase,
+//     Uninstall, RemoteValues; installs go through a revision.Installer.
+//   - helm: that Installer, with the Helm SDK (helm.New): Istio's charts as
+//     Helm releases. The only package that links Helm.
 //   - tag: revision tags: Set, Remove, List.
 //   - namespace: data-plane moves: Migrate, RolloutRestart, Restore.
 //   - gateway: gateway Deployments: List, Move, RemoveCanaries.
@@ -13,6 +15,9 @@
 //   - upgrade: the Plan/Step executor that strings operations together,
 //     and the standard Canary and Rollback plans.
 //   - fleet: many clusters upgraded in waves, each with its own plan.
+//   - metrics: the canary's traffic compared with the baseline's in
+//     Prometheus, and a plan gate built on it.
+//   - revkittest: fake clusters and an in-memory simulation for tests.
 //
 // This root package holds only what every operation shares: the dry-run
 // mode, progress events, the shared error values and name validation.

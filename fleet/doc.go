@@ -25,6 +25,9 @@
 // checks that each remote's revisions and tags are installed on its
 // primary.
 //
+// A plan that installs revisions with Helm gets each cluster's installer
+// from helm.New(cluster.Config, …); fleet itself does not link Helm.
+//
 // Every plan is built and validated before the first wave starts, so bad
 // input anywhere stops the fleet before anything is written. Events carry
 // the cluster's name (revkit.Event.Cluster).

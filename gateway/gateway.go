@@ -48,7 +48,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -69,9 +68,6 @@ const (
 	// LabelCanaryRevision is added to a canary's selector and pod labels so
 	// that its pods stay apart from the original's.
 	LabelCanaryRevision = "revkit.io/canary-revision"
-	// injectTemplates is the pod annotation that selects Istio's gateway
-	// injection template.
-	injectTemplates = "inject.istio.io/templates"
 )
 
 // Gateway is one gateway Deployment.
@@ -129,15 +125,13 @@ func helmRelease(d *appsv1.Deployment) string { return d.Annotations["meta.helm.
 // gateway.istio.io/managed) is not one: istiod owns it and rewrites it, so
 // it is listed and moved by its Gateway (ListAPI, MoveAPI) instead.
 func IsGateway(d *appsv1.Deployment) bool {
-	if _, managed := d.Labels[LabelManaged]; managed {
-		return false
-	}
 	t := d.Spec.Template
-	if strings.Contains(t.Annotations[injectTemplates], "gateway") {
-		return true
+	for _, l := range []map[string]string{d.Labels, t.Labels} {
+		if _, managed := l[mesh.LabelGatewayManaged]; managed {
+			return false
+		}
 	}
-	v, ok := t.Labels["istio"]
-	return ok && strings.HasSuffix(v, "gateway")
+	return mesh.IsGateway(t.Labels, t.Annotations)
 }
 
 // ListOptions configures List.

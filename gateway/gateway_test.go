@@ -316,3 +316,35 @@ func TestMoveRefusesHelmOwnedGateways(t *testing.T) {
 	_, err = gateway.Move(ctx, kube, gateway.MoveOptions{Target: "1-25-0", Namespaces: []string{"istio-ingress"}})
 	require.NoError(t, err)
 }
+
+// A gateway is what mesh.IsGateway says of its pod template, unless istiod
+// manages it (it deploys Gateway API gateways and waypoints itself and
+// would undo a move).
+func TestIsGateway(t *testing.T) {
+	deployment := func(labels, annotations map[string]string) *appsv1.Deployment {
+		d := &appsv1.Deployment{}
+		d.Spec.Template.Labels, d.Spec.Template.Annotations = labels, annotations
+		return d
+	}
+	cases := []struct {
+		name string
+		d    *appsv1.Deployment
+		want bool
+	}{
+		{"gateway chart", deployment(map[string]string{"istio": "ingress"}, map[string]string{"inject.istio.io/templates": "gateway"}), true},
+		{"istioctl gateway, not injected", deployment(map[string]string{"istio": "ingressgateway"}, nil), true},
+		{"gateway named without \"gateway\"", deployment(map[string]string{"istio": "edge"}, nil), true},
+		{"Gateway API, deployed by hand", deployment(map[string]string{"gateway.networking.k8s.io/gateway-name": "web"}, nil), true},
+		{"Gateway API, deployed by istiod", deployment(map[string]string{"gateway.networking.k8s.io/gateway-name": "web",
+			"gateway.istio.io/managed": "istio.io-gateway-controller"}, nil), false},
+		{"waypoint", deployment(map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint",
+			"gateway.istio.io/managed": "istio.io-mesh-controller"}, nil), false},
+		{"istiod", deployment(map[string]string{"app": "istiod", "istio": "pilot"}, nil), false},
+		{"application", deployment(map[string]string{"app": "web"}, map[string]string{"inject.istio.io/templates": "sidecar"}), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, gateway.IsGateway(tc.d))
+		})
+	}
+}

@@ -35,7 +35,7 @@ const (
 	LabelWaypointFor = "istio.io/waypoint-for"
 	// LabelManaged marks what istiod's gateway deployment controller
 	// created for a Gateway.
-	LabelManaged = "gateway.istio.io/managed"
+	LabelManaged = "gateway.istio.io/managed" // = mesh.LabelGatewayManaged (istio.io/api label.GatewayManaged)
 	// labelGatewayName names a managed object's Gateway.
 	labelGatewayName = "gateway.networking.k8s.io/gateway-name"
 )

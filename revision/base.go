@@ -1,23 +1,14 @@
 package revision
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
-	"helm.sh/helm/v4/pkg/action"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/internal/kubeutil"
 )
 
 // BaseOptions configures UpgradeBase.
@@ -33,8 +24,9 @@ type BaseOptions struct {
 	Timeout time.Duration
 	// ControlPlaneNamespace holds the release; default istio-system.
 	ControlPlaneNamespace string
-	// Helm is the Helm configuration for the cluster (see NewHelm). Required.
-	Helm *action.Configuration `json:"-"`
+	// Helm upgrades the release: the Helm client of package helm
+	// (helm.New) or another Installer. Required.
+	Helm Installer `json:"-"`
 }
 
 // Validate checks the options before any request.
@@ -46,7 +38,7 @@ func (o *BaseOptions) Validate() error {
 		return err
 	}
 	if o.Helm == nil {
-		return &revkit.InvalidInputError{Field: "Helm", Reason: "a Helm configuration is required (see NewHelm)"}
+		return &revkit.InvalidInputError{Field: "Helm", Reason: "an Installer is required (see helm.New)"}
 	}
 	return o.DryRun.Validate()
 }
@@ -117,64 +109,11 @@ func (e *StoredVersionError) Error() string {
 // Is matches revkit.ErrInUse.
 func (e *StoredVersionError) Is(target error) bool { return target == revkit.ErrInUse }
 
-// liveCRD is the part of a CustomResourceDefinition a base upgrade checks.
-type liveCRD struct {
-	Metadata struct {
-		Name string `json:"name"`
-	} `json:"metadata"`
-	Spec struct {
-		Versions []struct {
-			Name    string `json:"name"`
-			Served  bool   `json:"served"`
-			Storage bool   `json:"storage"`
-		} `json:"versions"`
-	} `json:"spec"`
-	Status struct {
-		StoredVersions []string `json:"storedVersions"`
-	} `json:"status"`
-}
-
-func (c *liveCRD) versions() (names []string, storage string) {
-	for _, v := range c.Spec.Versions {
-		names = append(names, v.Name)
-		if v.Storage {
-			storage = v.Name
-		}
-	}
-	return names, storage
-}
-
-// crdReader reads a CRD from the cluster; nil and no error when there is
-// none.
-type crdReader func(ctx context.Context, name string) (*liveCRD, error)
-
-// readCRDs reads CRDs through the apiserver's REST client, without a typed
-// apiextensions client.
-func readCRDs(kube kubernetes.Interface) crdReader {
-	return func(ctx context.Context, name string) (*liveCRD, error) {
-		rc, ok := kube.Discovery().RESTClient().(*rest.RESTClient)
-		if !ok || rc == nil {
-			return nil, fmt.Errorf("the client cannot read CustomResourceDefinitions")
-		}
-		raw, err := rc.Get().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", name).DoRaw(ctx)
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		var c liveCRD
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return nil, err
-		}
-		return &c, nil
-	}
-}
-
 // UpgradeBase upgrades (or installs) Istio's base chart, release
 // BaseRelease, as Istio's Helm upgrade guide does before a new control
-// plane is installed. Before any write it compares every CRD the new chart
-// renders with the cluster's: new CRDs, versions added and removed, a
+// plane is installed, through opts.Helm after checking the
+// options (revkit.ErrInvalidInput). Before any write the installer
+// compares every CRD the new chart renders with the cluster's: new CRDs, versions added and removed, a
 // changed storage version — the result lists them, in a dry run too — and
 // it refuses with a *StoredVersionError (revkit.ErrInUse) to remove a
 // version that objects may still be stored in.
@@ -186,112 +125,8 @@ func readCRDs(kube kubernetes.Interface) crdReader {
 // separate, deliberate step (UpgradeBase with the old chart), refused the
 // same way when it would drop a stored version.
 func UpgradeBase(ctx context.Context, kube kubernetes.Interface, opts BaseOptions) (*BaseResult, error) {
-	return upgradeBase(ctx, opts, readCRDs(kube))
-}
-
-func upgradeBase(ctx context.Context, opts BaseOptions, read crdReader) (*BaseResult, error) {
-	const op = "revision.UpgradeBase"
-	res := &BaseResult{Release: BaseRelease, DryRun: opts.DryRun}
 	if err := opts.Validate(); err != nil {
-		return res, err
+		return &BaseResult{Release: BaseRelease, DryRun: opts.DryRun}, err
 	}
-	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
-	timeout := cmp.Or(opts.Timeout, 5*time.Minute)
-	chrt, err := loadChart(opts.Chart, opts.Helm)
-	if err != nil {
-		return res, fmt.Errorf("%s: load base chart: %w", op, err)
-	}
-	exists, err := releaseExists(opts.Helm, BaseRelease)
-	if err != nil {
-		return res, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: BaseRelease}, Err: err}
-	}
-	values := deepCopy(opts.Values)
-	if values == nil {
-		values = map[string]any{}
-	}
-	manifest, err := runHelm(ctx, opts.Helm, chrt, values, BaseRelease, ns, exists, action.DryRunClient, false, timeout)
-	if err != nil {
-		return res, fmt.Errorf("%s: render %s: %w", op, BaseRelease, err)
-	}
-	crds, err := renderedCRDs(manifest)
-	if err != nil {
-		return res, fmt.Errorf("%s: read rendered manifest: %w", op, err)
-	}
-	rec := kubeutil.NewRecorder(op, opts.Common)
-	for _, want := range crds {
-		live, err := read(ctx, want.Metadata.Name)
-		if err != nil {
-			return res, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "CustomResourceDefinition", Name: want.Metadata.Name}, Err: err}
-		}
-		res.CRDs = append(res.CRDs, compareCRD(want, live))
-	}
-	// Refuse before any write.
-	for _, c := range res.CRDs {
-		for _, v := range c.Removed {
-			if slices.Contains(c.StoredVersions, v) {
-				return res, &StoredVersionError{CRD: c.Name, Version: v}
-			}
-		}
-	}
-	for _, c := range res.CRDs {
-		rec.Record(ctx, revkit.ObjectRef{Kind: "CustomResourceDefinition", Name: c.Name}, c.Action, c.String())
-	}
-	in := InstallOptions{Common: opts.Common, Base: &opts.Chart, BaseValues: values, Helm: opts.Helm, Wait: opts.Wait}
-	err = installBase(ctx, in, rec, ns, timeout)
-	res.Changes = rec.Changes
-	return res, err
-}
-
-// renderedCRDs reads the CustomResourceDefinitions of a rendered manifest.
-func renderedCRDs(manifest string) ([]*liveCRD, error) {
-	var out []*liveCRD
-	for _, doc := range strings.Split(manifest, "\n---") {
-		doc = strings.TrimSpace(strings.TrimPrefix(doc, "---"))
-		if !strings.Contains(doc, "CustomResourceDefinition") {
-			continue
-		}
-		var head struct {
-			Kind string `json:"kind"`
-		}
-		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
-			return nil, err
-		}
-		if head.Kind != "CustomResourceDefinition" {
-			continue
-		}
-		var c liveCRD
-		if err := yaml.Unmarshal([]byte(doc), &c); err != nil {
-			return nil, err
-		}
-		out = append(out, &c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Metadata.Name < out[j].Metadata.Name })
-	return out, nil
-}
-
-// compareCRD says what replacing live (nil: absent) with want changes.
-func compareCRD(want, live *liveCRD) CRDChange {
-	wantVersions, wantStorage := want.versions()
-	c := CRDChange{Name: want.Metadata.Name, StorageTo: wantStorage}
-	if live == nil {
-		c.Action, c.Added, c.StorageFrom = revkit.ActionCreate, wantVersions, wantStorage
-		return c
-	}
-	liveVersions, liveStorage := live.versions()
-	c.StorageFrom, c.StoredVersions = liveStorage, live.Status.StoredVersions
-	for _, v := range wantVersions {
-		if !slices.Contains(liveVersions, v) {
-			c.Added = append(c.Added, v)
-		}
-	}
-	for _, v := range liveVersions {
-		if !slices.Contains(wantVersions, v) {
-			c.Removed = append(c.Removed, v)
-		}
-	}
-	c.Action = revkit.ActionUnchanged
-	if len(c.Added)+len(c.Removed) > 0 || c.StorageFrom != c.StorageTo {
-		c.Action = revkit.ActionUpdate
-	}
-	return c
+	return opts.Helm.UpgradeBase(ctx, kube, opts)
 }

@@ -2,14 +2,47 @@ package revision_test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"testing"
 
+	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v4/pkg/action"
+	chartcommon "helm.sh/helm/v4/pkg/chart/common"
+	kubefake "helm.sh/helm/v4/pkg/kube/fake"
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage"
+	"helm.sh/helm/v4/pkg/storage/driver"
+
+	"github.com/revkit/revkit/helm"
 )
 
-func releaseAccessor(r any) (string, error) {
-	rel, ok := r.(*rv1.Release)
-	if !ok {
-		return "", fmt.Errorf("unexpected release type %T", r)
+// chartDir is the small istiod stand-in chart of the helm package.
+const chartDir = "../helm/testdata/istiod"
+
+// memHelm is a Helm client with in-memory release storage and a kube
+// client that applies nothing.
+func memHelm(t *testing.T) *helm.Client {
+	t.Helper()
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
+	mem := driver.NewMemory()
+	mem.SetNamespace("istio-system") // as Init does for the memory driver
+	cfg.Releases = storage.Init(mem)
+	cfg.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard, LogOutput: io.Discard}
+	cfg.Capabilities = chartcommon.DefaultCapabilities
+	return helm.NewFromConfiguration(cfg)
+}
+
+// releases names the releases hc keeps, as "name#version".
+func releases(t *testing.T, hc *helm.Client) []string {
+	t.Helper()
+	rels, err := hc.Configuration().Releases.ListReleases()
+	require.NoError(t, err)
+	var out []string
+	for _, r := range rels {
+		rel, ok := r.(*rv1.Release)
+		require.True(t, ok, "release type %T", r)
+		out = append(out, fmt.Sprintf("%s#%d", rel.Name, rel.Version))
 	}
-	return fmt.Sprintf("%s#%d", rel.Name, rel.Version), nil
+	return out
 }

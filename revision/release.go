@@ -2,19 +2,13 @@ package revision
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 
-	"helm.sh/helm/v4/pkg/action"
-	rv1 "helm.sh/helm/v4/pkg/release/v1"
-	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
-	"helm.sh/helm/v4/pkg/storage/driver"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/kubeutil"
@@ -43,50 +37,19 @@ type releaseObject struct {
 	Keep string
 }
 
-// lastRelease returns the release's last record, nil when there is none.
-func lastRelease(cfg *action.Configuration, name string) (*rv1.Release, error) {
-	r, err := cfg.Releases.Last(name)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	rel, ok := r.(*rv1.Release)
-	if !ok {
-		return nil, fmt.Errorf("release %s: unsupported release record %T", name, r)
-	}
-	return rel, nil
-}
-
-// releaseObjects lists the objects of the release's manifest that exist
-// and that its uninstall would delete, and marks those that must stay: an
-// object labelled with another revision, or with a tag (a tag's webhook,
-// its Service, the default validator), serves that revision or tag now,
-// whichever release rendered it. Istio's chart renders the webhooks and
-// Services of its revisionTags into the release of the revision they first
-// pointed to; moving the tag later does not change their owner.
-func releaseObjects(ctx context.Context, kube kubernetes.Interface, rel *rv1.Release, rev string) ([]releaseObject, error) {
+// releaseObjects lists the objects of a release (refs, from its manifest)
+// that exist and that its uninstall would delete, and marks those that
+// must stay: an object labelled with another revision, or with a tag (a
+// tag's webhook, its Service, the default validator), serves that revision
+// or tag now, whichever release rendered it. Istio's chart renders the
+// webhooks and Services of its revisionTags into the release of the
+// revision they first pointed to; moving the tag later does not change
+// their owner.
+func releaseObjects(ctx context.Context, kube kubernetes.Interface, refs []revkit.ObjectRef, rev string) ([]releaseObject, error) {
 	var out []releaseObject
-	for _, raw := range releaseutil.SplitManifests(rel.Manifest) {
-		var head struct {
-			Kind     string `json:"kind"`
-			Metadata struct {
-				Name      string `json:"name"`
-				Namespace string `json:"namespace"`
-			} `json:"metadata"`
-		}
-		if err := yaml.Unmarshal([]byte(raw), &head); err != nil {
-			return nil, fmt.Errorf("release %s: read manifest: %w", rel.Name, err)
-		}
-		if head.Kind == "" || head.Metadata.Name == "" {
+	for _, ref := range refs {
+		if ref.Kind == "" || ref.Name == "" {
 			continue
-		}
-		ref := revkit.ObjectRef{Kind: head.Kind, Namespace: head.Metadata.Namespace, Name: head.Metadata.Name}
-		if clusterScoped[ref.Kind] {
-			ref.Namespace = ""
-		} else if ref.Namespace == "" {
-			ref.Namespace = rel.Namespace
 		}
 		labels, exists, err := liveLabels(ctx, kube, ref)
 		if err != nil {

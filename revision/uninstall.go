@@ -6,9 +6,6 @@ import (
 	"sort"
 	"time"
 
-	"helm.sh/helm/v4/pkg/action"
-	helmkube "helm.sh/helm/v4/pkg/kube"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -31,12 +28,12 @@ type UninstallOptions struct {
 	Force bool
 	// ControlPlaneNamespace; default istio-system.
 	ControlPlaneNamespace string
-	// Helm, when set, is used to uninstall the revision's Helm release
-	// ("istiod-<revision>") if it has one; objects left behind are then
+	// Helm, when set, uninstalls the revision's Helm release
+	// ("istiod-<revision>") if it has one (helm.New gives one); objects left behind are then
 	// removed by label as for a revision installed without Helm. Objects
 	// of the release that serve a tag or another revision are taken out
 	// of it first and kept.
-	Helm *action.Configuration `json:"-"`
+	Helm Installer `json:"-"`
 	// Timeout bounds the Helm uninstall; default 5 minutes.
 	Timeout time.Duration
 }
@@ -134,13 +131,13 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 	done := map[revkit.ObjectRef]bool{}
 	if opts.Helm != nil {
 		name := ReleaseName(opts.Revision)
-		rel, err := lastRelease(opts.Helm, name)
+		refs, found, err := opts.Helm.ReleaseObjects(ctx, name)
 		if err != nil {
 			return res, rec.Fail("get", revkit.ObjectRef{Kind: "HelmRelease", Namespace: ns, Name: name}, err)
 		}
-		if rel != nil {
+		if found {
 			res.Found, res.Release = true, name
-			objs, err := releaseObjects(ctx, kube, rel, opts.Revision)
+			objs, err := releaseObjects(ctx, kube, refs, opts.Revision)
 			if err != nil {
 				return res, err
 			}
@@ -177,7 +174,7 @@ func Uninstall(ctx context.Context, kube kubernetes.Interface, opts UninstallOpt
 		// Deleting a release's objects behind Helm's back leaves a release
 		// that says "deployed" with nothing left of it.
 		return res, &revkit.InvalidInputError{Field: "Helm", Value: release, Reason: "the revision's objects belong to Helm release " + release +
-			": set Helm (see NewHelm) so that the release is uninstalled with them"}
+			": set Helm (see helm.New) so that the release is uninstalled with them"}
 	}
 	byName, err := ownedByName(ctx, kube, ns, opts.Revision)
 	if err != nil {
@@ -216,9 +213,7 @@ func helmUninstall(ctx context.Context, opts UninstallOptions, rec *kubeutil.Rec
 	if timeout == 0 {
 		timeout = 5 * time.Minute
 	}
-	u := action.NewUninstall(opts.Helm)
-	u.WaitStrategy, u.Timeout, u.DeletionPropagation = helmkube.HookOnlyStrategy, timeout, "background"
-	if _, err := u.Run(name); err != nil {
+	if err := opts.Helm.UninstallRelease(ctx, name, timeout); err != nil {
 		return rec.Fail("helm uninstall", ref, err)
 	}
 	rec.Record(ctx, ref, revkit.ActionDelete, "")
@@ -237,7 +232,7 @@ func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) (out [
 		}
 	}
 	add := func(d kubeutil.Deletion, labels map[string]string) {
-		if isGateway(labels) {
+		if mesh.IsGateway(labels, nil) {
 			kept = append(kept, d.Ref)
 			return
 		}
@@ -335,15 +330,4 @@ func collect(ctx context.Context, k kubernetes.Interface, ns, rev string) (out [
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
 	return out, kept, release, nil
-}
-
-// isGateway tells gateway objects apart from istiod's: gateways carry
-// istio=<gateway name> (istiod's carry istio=pilot or istiod) or the
-// Gateway API's gateway-name label.
-func isGateway(labels map[string]string) bool {
-	if v, ok := labels["istio"]; ok && v != "pilot" && v != "istiod" {
-		return true
-	}
-	_, ok := labels["gateway.networking.k8s.io/gateway-name"]
-	return ok
 }

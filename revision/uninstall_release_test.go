@@ -5,7 +5,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"helm.sh/helm/v4/pkg/action"
 	v2loader "helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/release/common"
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
@@ -16,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 )
@@ -108,7 +108,7 @@ func istiodRBAC(rev string) []runtime.Object {
 // movedDefaultTagCluster is the issue #14 cluster: 1-24-0's Helm release
 // rendered the default tag, which tag.Set then moved to 1-25-0. The
 // istio-injection=enabled namespace depends on it.
-func movedDefaultTagCluster(t *testing.T) (*revkittest.Cluster, *action.Configuration) {
+func movedDefaultTagCluster(t *testing.T) (*revkittest.Cluster, *helm.Client) {
 	t.Helper()
 	c := revkittest.NewCluster().WithRevision("1-24-0").WithRevision("1-25-0").WithTag("default", "1-25-0").
 		WithNamespace("legacy", revkittest.InjectionEnabled())
@@ -125,7 +125,7 @@ func movedDefaultTagCluster(t *testing.T) (*revkittest.Cluster, *action.Configur
 	helm := memHelm(t)
 	ch, err := v2loader.Load(chartDir)
 	require.NoError(t, err)
-	require.NoError(t, helm.Releases.Create(&rv1.Release{Name: "istiod-1-24-0", Namespace: "istio-system", Version: 1,
+	require.NoError(t, helm.Configuration().Releases.Create(&rv1.Release{Name: "istiod-1-24-0", Namespace: "istio-system", Version: 1,
 		Chart: ch, Manifest: releaseManifest, Info: &rv1.Info{Status: common.StatusDeployed}}))
 	return c, helm
 }
@@ -299,7 +299,7 @@ func TestUninstallRefusesItsOwnTagBeforeAnyWrite(t *testing.T) {
 	helm := memHelm(t)
 	ch, err := v2loader.Load(chartDir)
 	require.NoError(t, err)
-	require.NoError(t, helm.Releases.Create(&rv1.Release{Name: "istiod-1-24-0", Namespace: "istio-system", Version: 1,
+	require.NoError(t, helm.Configuration().Releases.Create(&rv1.Release{Name: "istiod-1-24-0", Namespace: "istio-system", Version: 1,
 		Chart: ch, Manifest: releaseManifest, Info: &rv1.Info{Status: common.StatusDeployed}}))
 	kube.ClearActions()
 	res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-24-0", Helm: helm, Force: true})
@@ -309,6 +309,30 @@ func TestUninstallRefusesItsOwnTagBeforeAnyWrite(t *testing.T) {
 	assert.Equal(t, []string{"default"}, inUse.Usage.Tags)
 	assert.Empty(t, revkittest.Writes(kube))
 	assert.Empty(t, res.Changes)
-	_, err = helm.Releases.Last("istiod-1-24-0")
+	_, err = helm.Configuration().Releases.Last("istiod-1-24-0")
 	assert.NoError(t, err, "the release is intact")
+}
+
+func TestUninstallHelmRelease(t *testing.T) {
+	kube := base().Kube()
+	helm := memHelm(t)
+	_, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm})
+	require.NoError(t, err)
+
+	// A client dry run keeps the release.
+	res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-26-0", Helm: helm,
+		Common: revkit.Common{DryRun: revkit.DryRunClient}})
+	require.NoError(t, err)
+	assert.True(t, res.Found)
+	assert.Equal(t, "istiod-1-26-0", res.Release)
+	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, helm))
+
+	res, err = revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-26-0", Helm: helm})
+	require.NoError(t, err)
+	assert.True(t, res.Changed())
+	assert.Empty(t, releases(t, helm), "helm uninstall removed the release record")
+
+	// A revision with a Helm release still obeys the guards.
+	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-24-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm, Upgrade: true})
+	require.ErrorIs(t, err, revkit.ErrExists, "1-24-0 exists without Helm")
 }

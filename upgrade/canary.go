@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"helm.sh/helm/v4/pkg/action"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
@@ -74,13 +73,13 @@ type CanaryOptions struct {
 	GatewayNamespaces []string
 	// KeepOld leaves From installed at the end.
 	KeepOld bool
-	// Helm is the Helm configuration (revision.NewHelm) that uninstalls a
-	// revision installed with Helm — From at the end, To on rollback — when
+	// Helm is the installer (helm.New) that uninstalls a revision
+	// installed with Helm — From at the end, To on rollback — when
 	// Install is not set; Install.Helm is used otherwise. Without either,
 	// uninstalling a revision whose objects belong to a Helm release is
 	// refused (revision.Uninstall), since deleting them would leave the
 	// release behind.
-	Helm *action.Configuration `json:"-"`
+	Helm revision.Installer `json:"-"`
 	// RollbackOnFailure runs the rollback steps (without uninstalling To)
 	// when a step fails.
 	RollbackOnFailure bool
@@ -514,9 +513,9 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 	return out
 }
 
-// helm is the Helm configuration that uninstalls revisions: Install's, or
-// Helm's when the plan installs nothing.
-func (o *CanaryOptions) helm() *action.Configuration {
+// helm is the installer that uninstalls revisions: Install's, or Helm
+// when the plan installs nothing.
+func (o *CanaryOptions) helm() revision.Installer {
 	if o.Install != nil && o.Install.Helm != nil {
 		return o.Install.Helm
 	}

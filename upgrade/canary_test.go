@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"helm.sh/helm/v4/pkg/action"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/revkit/revkit"
@@ -307,8 +306,8 @@ func TestCanaryUninstallsThroughHelmWithoutInstall(t *testing.T) {
 	h := memHelm()
 	opts := canaryOpts()
 	opts.Install, opts.Helm = nil, h
-	uninstallHelm := func(p upgrade.Plan) []*action.Configuration {
-		var out []*action.Configuration
+	uninstallHelm := func(p upgrade.Plan) []revision.Installer {
+		var out []revision.Installer
 		for _, s := range p.Steps {
 			if upgrade.KindOf(s) == upgrade.KindUninstallRevision {
 				out = append(out, s.(upgrade.InputReporter).Inputs().(revision.UninstallOptions).Helm)
@@ -318,17 +317,17 @@ func TestCanaryUninstallsThroughHelmWithoutInstall(t *testing.T) {
 	}
 	p, err := upgrade.Canary(ctx, kube, opts)
 	require.NoError(t, err)
-	assert.Equal(t, []*action.Configuration{h}, uninstallHelm(p), "the canary uninstalls From with Helm")
+	assert.Equal(t, []revision.Installer{h}, uninstallHelm(p), "the canary uninstalls From with Helm")
 	pre := p.Steps[0].(upgrade.InputReporter).Inputs().(verify.PrecheckOptions)
 	for _, want := range verify.HelmUninstallPermissions("") {
 		assert.Contains(t, pre.Permissions, want)
 	}
 	back, err := upgrade.Rollback(ctx, kube, opts)
 	require.NoError(t, err)
-	assert.Equal(t, []*action.Configuration{h}, uninstallHelm(back), "the rollback uninstalls To with Helm")
+	assert.Equal(t, []revision.Installer{h}, uninstallHelm(back), "the rollback uninstalls To with Helm")
 
 	opts.Helm = nil
 	p, err = upgrade.Canary(ctx, kube, opts)
 	require.NoError(t, err)
-	assert.Equal(t, []*action.Configuration{nil}, uninstallHelm(p), "without Helm, revision.Uninstall decides (and refuses a release's objects)")
+	assert.Equal(t, []revision.Installer{nil}, uninstallHelm(p), "without Helm, revision.Uninstall decides (and refuses a release's objects)")
 }

@@ -59,6 +59,15 @@
 // step's [Result].Changes. [KindOf] identifies a step by what it does, not
 // by its name.
 //
+// # Installs through Helm
+//
+// [InstallRevision], [UpgradeBase] and the uninstall of a revision's Helm
+// release reach Helm only through the [revision.Installer] in their
+// options' Helm field (CanaryOptions.Install.Helm, CanaryOptions.Helm,
+// LoadOptions.Helm for a saved plan); package helm provides it
+// (helm.New). This package does not import Helm, so a program that runs
+// plans without installing does not link it.
+//
 // # Saved plans
 //
 // [Save] writes a plan down as data with the state of the cluster it

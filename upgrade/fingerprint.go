@@ -22,8 +22,8 @@ type InputReporter interface {
 	// Inputs returns the step's inputs: plain data (structs, maps, slices,
 	// strings, numbers, durations, times). Functions and channels are left
 	// out of the fingerprint, and so are values of types from other modules
-	// behind pointers or interfaces (a *helm action.Configuration, a
-	// verify.SyncSource): only their type counts.
+	// behind pointers or interfaces (the Helm SDK configuration inside a
+	// helm.Client, a verify.SyncSource): only their type counts.
 	Inputs() any
 }
 

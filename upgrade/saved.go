@@ -10,7 +10,6 @@ import (
 	"sort"
 	"time"
 
-	"helm.sh/helm/v4/pkg/action"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -42,8 +41,8 @@ type SavedStep struct {
 	Name string `json:"name"`
 	// Inputs are the operation's options; absent for a custom step.
 	Inputs json.RawMessage `json:"inputs,omitempty"`
-	// Helm is set for an install or uninstall through Helm: the Helm
-	// configuration is not saved, LoadOptions.Helm supplies it.
+	// Helm is set for an install or uninstall through Helm: the installer
+	// is not saved, LoadOptions.Helm supplies it.
 	Helm bool `json:"helm,omitempty"`
 }
 
@@ -192,9 +191,9 @@ func observe(ctx context.Context, kube kubernetes.Interface, plan Plan) (Observe
 
 // LoadOptions supplies what a saved plan does not hold.
 type LoadOptions struct {
-	// Helm is the Helm configuration of installs and uninstalls saved as
+	// Helm is the installer (helm.New) of installs and uninstalls saved as
 	// going through Helm.
-	Helm *action.Configuration
+	Helm revision.Installer
 	// Proxies are the syncz sources of VerifyProxies steps.
 	Proxies []verify.SyncSource
 	// Custom gives back the custom steps by name.
@@ -246,7 +245,7 @@ func decode[O any](ss SavedStep, build func(O) Step, fill func(*O) error) (Step,
 }
 
 func loadStep(ss SavedStep, opts LoadOptions) (Step, error) {
-	helm := func(field *(*action.Configuration)) error {
+	helm := func(field *revision.Installer) error {
 		if !ss.Helm {
 			return nil
 		}

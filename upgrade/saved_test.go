@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"helm.sh/helm/v4/pkg/action"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -117,7 +116,7 @@ func TestSavedPlanCustomAndHelmSteps(t *testing.T) {
 	plan := upgrade.Plan{Name: "p", Steps: []upgrade.Step{
 		notify,
 		upgrade.InstallRevision(revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: "/charts/istiod"},
-			Helm: &action.Configuration{}}),
+			Helm: memHelm()}),
 		upgrade.Named("rename", upgrade.Pause(0)),
 	}}
 	sp, err := upgrade.Save(ctx, kube, plan)
@@ -125,11 +124,11 @@ func TestSavedPlanCustomAndHelmSteps(t *testing.T) {
 	assert.Equal(t, upgrade.KindCustom, sp.Steps[0].Kind)
 	assert.True(t, sp.Steps[1].Helm)
 
-	_, err = sp.Plan(upgrade.LoadOptions{Helm: &action.Configuration{}})
+	_, err = sp.Plan(upgrade.LoadOptions{Helm: memHelm()})
 	assert.ErrorIs(t, err, revkit.ErrInvalidInput, "the custom step is missing")
 	_, err = sp.Plan(upgrade.LoadOptions{Custom: map[string]upgrade.Step{"notify": notify}})
 	assert.ErrorIs(t, err, revkit.ErrInvalidInput, "the Helm configuration is missing")
-	back, err := sp.Plan(upgrade.LoadOptions{Custom: map[string]upgrade.Step{"notify": notify}, Helm: &action.Configuration{}})
+	back, err := sp.Plan(upgrade.LoadOptions{Custom: map[string]upgrade.Step{"notify": notify}, Helm: memHelm()})
 	require.NoError(t, err)
 	assert.Equal(t, upgrade.Fingerprint(plan), upgrade.Fingerprint(back))
 	assert.Equal(t, "rename", back.Steps[2].Name())

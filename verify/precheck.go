@@ -122,7 +122,7 @@ func UninstallPermissions(rev, controlPlaneNamespace string) []Permission {
 // HelmUninstallPermissions lists what uninstalling a revision's Helm
 // release (revision.UninstallOptions.Helm) adds to UninstallPermissions:
 // reading, updating and deleting the release's records, Secrets in the
-// namespace Helm keeps them in (revision.NewHelm's; "" means istio-system).
+// namespace Helm keeps them in (helm.New's; "" means istio-system).
 // Kubernetes cannot limit these to the release's records: their names carry
 // the release version (sh.helm.release.v1.<release>.v<version>), unknown
 // until the uninstall reads them. The grant therefore reaches every Secret
@@ -159,7 +159,7 @@ func HelmUninstallPermissions(namespace string) []Permission {
 // escalate.
 //
 // Helm keeps its release record as a Secret in the control-plane namespace
-// (revision.NewHelm): listing Secrets there (Helm finds releases by label)
+// (helm.New): listing Secrets there (Helm finds releases by label)
 // and creating one cannot be limited to names; updating it, to version 1 of
 // the release, can.
 //

@@ -20,6 +20,7 @@ import (
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/examples/internal/demo"
 	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
@@ -109,12 +110,12 @@ func run(args []string, out, errOut io.Writer) int {
 		}
 	}
 	if opts.Install != nil {
-		helm, err := revision.NewHelm(cluster.Config, "istio-system", nil)
+		hc, err := helm.New(cluster.Config, "istio-system", nil)
 		if err != nil {
 			fmt.Fprintln(errOut, err)
 			return 1
 		}
-		opts.Install.Helm = helm
+		opts.Install.Helm = hc
 	}
 
 	plan, err := upgrade.Canary(ctx, cluster.Kube, opts)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/testenv"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 )
 
@@ -44,11 +45,11 @@ func TestUpgradeBaseOnTheRealControlPlane(t *testing.T) {
 	defer cancel()
 	env, err := testenv.Start(t, testenv.Options{})
 	require.NoError(t, err)
-	helm, err := revision.NewHelm(env.Config, "istio-system", nil)
+	hc, err := helm.New(env.Config, "istio-system", nil)
 	require.NoError(t, err)
 	upgradeTo := func(dry revkit.DryRun, chart string) (*revision.BaseResult, error) {
 		return revision.UpgradeBase(ctx, env.Client, revision.BaseOptions{Common: revkit.Common{DryRun: dry},
-			Chart: revision.ChartSource{Path: chart}, Helm: helm, Timeout: time.Minute})
+			Chart: revision.ChartSource{Path: chart}, Helm: hc, Timeout: time.Minute})
 	}
 
 	res, err := upgradeTo(revkit.DryRunNone, widgetChart(t, "v1alpha1", "v1alpha1"))
@@ -77,7 +78,7 @@ func TestUpgradeBaseOnTheRealControlPlane(t *testing.T) {
 	require.ErrorAs(t, err, &stored)
 	assert.Equal(t, "v1alpha1", stored.Version)
 	assert.ErrorIs(t, err, revkit.ErrInUse)
-	last, err := helm.Releases.Last(revision.BaseRelease)
+	last, err := hc.Configuration().Releases.Last(revision.BaseRelease)
 	require.NoError(t, err)
 	rel, ok := last.(*rv1.Release)
 	require.True(t, ok)

@@ -16,6 +16,7 @@ import (
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/verify"
@@ -32,7 +33,7 @@ func TestHelmCanaryWalkthrough(t *testing.T) {
 	env, err := testenv.Start(t, testenv.Options{})
 	require.NoError(t, err)
 	kube := env.Client
-	helm, err := revision.NewHelm(env.Config, "istio-system", nil)
+	hc, err := helm.New(env.Config, "istio-system", nil)
 	require.NoError(t, err)
 
 	istiods := map[string]*testenv.Istiod{}
@@ -42,7 +43,7 @@ func TestHelmCanaryWalkthrough(t *testing.T) {
 		start := time.Now()
 		res, err := revision.Install(ctx, kube, revision.InstallOptions{
 			Revision: rev, Chart: revision.ChartSource{Path: env.ChartDir("istio-discovery")},
-			Values: is.ChartValues(), Helm: helm, Wait: true, Timeout: 3 * time.Minute,
+			Values: is.ChartValues(), Helm: hc, Wait: true, Timeout: 3 * time.Minute,
 		})
 		require.NoError(t, err, "install %s", rev)
 		t.Logf("installed %s as %s v%d with %d objects in %s", rev, res.Release, res.Version, len(res.Objects), time.Since(start).Round(time.Millisecond))
@@ -55,19 +56,19 @@ func TestHelmCanaryWalkthrough(t *testing.T) {
 
 	t.Run("install refuses what exists, and dry runs persist nothing", func(t *testing.T) {
 		_, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: old,
-			Chart: revision.ChartSource{Path: env.ChartDir("istio-discovery")}, Helm: helm})
+			Chart: revision.ChartSource{Path: env.ChartDir("istio-discovery")}, Helm: hc})
 		assert.ErrorIs(t, err, revkit.ErrExists)
 
 		for _, mode := range []revkit.DryRun{revkit.DryRunClient, revkit.DryRunServer} {
 			res, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-31-9",
 				Chart: revision.ChartSource{Path: env.ChartDir("istio-discovery")}, Values: istiods[canary].ChartValues(),
-				Helm: helm, Common: revkit.Common{DryRun: mode}})
+				Helm: hc, Common: revkit.Common{DryRun: mode}})
 			require.NoError(t, err, "dry run %s", mode)
 			assert.NotEmpty(t, res.Objects)
 			_, err = kube.AppsV1().Deployments("istio-system").Get(ctx, "istiod-1-31-9", metav1.GetOptions{})
 			assert.True(t, apierrors.IsNotFound(err), "dry run %s persisted the Deployment: %v", mode, err)
 		}
-		_, err = helm.Releases.Last("istiod-1-31-9")
+		_, err = hc.Configuration().Releases.Last("istiod-1-31-9")
 		assert.Error(t, err, "no release recorded by a dry run")
 	})
 
@@ -124,14 +125,14 @@ func TestHelmCanaryWalkthrough(t *testing.T) {
 		// Promote, then the old revision and its release go.
 		_, err = tag.Set(ctx, kube, tag.SetOptions{Tag: "prod-stable", Revision: canary, Overwrite: true})
 		require.NoError(t, err)
-		res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: old, Helm: helm})
+		res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: old, Helm: hc})
 		require.NoError(t, err)
 		assert.Equal(t, "istiod-"+old, res.Release)
 		require.NoError(t, env.StopIstiod(old))
 
-		_, err = helm.Releases.Last("istiod-" + old)
+		_, err = hc.Configuration().Releases.Last("istiod-" + old)
 		assert.Error(t, err, "the old release is gone")
-		last, err := helm.Releases.Last("istiod-" + canary)
+		last, err := hc.Configuration().Releases.Last("istiod-" + canary)
 		require.NoError(t, err)
 		assert.Equal(t, "deployed", string(last.(*rv1.Release).Info.Status), "the canary release is intact")
 		for _, name := range []string{"istio-sidecar-injector-" + old} {

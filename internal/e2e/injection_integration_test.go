@@ -19,6 +19,7 @@ import (
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/mesh"
 	"github.com/revkit/revkit/internal/testenv"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/verify"
@@ -40,7 +41,7 @@ func TestInjectionTruth(t *testing.T) {
 	env, err := testenv.Start(t, testenv.Options{})
 	require.NoError(t, err)
 	kube := env.Client
-	helm, err := revision.NewHelm(env.Config, "istio-system", nil)
+	hc, err := helm.New(env.Config, "istio-system", nil)
 	require.NoError(t, err)
 
 	istiods := map[string]*testenv.Istiod{}
@@ -53,7 +54,7 @@ func TestInjectionTruth(t *testing.T) {
 		}
 		_, err = revision.Install(ctx, kube, revision.InstallOptions{
 			Revision: rev, Chart: revision.ChartSource{Path: env.ChartDir("istio-discovery")},
-			Values: values, Helm: helm, Wait: true, Timeout: 3 * time.Minute,
+			Values: values, Helm: hc, Wait: true, Timeout: 3 * time.Minute,
 		})
 		require.NoError(t, err, "install %s", rev)
 		_, err = env.StartInstalledIstiod(ctx, is)
@@ -129,7 +130,7 @@ func TestInjectionTruth(t *testing.T) {
 		_, err := kube.CoreV1().Namespaces().Patch(ctx, "both", types.MergePatchType, patch, metav1.PatchOptions{})
 		require.NoError(t, err)
 
-		opts := revision.UninstallOptions{Revision: old, Helm: helm}
+		opts := revision.UninstallOptions{Revision: old, Helm: hc}
 		opts.DryRun = revkit.DryRunClient
 		dry, err := revision.Uninstall(ctx, kube, opts)
 		require.NoError(t, err)
@@ -145,7 +146,7 @@ func TestInjectionTruth(t *testing.T) {
 			assert.Equal(t, revkit.ActionDelete, dryActions[gone], "dry run lists %s: %v", gone, dryActions)
 		}
 
-		res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: old, Helm: helm})
+		res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: old, Helm: hc})
 		require.NoError(t, err)
 		assert.Equal(t, "istiod-"+old, res.Release)
 		got := actions(res.Changes)
@@ -154,7 +155,7 @@ func TestInjectionTruth(t *testing.T) {
 		}
 		require.NoError(t, env.StopIstiod(old))
 
-		_, err = helm.Releases.Last("istiod-" + old)
+		_, err = hc.Configuration().Releases.Last("istiod-" + old)
 		assert.Error(t, err, "the old release is gone")
 		mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, tagWebhook, metav1.GetOptions{})
 		require.NoError(t, err, "the moved default tag is kept")

@@ -31,6 +31,7 @@ import (
 	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/tag"
@@ -282,7 +283,7 @@ func TestHelmCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 	chart := revision.ChartSource{Path: env.ChartDir("istio-discovery")}
 
 	// The old revision, installed by an administrator with Helm.
-	adminHelm, err := revision.NewHelm(env.Config, "istio-system", nil)
+	adminHelm, err := helm.New(env.Config, "istio-system", nil)
 	require.NoError(t, err)
 	oldIstiod, err := env.ReserveIstiod(old)
 	require.NoError(t, err)
@@ -310,7 +311,7 @@ func TestHelmCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 		"revkit-canary", "revkit-uninstall-"+old, "revkit-helm-uninstall", "revkit-journal")
 	sa, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
-	saHelm, err := revision.NewHelm(cfg, "istio-system", nil)
+	saHelm, err := helm.New(cfg, "istio-system", nil)
 	require.NoError(t, err)
 
 	newIstiod, err := env.ReserveIstiod(canary)
@@ -377,9 +378,9 @@ func TestHelmCanaryAsLeastPrivilegedServiceAccount(t *testing.T) {
 		revs, err := verify.Webhooks(ctx, admin, verify.WebhooksOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, []string{canary}, revs.Revisions)
-		_, err = adminHelm.Releases.Last(revision.ReleaseName(old))
+		_, err = adminHelm.Configuration().Releases.Last(revision.ReleaseName(old))
 		assert.Error(t, err, "the old release is gone")
-		last, err := adminHelm.Releases.Last(revision.ReleaseName(canary))
+		last, err := adminHelm.Configuration().Releases.Last(revision.ReleaseName(canary))
 		require.NoError(t, err)
 		assert.Equal(t, "deployed", string(last.(*rv1.Release).Info.Status), "the new release, installed by the service account")
 		for _, name := range verify.ClusterRoleNames(old, "") {

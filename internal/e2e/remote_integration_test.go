@@ -16,6 +16,7 @@ import (
 	"github.com/revkit/revkit/fleet"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
@@ -53,7 +54,7 @@ func TestPrimaryRemoteFleet(t *testing.T) {
 	createNamespace(ctx, t, primary, "shop", map[string]string{"istio.io/rev": "prod-stable"})
 	createDeployment(ctx, t, primary.Client, "shop", "web", 1)
 
-	remoteHelm, err := revision.NewHelm(remote.Config, "istio-system", nil)
+	remoteHelm, err := helm.New(remote.Config, "istio-system", nil)
 	require.NoError(t, err)
 	// The remote-side objects of a revision: Istio's remote profile, its
 	// injector calling the primary's istiod of that revision.
@@ -154,7 +155,7 @@ func TestPrimaryRemoteFleet(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, revs, 1, "the remote keeps only the new revision's objects")
 	assert.Equal(t, to.Revision, revs[0].Name)
-	_, err = remoteHelm.Releases.Last(revision.ReleaseName(from.Revision))
+	_, err = remoteHelm.Configuration().Releases.Last(revision.ReleaseName(from.Revision))
 	assert.Error(t, err, "the old remote-side release is gone")
 	wh, err := verify.Webhooks(ctx, remote.Client, verify.WebhooksOptions{})
 	require.NoError(t, err)

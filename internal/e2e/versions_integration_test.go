@@ -22,6 +22,7 @@ import (
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/upgrade"
@@ -45,7 +46,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 	env, err := testenv.Start(t, testenv.Options{SkipIstioCRDs: true})
 	require.NoError(t, err)
 	kube := env.Client
-	helm, err := revision.NewHelm(env.Config, "istio-system", nil)
+	hc, err := helm.New(env.Config, "istio-system", nil)
 	require.NoError(t, err)
 	// No default validator from the base chart: the default tag is
 	// revkit's to set (as with istioctl's revision tags), and the chart's
@@ -53,7 +54,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 	baseValues := map[string]any{"defaultRevision": ""}
 
 	base, err := revision.UpgradeBase(ctx, kube, revision.BaseOptions{Chart: revision.ChartSource{Path: env.VersionChartDir(from, "base")},
-		Values: baseValues, Helm: helm, Wait: true, Timeout: 2 * time.Minute})
+		Values: baseValues, Helm: hc, Wait: true, Timeout: 2 * time.Minute})
 	require.NoError(t, err, "installing the old base chart with Helm")
 	require.Len(t, base.CRDs, 15, "Istio's CRDs")
 	for _, c := range base.CRDs {
@@ -73,7 +74,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 	old.Version = from
 	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: from.Revision,
 		Chart: revision.ChartSource{Path: env.VersionChartDir(from, "istio-discovery")}, Values: mergeMaps(userValues, old.ChartValues()),
-		Helm: helm, Wait: true, Timeout: 3 * time.Minute})
+		Helm: hc, Wait: true, Timeout: 3 * time.Minute})
 	require.NoError(t, err)
 	_, err = env.StartInstalledIstiod(ctx, old)
 	require.NoError(t, err)
@@ -109,7 +110,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 		Install: &revision.InstallOptions{
 			Chart: revision.ChartSource{Path: env.VersionChartDir(to, "istio-discovery")}, Values: canary.ChartValues(),
 			ValuesFrom: from.Revision, Base: &revision.ChartSource{Path: env.VersionChartDir(to, "base")}, BaseValues: baseValues,
-			Helm: helm, Wait: true, Timeout: 3 * time.Minute,
+			Helm: hc, Wait: true, Timeout: 3 * time.Minute,
 		},
 		// Every replica of the new istiod; the sources are filled in when
 		// its replicas run (after the install step).
@@ -128,16 +129,16 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 		assert.Equal(t, "precheck", rep.Failed().Name)
 		assert.Contains(t, rep.Failed().Detail, "Kubernetes")
 		assert.Empty(t, rep.Changes(), "nothing written")
-		rel, err := helm.Releases.Last(revision.BaseRelease)
+		rel, err := hc.Configuration().Releases.Last(revision.BaseRelease)
 		require.NoError(t, err)
 		assert.Equal(t, 1, rel.(*rv1.Release).Version, "the base release was not upgraded")
-		_, err = helm.Releases.Last(revision.ReleaseName(to.Revision))
+		_, err = hc.Configuration().Releases.Last(revision.ReleaseName(to.Revision))
 		assert.Error(t, err, "no release of the new revision")
 	})
 
 	t.Run("the base upgrade's dry run lists the CRD changes", func(t *testing.T) {
 		res, err := revision.UpgradeBase(ctx, kube, revision.BaseOptions{Common: revkit.Common{DryRun: revkit.DryRunClient},
-			Chart: *opts.Install.Base, Values: baseValues, Helm: helm})
+			Chart: *opts.Install.Base, Values: baseValues, Helm: hc})
 		require.NoError(t, err)
 		require.Len(t, res.CRDs, 15)
 		for _, c := range res.CRDs {
@@ -162,7 +163,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 			assert.Contains(t, stepDetail(rep, fmt.Sprintf("verify-skew %d/2", i)), to.Name, "the proxies' versions")
 		}
 
-		baseRel, err := helm.Releases.Last(revision.BaseRelease)
+		baseRel, err := hc.Configuration().Releases.Last(revision.BaseRelease)
 		require.NoError(t, err)
 		assert.Equal(t, 2, baseRel.(*rv1.Release).Version, "the base release upgraded in place")
 		const differs = "templates/reader-serviceaccount.yaml" // differs between the two charts
@@ -171,7 +172,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 
 		// Values carried over from the old release; its addresses replaced
 		// by the new revision's.
-		rel, err := helm.Releases.Last(revision.ReleaseName(to.Revision))
+		rel, err := hc.Configuration().Releases.Last(revision.ReleaseName(to.Revision))
 		require.NoError(t, err)
 		cfg := rel.(*rv1.Release).Config
 		assert.Equal(t, "/dev/stdout", dig(cfg, "meshConfig", "accessLogFile"), "carried from the old release")
@@ -216,7 +217,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 		}
 		// The CRDs stay as the new base chart made them: a rollback does not
 		// downgrade the base release (the old istiod reads the new CRDs).
-		baseRel, err := helm.Releases.Last(revision.BaseRelease)
+		baseRel, err := hc.Configuration().Releases.Last(revision.BaseRelease)
 		require.NoError(t, err)
 		assert.Equal(t, 2, baseRel.(*rv1.Release).Version)
 	})
@@ -224,7 +225,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 	t.Run("complete the upgrade and uninstall the old version", func(t *testing.T) {
 		again := opts
 		again.Install, again.KeepOld = nil, false
-		again.Helm = helm // the old revision's release goes with its objects
+		again.Helm = hc // the old revision's release goes with its objects
 		again.Proxies = replicaSources(env, to.Revision)
 		plan, err := upgrade.Canary(ctx, kube, again)
 		require.NoError(t, err)
@@ -237,7 +238,7 @@ func TestUpgradeAcrossIstioVersions(t *testing.T) {
 			assertProxyVersions(ctx, t, kube, ns, to)
 		}
 		checkProxies(ctx, t, env, again.Proxies, to, apps)
-		_, err = helm.Releases.Last(revision.ReleaseName(from.Revision))
+		_, err = hc.Configuration().Releases.Last(revision.ReleaseName(from.Revision))
 		assert.Error(t, err, "the old release is gone")
 		for _, name := range []string{"istio-sidecar-injector-" + from.Revision} {
 			_, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})

@@ -1,4 +1,4 @@
-package revision_test
+package helm_test
 
 import (
 	"net/http"
@@ -15,17 +15,18 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 )
 
-func TestNewHelm(t *testing.T) {
-	_, err := revision.NewHelm(nil, "istio-system", nil)
+func TestNew(t *testing.T) {
+	_, err := helm.New(nil, "istio-system", nil)
 	require.Error(t, err)
 
 	cfg := &rest.Config{Host: "https://127.0.0.1:1", BearerToken: "t", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
-	helm, err := revision.NewHelm(cfg, "istio-system", nil)
+	hc, err := helm.New(cfg, "istio-system", nil)
 	require.NoError(t, err)
-	getter, ok := helm.RESTClientGetter.(genericclioptions.RESTClientGetter)
+	getter, ok := hc.Configuration().RESTClientGetter.(genericclioptions.RESTClientGetter)
 	require.True(t, ok)
 	rc, err := getter.ToRESTConfig()
 	require.NoError(t, err)
@@ -56,9 +57,9 @@ func TestInstallFromRepository(t *testing.T) {
 		t.Setenv(v, t.TempDir())
 	}
 
-	helm := memHelm(t)
+	hc := memHelm(t)
 	res, err := revision.Install(ctx, base().Kube(), revision.InstallOptions{
-		Revision: "1-26-0", Helm: helm,
+		Revision: "1-26-0", Helm: hc,
 		Chart: revision.ChartSource{Ref: "istiod", RepoURL: srv.URL, Version: "1.31.0"},
 	})
 	require.NoError(t, err)
@@ -72,8 +73,8 @@ func TestInstallFromRepository(t *testing.T) {
 }
 
 func TestInstallBaseUpgrade(t *testing.T) {
-	helm := memHelm(t)
-	opts := revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm,
+	hc := memHelm(t)
+	opts := revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: hc,
 		Base: &revision.ChartSource{Path: "testdata/base"}}
 	_, err := revision.Install(ctx, base().Kube(), opts)
 	require.NoError(t, err)
@@ -86,5 +87,5 @@ func TestInstallBaseUpgrade(t *testing.T) {
 	require.Len(t, events, 2)
 	assert.Equal(t, "istio-base", events[0].Object.Name)
 	assert.Equal(t, revkit.ActionUpdate, events[0].Action, "the base release is upgraded")
-	assert.ElementsMatch(t, []string{"istio-base#1", "istio-base#2", "istiod-1-26-0#1", "istiod-1-27-0#1"}, releases(t, helm))
+	assert.ElementsMatch(t, []string{"istio-base#1", "istio-base#2", "istiod-1-26-0#1", "istiod-1-27-0#1"}, releases(t, hc))
 }

@@ -1,4 +1,4 @@
-package revision_test
+package helm_test
 
 import (
 	"context"
@@ -31,21 +31,21 @@ func chartWithDefaults(t *testing.T, values string) string {
 func TestInstallCarriesValuesFromTheOldRelease(t *testing.T) {
 	ctx := context.Background()
 	kube := revkittest.NewCluster().Kube()
-	helm := memHelm(t)
+	hc := memHelm(t)
 	oldChart := chartWithDefaults(t, "revision: \"\"\ninjectorSelectorValue: \"\"\npilot:\n  replicas: 1\n  image: pilot:1.29\n  cpu: 100m\nglobal:\n  legacy: true\n")
 	newChart := chartWithDefaults(t, "revision: \"\"\ninjectorSelectorValue: \"\"\npilot:\n  replicas: 2\n  image: pilot:1.30\n  cpu: 200m\nglobal:\n  ambient: false\n")
 
-	_, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-29-0", Chart: revision.ChartSource{Path: oldChart}, Helm: helm,
+	_, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-29-0", Chart: revision.ChartSource{Path: oldChart}, Helm: hc,
 		Values: map[string]any{"pilot": map[string]any{"cpu": "500m", "env": map[string]any{"A": "1"}}, "revisionTags": []any{"default"}}})
 	require.NoError(t, err)
 
-	res, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-30-0", Chart: revision.ChartSource{Path: newChart}, Helm: helm,
+	res, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-30-0", Chart: revision.ChartSource{Path: newChart}, Helm: hc,
 		ValuesFrom: "1-29-0", Values: map[string]any{"pilot": map[string]any{"env": map[string]any{"B": "2"}}}})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"pilot": map[string]any{"cpu": "500m", "env": map[string]any{"A": "1"}}}, res.CarriedValues,
 		"the old revision's own keys (revision, revisionTags) are not carried")
 
-	last, err := helm.Releases.Last(revision.ReleaseName("1-30-0"))
+	last, err := hc.Configuration().Releases.Last(revision.ReleaseName("1-30-0"))
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{
 		"revision": "1-30-0",
@@ -59,10 +59,10 @@ func TestInstallCarriesValuesFromTheOldRelease(t *testing.T) {
 		{Key: "pilot.replicas", Action: revkit.ActionUpdate, Old: "1", New: "2"},
 	}, res.DefaultChanges, "pilot.cpu changed too, but the carried values set it")
 
-	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-31-0", Chart: revision.ChartSource{Path: newChart}, Helm: helm,
+	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-31-0", Chart: revision.ChartSource{Path: newChart}, Helm: hc,
 		ValuesFrom: "1-28-0"})
 	assert.ErrorIs(t, err, revkit.ErrNotFound, "no release to carry values from")
-	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-31-0", Chart: revision.ChartSource{Path: newChart}, Helm: helm,
+	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-31-0", Chart: revision.ChartSource{Path: newChart}, Helm: hc,
 		ValuesFrom: "Not_A_Revision"})
 	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
 }

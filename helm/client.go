@@ -1,4 +1,4 @@
-package revision
+package helm
 
 import (
 	"fmt"
@@ -13,27 +13,45 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/revkit/revkit/revision"
 )
 
-// NewHelm returns the Helm action configuration Install and Uninstall use
-// to reach the cluster at cfg, keeping release records as Secrets in the
-// control-plane namespace ns (Helm's default storage). logger may be nil.
-func NewHelm(cfg *rest.Config, ns string, logger *slog.Logger) (*action.Configuration, error) {
-	if cfg == nil {
-		return nil, fmt.Errorf("revision.NewHelm: nil rest config")
-	}
-	var opts []action.ConfigurationOption
-	if logger != nil {
-		opts = append(opts, action.ConfigurationSetLogger(logger.Handler()))
-	} else {
-		opts = append(opts, action.ConfigurationSetLogger(slog.DiscardHandler))
-	}
-	hc := action.NewConfiguration(opts...)
-	if err := hc.Init(&restGetter{cfg: cfg, ns: ns}, ns, "secret"); err != nil {
-		return nil, fmt.Errorf("revision.NewHelm: %w", err)
-	}
-	return hc, nil
+// Client installs, upgrades and uninstalls Istio's charts as Helm releases
+// with the Helm SDK. It implements revision.Installer: set it as the Helm
+// field of revision's and upgrade's options.
+type Client struct {
+	cfg *action.Configuration
 }
+
+var _ revision.Installer = (*Client)(nil)
+
+// New returns a Client that reaches the cluster at cfg and keeps release
+// records as Secrets in the control-plane namespace ns (Helm's default
+// storage). logger receives Helm's logs; nil discards them.
+func New(cfg *rest.Config, ns string, logger *slog.Logger) (*Client, error) {
+	if cfg == nil {
+		return nil, fmt.Errorf("helm.New: nil rest config")
+	}
+	handler := slog.DiscardHandler
+	if logger != nil {
+		handler = logger.Handler()
+	}
+	hc := action.NewConfiguration(action.ConfigurationSetLogger(handler))
+	if err := hc.Init(&restGetter{cfg: cfg, ns: ns}, ns, "secret"); err != nil {
+		return nil, fmt.Errorf("helm.New: %w", err)
+	}
+	return &Client{cfg: hc}, nil
+}
+
+// NewFromConfiguration returns a Client that runs with a Helm action
+// configuration of the caller's: its kube client, release storage and
+// registry client (e.g. in-memory storage in tests). cfg must not be nil.
+func NewFromConfiguration(cfg *action.Configuration) *Client { return &Client{cfg: cfg} }
+
+// Configuration is the Helm action configuration c runs with, for Helm
+// calls of the caller's own (helm status, history).
+func (c *Client) Configuration() *action.Configuration { return c.cfg }
 
 // restGetter hands Helm clients for a rest.Config, where Helm expects the
 // kubeconfig-file based getter of its CLI.

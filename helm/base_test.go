@@ -1,4 +1,4 @@
-package revision_test
+package helm_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/revkittest"
 )
 
 // baseChart is a base chart whose CRD "widgets.example.io" has the given
@@ -38,9 +39,9 @@ func TestUpgradeBaseCRDChanges(t *testing.T) {
 	ctx := context.Background()
 	live := map[string]string{"widgets.example.io": liveWidgets}
 
-	helm := memHelm(t)
-	res, err := revision.UpgradeBaseAgainst(ctx, revision.BaseOptions{Common: revkit.Common{DryRun: revkit.DryRunClient},
-		Chart: revision.ChartSource{Path: baseChart(t, "v1", "v1alpha1", "v1beta1", "v1")}, Helm: helm}, live)
+	hc := memHelm(t)
+	res, err := hc.UpgradeBaseAgainst(ctx, revision.BaseOptions{Common: revkit.Common{DryRun: revkit.DryRunClient},
+		Chart: revision.ChartSource{Path: baseChart(t, "v1", "v1alpha1", "v1beta1", "v1")}, Helm: hc}, live)
 	require.NoError(t, err)
 	require.Len(t, res.CRDs, 1)
 	c := res.CRDs[0]
@@ -50,32 +51,34 @@ func TestUpgradeBaseCRDChanges(t *testing.T) {
 	assert.Equal(t, "adds v1, storage v1beta1 → v1", c.String())
 	assert.Contains(t, res.Changes, revkit.Change{Object: revkit.ObjectRef{Kind: "CustomResourceDefinition", Name: "widgets.example.io"},
 		Action: revkit.ActionUpdate, Reason: "adds v1, storage v1beta1 → v1"})
-	assert.Empty(t, releases(t, helm), "a dry run installs nothing")
+	assert.Empty(t, releases(t, hc), "a dry run installs nothing")
 
 	// Dropping v1alpha1, still in status.storedVersions: refused.
-	_, err = revision.UpgradeBaseAgainst(ctx, revision.BaseOptions{Chart: revision.ChartSource{Path: baseChart(t, "v1", "v1beta1", "v1")}, Helm: helm}, live)
+	_, err = hc.UpgradeBaseAgainst(ctx, revision.BaseOptions{Chart: revision.ChartSource{Path: baseChart(t, "v1", "v1beta1", "v1")}, Helm: hc}, live)
 	var stored *revision.StoredVersionError
 	require.ErrorAs(t, err, &stored)
 	assert.Equal(t, "v1alpha1", stored.Version)
 	assert.ErrorIs(t, err, revkit.ErrInUse)
-	assert.Empty(t, releases(t, helm), "refused before any write")
+	assert.Empty(t, releases(t, hc), "refused before any write")
 
 	// A version no object is stored in may go; a CRD new to the cluster is
 	// a create; the real run upgrades the release.
 	liveMigrated := `{"metadata":{"name":"widgets.example.io"},"spec":{"versions":[
 		{"name":"v1alpha1","served":true,"storage":false},{"name":"v1beta1","served":true,"storage":true}]},
 		"status":{"storedVersions":["v1beta1"]}}`
-	res, err = revision.UpgradeBaseAgainst(ctx, revision.BaseOptions{Chart: revision.ChartSource{Path: baseChart(t, "v1beta1", "v1beta1", "v1")}, Helm: helm},
+	res, err = hc.UpgradeBaseAgainst(ctx, revision.BaseOptions{Chart: revision.ChartSource{Path: baseChart(t, "v1beta1", "v1beta1", "v1")}, Helm: hc},
 		map[string]string{"widgets.example.io": liveMigrated})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"v1alpha1"}, res.CRDs[0].Removed)
-	assert.Equal(t, []string{"istio-base#1"}, releases(t, helm))
+	assert.Equal(t, []string{"istio-base#1"}, releases(t, hc))
 
-	res, err = revision.UpgradeBaseAgainst(ctx, revision.BaseOptions{Chart: revision.ChartSource{Path: baseChart(t, "v1", "v1")}, Helm: memHelm(t)}, nil)
+	res, err = memHelm(t).UpgradeBaseAgainst(ctx, revision.BaseOptions{Chart: revision.ChartSource{Path: baseChart(t, "v1", "v1")}}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, revkit.ActionCreate, res.CRDs[0].Action)
 	assert.Equal(t, "new CRD, versions v1", res.CRDs[0].String())
 
-	_, err = revision.UpgradeBaseAgainst(ctx, revision.BaseOptions{Chart: revision.ChartSource{Path: "testdata/base"}}, nil)
-	assert.ErrorIs(t, err, revkit.ErrInvalidInput, "no Helm configuration")
+	kube := revkittest.NewCluster().Kube()
+	_, err = revision.UpgradeBase(ctx, kube, revision.BaseOptions{Chart: revision.ChartSource{Path: "testdata/base"}})
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput, "no installer")
+	assert.Empty(t, kube.Actions(), "refused before any request")
 }

@@ -1,20 +1,13 @@
-package revision_test
+package helm_test
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"helm.sh/helm/v4/pkg/action"
-	chartcommon "helm.sh/helm/v4/pkg/chart/common"
 	v2loader "helm.sh/helm/v4/pkg/chart/v2/loader"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
-	kubefake "helm.sh/helm/v4/pkg/kube/fake"
-	"helm.sh/helm/v4/pkg/storage"
-	"helm.sh/helm/v4/pkg/storage/driver"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,40 +18,12 @@ import (
 	"github.com/revkit/revkit/revkittest"
 )
 
-// memHelm is a Helm configuration with in-memory release storage and a
-// kube client that applies nothing.
-func memHelm(t *testing.T) *action.Configuration {
-	t.Helper()
-	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
-	mem := driver.NewMemory()
-	mem.SetNamespace("istio-system") // as Init does for the memory driver
-	cfg.Releases = storage.Init(mem)
-	cfg.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard, LogOutput: io.Discard}
-	cfg.Capabilities = chartcommon.DefaultCapabilities
-	return cfg
-}
-
-func releases(t *testing.T, cfg *action.Configuration) []string {
-	t.Helper()
-	rels, err := cfg.Releases.ListReleases()
-	require.NoError(t, err)
-	var out []string
-	for _, r := range rels {
-		acc, err := releaseAccessor(r)
-		require.NoError(t, err)
-		out = append(out, acc)
-	}
-	return out
-}
-
-const chartDir = "testdata/istiod"
-
 func TestInstall(t *testing.T) {
 	kube := base().Kube()
-	helm := memHelm(t)
+	hc := memHelm(t)
 	var events []revkit.Event
 	opts := revision.InstallOptions{
-		Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm,
+		Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: hc,
 		Common: revkit.Common{OnEvent: func(e revkit.Event) { events = append(events, e) }},
 	}
 	res, err := revision.Install(ctx, kube, opts)
@@ -72,7 +37,7 @@ func TestInstall(t *testing.T) {
 		{Kind: "MutatingWebhookConfiguration", Name: "istio-sidecar-injector-1-26-0"},
 		{Kind: "Service", Namespace: "istio-system", Name: "istiod-1-26-0"},
 	}, res.Objects)
-	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, helm))
+	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, hc))
 	assert.Equal(t, "", res.IstiodStatus, "the fake Helm client created no Deployment")
 	require.Len(t, events, 1)
 	assert.Equal(t, revkit.ActionCreate, events[0].Action)
@@ -139,13 +104,13 @@ func TestInstallRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			kube := tt.cluster.Kube()
-			helm := memHelm(t)
-			opts := revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm}
+			hc := memHelm(t)
+			opts := revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: hc}
 			tt.opts(&opts)
 			kube.ClearActions()
 			_, err := revision.Install(ctx, kube, opts)
 			require.ErrorIs(t, err, tt.wantErr)
-			assert.Empty(t, releases(t, memHelmOr(helm, opts.Helm)), "no release recorded")
+			assert.Empty(t, releases(t, hc), "no release recorded")
 			if errors.Is(err, revkit.ErrInvalidInput) {
 				assert.Empty(t, kube.Actions(), "invalid input is refused before any request")
 			}
@@ -159,46 +124,39 @@ func TestInstallRefusals(t *testing.T) {
 	}
 }
 
-func memHelmOr(a, b *action.Configuration) *action.Configuration {
-	if b != nil {
-		return b
-	}
-	return a
-}
-
 func TestInstallDryRunAndSources(t *testing.T) {
 	t.Run("client dry run records no release", func(t *testing.T) {
-		helm := memHelm(t)
-		kubeClient, store := helm.KubeClient, helm.Releases
+		hc := memHelm(t)
+		kubeClient, store := hc.Configuration().KubeClient, hc.Configuration().Releases
 		defer func() {
 			// Helm swaps these for fakes during a client dry run; the
 			// caller's configuration must keep its own.
-			assert.Same(t, kubeClient, helm.KubeClient)
-			assert.Same(t, store, helm.Releases)
+			assert.Same(t, kubeClient, hc.Configuration().KubeClient)
+			assert.Same(t, store, hc.Configuration().Releases)
 		}()
 		res, err := revision.Install(ctx, base().Kube(), revision.InstallOptions{
-			Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm,
+			Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: hc,
 			Base:   &revision.ChartSource{Path: "testdata/base"},
 			Common: revkit.Common{DryRun: revkit.DryRunClient},
 		})
 		require.NoError(t, err)
 		assert.Equal(t, "istio-sidecar-injector-1-26-0", res.Injector)
 		assert.Len(t, res.Objects, 3)
-		assert.Empty(t, releases(t, helm))
+		assert.Empty(t, releases(t, hc))
 	})
 	t.Run("packaged chart and base chart", func(t *testing.T) {
 		ch, err := v2loader.Load(chartDir)
 		require.NoError(t, err)
 		tgz, err := chartutil.Save(ch, t.TempDir())
 		require.NoError(t, err)
-		helm := memHelm(t)
+		hc := memHelm(t)
 		res, err := revision.Install(ctx, base().Kube(), revision.InstallOptions{
-			Revision: "1-26-0", Chart: revision.ChartSource{Path: tgz}, Helm: helm,
+			Revision: "1-26-0", Chart: revision.ChartSource{Path: tgz}, Helm: hc,
 			Base: &revision.ChartSource{Path: "testdata/base"},
 		})
 		require.NoError(t, err)
 		assert.Equal(t, revision.BaseRelease, res.BaseRelease)
-		assert.ElementsMatch(t, []string{"istio-base#1", "istiod-1-26-0#1"}, releases(t, helm))
+		assert.ElementsMatch(t, []string{"istio-base#1", "istiod-1-26-0#1"}, releases(t, hc))
 	})
 	t.Run("missing chart", func(t *testing.T) {
 		_, err := revision.Install(ctx, base().Kube(), revision.InstallOptions{
@@ -206,28 +164,4 @@ func TestInstallDryRunAndSources(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "load chart")
 	})
-}
-
-func TestUninstallHelmRelease(t *testing.T) {
-	kube := base().Kube()
-	helm := memHelm(t)
-	_, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm})
-	require.NoError(t, err)
-
-	// A client dry run keeps the release.
-	res, err := revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-26-0", Helm: helm,
-		Common: revkit.Common{DryRun: revkit.DryRunClient}})
-	require.NoError(t, err)
-	assert.True(t, res.Found)
-	assert.Equal(t, "istiod-1-26-0", res.Release)
-	assert.Equal(t, []string{"istiod-1-26-0#1"}, releases(t, helm))
-
-	res, err = revision.Uninstall(ctx, kube, revision.UninstallOptions{Revision: "1-26-0", Helm: helm})
-	require.NoError(t, err)
-	assert.True(t, res.Changed())
-	assert.Empty(t, releases(t, helm), "helm uninstall removed the release record")
-
-	// A revision with a Helm release still obeys the guards.
-	_, err = revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-24-0", Chart: revision.ChartSource{Path: chartDir}, Helm: helm, Upgrade: true})
-	require.ErrorIs(t, err, revkit.ErrExists, "1-24-0 exists without Helm")
 }
