@@ -31,7 +31,7 @@ type BaseOptions struct {
 
 // Validate checks the options before any request.
 func (o *BaseOptions) Validate() error {
-	if err := o.Chart.validate("Chart"); err != nil {
+	if err := o.Chart.Validate("Chart"); err != nil {
 		return err
 	}
 	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {

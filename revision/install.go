@@ -2,7 +2,6 @@ package revision
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -10,31 +9,9 @@ import (
 	"github.com/revkit/revkit"
 )
 
-// ChartSource names the istiod chart (Istio's istio-discovery, published as
-// "istiod"). Set exactly one of Path and Ref.
-type ChartSource struct {
-	// Path is a chart directory or a packaged chart (.tgz) on local disk.
-	Path string
-	// Ref is a chart to fetch: "oci://registry/path/istiod", or a chart
-	// name in the repository at RepoURL.
-	Ref string
-	// RepoURL is the chart repository for a plain Ref.
-	RepoURL string
-	// Version constrains the chart version for Ref; empty means latest.
-	Version string
-}
-
-func (c ChartSource) validate(field string) error {
-	switch {
-	case c.Path == "" && c.Ref == "":
-		return &revkit.InvalidInputError{Field: field, Reason: "set Path or Ref"}
-	case c.Path != "" && c.Ref != "":
-		return &revkit.InvalidInputError{Field: field, Reason: "set only one of Path and Ref"}
-	case c.Ref != "" && !strings.HasPrefix(c.Ref, "oci://") && c.RepoURL == "" && !strings.Contains(c.Ref, "/"):
-		return &revkit.InvalidInputError{Field: field, Value: c.Ref, Reason: `a plain chart name needs RepoURL (or use "repo/chart" or oci://)`}
-	}
-	return nil
-}
+// ChartSource names a chart: Istio's istiod chart (istio-discovery,
+// published as "istiod") for Install, its base chart for UpgradeBase.
+type ChartSource = revkit.ChartSource
 
 // InstallOptions configures Install.
 type InstallOptions struct {
@@ -120,7 +97,7 @@ func (o *InstallOptions) Validate() error {
 	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
 		return err
 	}
-	if err := o.Chart.validate("Chart"); err != nil {
+	if err := o.Chart.Validate("Chart"); err != nil {
 		return err
 	}
 	if o.ValuesFrom != "" {
@@ -129,7 +106,7 @@ func (o *InstallOptions) Validate() error {
 		}
 	}
 	if o.Base != nil {
-		if err := o.Base.validate("Base"); err != nil {
+		if err := o.Base.Validate("Base"); err != nil {
 			return err
 		}
 	}
