@@ -133,7 +133,8 @@ func sign(d int) int {
 	return 1
 }
 
-// imageVersion is the version in an image reference's tag, "" when the tag
+// imageVersion is the version in an image reference's tag without its
+// build variant ("1.31.0" for ztunnel:1.31.0-distroless), "" when the tag
 // is not a version (latest, a digest).
 func imageVersion(image string) string {
 	if i := strings.Index(image, "@"); i >= 0 {
@@ -146,6 +147,9 @@ func imageVersion(image string) string {
 	tag := image[i+1:]
 	if _, err := parseVersion("", tag); err != nil {
 		return ""
+	}
+	for _, suf := range variants {
+		tag = strings.TrimSuffix(tag, suf)
 	}
 	return tag
 }

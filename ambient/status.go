@@ -152,11 +152,14 @@ func readAgent(ctx context.Context, kube kubernetes.Interface, op string, c Comp
 		Namespace:      ds.Namespace,
 		Name:           ds.Name,
 		Release:        helmRelease(ds.Labels, ds.Annotations),
-		Revision:       ds.Spec.Template.Annotations[mesh.LabelRev],
 		UpdateStrategy: ds.Spec.UpdateStrategy.Type,
 	}
-	if a.Revision == "" {
-		a.Revision = ds.Spec.Template.Labels[mesh.LabelRev]
+	// The charts put the revision on the pod template (ztunnel) or only on
+	// the DaemonSet and the objects beside it (istio-cni).
+	for _, m := range []map[string]string{ds.Spec.Template.Annotations, ds.Spec.Template.Labels, ds.Labels, ds.Annotations} {
+		if r := m[mesh.LabelRev]; r != "" && a.Revision == "" {
+			a.Revision = r
+		}
 	}
 	if cs := ds.Spec.Template.Spec.Containers; len(cs) > 0 {
 		a.Version = imageVersion(cs[0].Image)

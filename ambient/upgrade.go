@@ -234,9 +234,9 @@ func Upgrade(ctx context.Context, kube kubernetes.Interface, opts UpgradeOptions
 		return res, nil
 	}
 	if opts.NodeByNode {
-		// The release changed the template: wait for the controller to record
-		// its revision, then replace node by node.
-		if err := waitNewTemplate(ctx, kube, ds, agent.CurrentHash, opts.Roll.Interval, opts.Timeout); err != nil {
+		// Wait for the controller to record the new template's revision, then
+		// replace node by node.
+		if err := waitObserved(ctx, kube, ds, opts.Roll.Interval, opts.Timeout); err != nil {
 			return res, err
 		}
 		res.Roll, err = Roll(ctx, kube, opts.Roll)
@@ -294,24 +294,24 @@ func daemonSetImage(manifest, name string) (string, error) {
 	}
 }
 
-// waitNewTemplate waits until the DaemonSet controller has recorded a
-// template revision other than old.
-func waitNewTemplate(ctx context.Context, kube kubernetes.Interface, ds *appsv1.DaemonSet, old string, interval, timeout time.Duration) error {
-	var last string
+// waitObserved waits until the DaemonSet controller has seen the
+// DaemonSet's latest spec (and so recorded the ControllerRevision of its
+// template, which it does before it updates the status). A release upgrade
+// that leaves the template as it was records no new revision, and Roll then
+// finds every node current.
+func waitObserved(ctx context.Context, kube kubernetes.Interface, ds *appsv1.DaemonSet, interval, timeout time.Duration) error {
+	var seen, want int64
 	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
 		cur, err := kube.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
-		h, err := currentHash(ctx, kube, cur)
-		if err != nil {
-			return false, nil
-		}
-		last = h
-		return h != "" && h != old, nil
+		seen, want = cur.Status.ObservedGeneration, cur.Generation
+		return seen >= want, nil
 	})
 	if err != nil {
-		return fmt.Errorf("ambient.Upgrade: DaemonSet %s/%s: no new template revision recorded (still %q): %w", ds.Namespace, ds.Name, last, err)
+		return fmt.Errorf("ambient.Upgrade: DaemonSet %s/%s: its controller has not observed generation %d (at %d): %w",
+			ds.Namespace, ds.Name, want, seen, err)
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ var _ ambient.Releaser = (*Client)(nil)
 // upgrade itself does not wait for the release's workloads: the caller
 // decides how a DaemonSet is rolled.
 func (c *Client) UpgradeRelease(ctx context.Context, opts ambient.ReleaseOptions) (*ambient.ReleaseResult, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
 	if err := opts.Chart.Validate("Chart"); err != nil {
 		return nil, err
 	}

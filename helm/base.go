@@ -87,7 +87,7 @@ func (c *Client) upgradeBase(ctx context.Context, opts revision.BaseOptions, rea
 	const op = "revision.UpgradeBase"
 	res := &revision.BaseResult{Release: revision.BaseRelease, DryRun: opts.DryRun}
 	opts.Helm = c
-	if err := opts.Validate(); err != nil {
+	if err := cmp.Or(c.usable(), opts.Validate()); err != nil {
 		return res, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)

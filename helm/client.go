@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/revision"
 )
 
@@ -48,6 +49,15 @@ func New(cfg *rest.Config, ns string, logger *slog.Logger) (*Client, error) {
 // configuration of the caller's: its kube client, release storage and
 // registry client (e.g. in-memory storage in tests). cfg must not be nil.
 func NewFromConfiguration(cfg *action.Configuration) *Client { return &Client{cfg: cfg} }
+
+// usable refuses a nil Client (say, from a helm.New whose error was
+// dropped) with the error a missing installer gets, rather than a panic.
+func (c *Client) usable() error {
+	if c == nil || c.cfg == nil {
+		return &revkit.InvalidInputError{Field: "Helm", Reason: "a nil helm.Client: use helm.New"}
+	}
+	return nil
+}
 
 // Configuration is the Helm action configuration c runs with, for Helm
 // calls of the caller's own (helm status, history).

@@ -2,11 +2,11 @@ package helm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,7 +18,6 @@ import (
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/registry"
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
-	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	admv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,7 +51,7 @@ import (
 func (c *Client) Install(ctx context.Context, kube kubernetes.Interface, opts revision.InstallOptions) (*revision.InstallResult, error) {
 	const op = "revision.Install"
 	opts.Helm = c
-	if err := opts.Validate(); err != nil {
+	if err := cmp.Or(c.usable(), opts.Validate()); err != nil {
 		return &revision.InstallResult{Revision: opts.Revision, DryRun: opts.DryRun}, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace)
@@ -368,47 +367,4 @@ func parseManifest(manifest, ns string) ([]revkit.ObjectRef, []mesh.Injector, er
 	}
 	sort.SliceStable(objs, func(i, j int) bool { return objs[i].String() < objs[j].String() })
 	return objs, injectors, nil
-}
-
-// splitManifest splits a release's manifest into its YAML documents, in
-// order, as Helm does.
-func splitManifest(manifest string) []string {
-	byKey := releaseutil.SplitManifests(manifest)
-	keys := slices.Collect(maps.Keys(byKey))
-	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
-	docs := make([]string, 0, len(keys))
-	for _, k := range keys {
-		docs = append(docs, byKey[k])
-	}
-	return docs
-}
-
-// objectRef names the object of one manifest document; a namespaced object
-// without a namespace is in ns. Kind is "" for a document without one (a
-// comment only).
-func objectRef(doc, ns string) (revkit.ObjectRef, error) {
-	var head struct {
-		Kind     string `json:"kind"`
-		Metadata struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-		} `json:"metadata"`
-	}
-	if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
-		return revkit.ObjectRef{}, err
-	}
-	ref := revkit.ObjectRef{Kind: head.Kind, Namespace: head.Metadata.Namespace, Name: head.Metadata.Name}
-	switch {
-	case clusterScoped[ref.Kind]:
-		ref.Namespace = ""
-	case ref.Namespace == "":
-		ref.Namespace = ns
-	}
-	return ref, nil
-}
-
-var clusterScoped = map[string]bool{
-	"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true,
-	"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true,
-	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true, "Namespace": true,
 }

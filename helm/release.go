@@ -18,6 +18,9 @@ import (
 // manifest; a namespaced object without a namespace is in the release's
 // namespace. found is false, with no error, when there is no such release.
 func (c *Client) ReleaseObjects(_ context.Context, release string) ([]revkit.ObjectRef, bool, error) {
+	if err := c.usable(); err != nil {
+		return nil, false, err
+	}
 	rel, err := lastRelease(c.cfg, release)
 	if err != nil || rel == nil {
 		return nil, false, err
@@ -40,6 +43,9 @@ func (c *Client) ReleaseObjects(_ context.Context, release string) ([]revkit.Obj
 // in the background, then the release's records. It does not wait for
 // the objects to be gone; timeout bounds the uninstall's hooks.
 func (c *Client) UninstallRelease(_ context.Context, release string, timeout time.Duration) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
 	u := action.NewUninstall(c.cfg)
 	u.WaitStrategy, u.Timeout, u.DeletionPropagation = helmkube.HookOnlyStrategy, timeout, "background"
 	_, err := u.Run(release)

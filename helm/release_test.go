@@ -9,6 +9,7 @@ import (
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 )
@@ -87,4 +88,19 @@ func TestUpgradeBaseNeedsToReadCRDs(t *testing.T) {
 	require.ErrorAs(t, err, &op)
 	assert.Equal(t, "widgets.example.io", op.Object.Name)
 	assert.Empty(t, releases(t, hc))
+}
+
+// A nil Client (a helm.New error dropped) is refused like a missing
+// installer, before any request, rather than panicking.
+func TestNilClient(t *testing.T) {
+	var hc *helm.Client
+	kube := revkittest.NewCluster().Kube()
+	_, err := revision.Install(ctx, kube, revision.InstallOptions{Revision: "1-26-0", Chart: revision.ChartSource{Path: chartDir}, Helm: hc})
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+	_, err = revision.UpgradeBase(ctx, kube, revision.BaseOptions{Chart: revision.ChartSource{Path: "testdata/base"}, Helm: hc})
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+	_, _, err = hc.ReleaseObjects(ctx, "istiod-1-24-0")
+	assert.ErrorIs(t, err, revkit.ErrInvalidInput)
+	assert.ErrorIs(t, hc.UninstallRelease(ctx, "istiod-1-24-0", 0), revkit.ErrInvalidInput)
+	assert.Empty(t, kube.Actions())
 }

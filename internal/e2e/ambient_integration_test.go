@@ -1,0 +1,251 @@
+//go:build integration
+
+package e2e_test
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	helmkube "helm.sh/helm/v4/pkg/kube"
+	rv1 "helm.sh/helm/v4/pkg/release/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/ambient"
+	"github.com/revkit/revkit/helm"
+	"github.com/revkit/revkit/internal/testenv"
+	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/verify"
+)
+
+// TestAmbientUpgradeInOrder upgrades an ambient mesh installed with the old
+// Istio version's Helm charts — base, istiod (in ambient mode), istio-cni and
+// ztunnel, whose DaemonSet pods are KWOK pods on three nodes — to the new
+// version in the order Istio's ambient upgrade guide gives: base, the new
+// istiod revision, istio-cni, then ztunnel node by node with cordon and
+// drain. Upgrading a node agent before its control plane is refused with
+// nothing written; the rollback goes back the other way.
+func TestAmbientUpgradeInOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	from, to := testenv.OldIstio, testenv.NewIstio
+	env, err := testenv.Start(t, testenv.Options{SkipIstioCRDs: true, Nodes: 3,
+		IstiodEnv: []string{"PILOT_ENABLE_AMBIENT=true"}})
+	require.NoError(t, err)
+	kube := env.Client
+	hc, err := helm.New(env.Config, "istio-system", nil)
+	require.NoError(t, err)
+	baseValues := map[string]any{"defaultRevision": ""}
+
+	// The old mesh: base, istiod, istio-cni and ztunnel from the old charts.
+	_, err = revision.UpgradeBase(ctx, kube, revision.BaseOptions{Chart: revision.ChartSource{Path: env.VersionChartDir(from, "base")},
+		Values: baseValues, Helm: hc, Wait: true, Timeout: 2 * time.Minute})
+	require.NoError(t, err)
+	installIstiod(ctx, t, env, hc, from)
+	helmInstall(ctx, t, hc, env.VersionChartDir(from, "istio-cni"), "istio-cni", cniValues(from))
+	helmInstall(ctx, t, hc, env.VersionChartDir(from, "ztunnel"), "ztunnel", ztunnelValues(from))
+	waitAgents(ctx, t, kube, from.Name, 3)
+
+	createNamespace(ctx, t, env, "shop", map[string]string{"istio.io/dataplane-mode": "ambient"})
+	createDeployment(ctx, t, kube, "shop", "web", 3)
+	waitRolledOut(ctx, t, kube, "shop", "web")
+	pods, err := verify.Pods(ctx, kube, verify.PodsOptions{Namespaces: []string{"shop"}})
+	require.NoError(t, err)
+	require.Len(t, pods.Namespaces, 1)
+	assert.Equal(t, 3, pods.Namespaces[0].Ambient, "ambient pods are served by ztunnel, not stragglers")
+	assert.True(t, pods.Namespaces[0].AmbientNamespace)
+
+	upgradeAgent := func(c ambient.Component, v testenv.IstioVersion, rev string, nodeByNode bool, roll ambient.RollOptions) (*ambient.UpgradeResult, error) {
+		chart := map[ambient.Component]string{ambient.CNI: "istio-cni", ambient.Ztunnel: "ztunnel"}[c]
+		values := map[ambient.Component]map[string]any{ambient.CNI: cniValues(v), ambient.Ztunnel: ztunnelValues(v)}[c]
+		delete(values, "revision")
+		roll.Interval, roll.NodeTimeout = 200*time.Millisecond, 2*time.Minute
+		return ambient.Upgrade(ctx, kube, ambient.UpgradeOptions{Component: c,
+			Chart: revkit.ChartSource{Path: env.VersionChartDir(v, chart)}, Values: values, Revision: rev,
+			Releaser: hc, NodeByNode: nodeByNode, Roll: roll, Timeout: 2 * time.Minute})
+	}
+
+	t.Run("a node agent is not upgraded before its control plane", func(t *testing.T) {
+		for _, c := range []ambient.Component{ambient.Ztunnel, ambient.CNI} {
+			// The new agent against the old istiod, the only control plane yet.
+			_, err := upgradeAgent(c, to, from.Revision, c == ambient.Ztunnel, ambient.RollOptions{})
+			var se *ambient.SkewError
+			require.ErrorAs(t, err, &se, c)
+			assert.Equal(t, to.Name, se.Version)
+			assert.Equal(t, from.Name, se.ControlPlane)
+			assert.Equal(t, 1, releaseVersion(t, hc, string(c)), "%s's release was not upgraded", c)
+		}
+		waitAgents(ctx, t, kube, from.Name, 3)
+	})
+
+	// The control plane first: the new base and the new istiod revision.
+	_, err = revision.UpgradeBase(ctx, kube, revision.BaseOptions{Chart: revision.ChartSource{Path: env.VersionChartDir(to, "base")},
+		Values: baseValues, Helm: hc, Wait: true, Timeout: 2 * time.Minute})
+	require.NoError(t, err)
+	installIstiod(ctx, t, env, hc, to)
+
+	t.Run("istio-cni, then ztunnel node by node", func(t *testing.T) {
+		res, err := upgradeAgent(ambient.CNI, to, to.Revision, false, ambient.RollOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, to.Name, res.Version)
+		assert.Nil(t, res.Roll, "istio-cni rolls itself")
+		assert.Equal(t, 2, releaseVersion(t, hc, "istio-cni"))
+
+		checked := map[string]bool{}
+		res, err = upgradeAgent(ambient.Ztunnel, to, to.Revision, true, ambient.RollOptions{Drain: true,
+			Check: func(ctx context.Context, node string) error {
+				// The node is still cordoned while its new ztunnel is checked,
+				// and its ambient pods have left it.
+				n, err := kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+				require.NoError(t, err)
+				assert.True(t, n.Spec.Unschedulable, "node %s cordoned during its check", node)
+				for _, p := range listPods(ctx, t, kube, "shop") {
+					assert.NotEqual(t, node, p.Spec.NodeName, "pod %s drained from %s", p.Name, node)
+				}
+				checked[node] = true
+				return nil
+			}})
+		require.NoError(t, err)
+		assert.Equal(t, to.Name, res.Version)
+		assert.Equal(t, to.Name, res.ControlPlaneVersion)
+		require.NotNil(t, res.Roll)
+		require.Len(t, res.Roll.Nodes, 3, "one node at a time")
+		for _, n := range res.Roll.Nodes {
+			assert.Equal(t, revkit.ActionUpdate, n.Action, n.Node)
+			assert.NotEqual(t, n.OldPod, n.NewPod, n.Node)
+			assert.True(t, n.Cordoned, n.Node)
+			assert.True(t, checked[n.Node], n.Node)
+		}
+		evicted := 0
+		for _, n := range res.Roll.Nodes {
+			evicted += len(n.Evicted)
+		}
+		assert.GreaterOrEqual(t, evicted, 1, "ambient pods were drained")
+		waitAgents(ctx, t, kube, to.Name, 3)
+		st, err := ambient.Read(ctx, kube, ambient.ReadOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, to.Revision, st.Agent(ambient.Ztunnel)[0].Revision)
+		assertSchedulable(ctx, t, kube)
+		waitRolledOut(ctx, t, kube, "shop", "web")
+
+		// Run again: every node is current, nothing is written.
+		again, err := ambient.Roll(ctx, kube, ambient.RollOptions{Drain: true})
+		require.NoError(t, err)
+		assert.Empty(t, again.Changes)
+	})
+
+	t.Run("rollback: ztunnel, then istio-cni, back to the old version", func(t *testing.T) {
+		res, err := upgradeAgent(ambient.Ztunnel, from, from.Revision, true, ambient.RollOptions{Cordon: true})
+		require.NoError(t, err)
+		assert.Len(t, res.Roll.Nodes, 3)
+		_, err = upgradeAgent(ambient.CNI, from, from.Revision, false, ambient.RollOptions{})
+		require.NoError(t, err)
+		waitAgents(ctx, t, kube, from.Name, 3)
+		st, err := ambient.Read(ctx, kube, ambient.ReadOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, from.Revision, st.Agent(ambient.Ztunnel)[0].Revision)
+		assertSchedulable(ctx, t, kube)
+		assert.Equal(t, 3, releaseVersion(t, hc, "ztunnel"))
+	})
+}
+
+func installIstiod(ctx context.Context, t *testing.T, env *testenv.Env, hc *helm.Client, v testenv.IstioVersion) {
+	t.Helper()
+	is, err := env.ReserveIstiod(v.Revision)
+	require.NoError(t, err)
+	is.Version = v
+	_, err = revision.Install(ctx, env.Client, revision.InstallOptions{Revision: v.Revision,
+		Chart: revision.ChartSource{Path: env.VersionChartDir(v, "istio-discovery")},
+		Values: mergeMaps(is.ChartValues(), map[string]any{"profile": "ambient"}), Helm: hc, Wait: true, Timeout: 3 * time.Minute})
+	require.NoError(t, err)
+	_, err = env.StartInstalledIstiod(ctx, is)
+	require.NoError(t, err)
+}
+
+func cniValues(v testenv.IstioVersion) map[string]any {
+	return map[string]any{"profile": "ambient", "revision": v.Revision,
+		"global": map[string]any{"hub": "registry.invalid/istio", "tag": v.Name}}
+}
+
+func ztunnelValues(v testenv.IstioVersion) map[string]any {
+	return map[string]any{"hub": "registry.invalid/istio", "tag": v.Name, "revision": v.Revision}
+}
+
+// helmInstall installs a chart as a release in istio-system, as
+// `helm install` would.
+func helmInstall(ctx context.Context, t *testing.T, hc *helm.Client, chartDir, name string, values map[string]any) {
+	t.Helper()
+	chrt, err := loader.Load(chartDir)
+	require.NoError(t, err)
+	in := action.NewInstall(hc.Configuration())
+	in.ReleaseName, in.Namespace, in.Timeout, in.WaitStrategy = name, "istio-system", 2*time.Minute, helmkube.HookOnlyStrategy
+	_, err = in.RunWithContext(ctx, chrt, values)
+	require.NoError(t, err, "helm install %s", name)
+}
+
+func releaseVersion(t *testing.T, hc *helm.Client, name string) int {
+	t.Helper()
+	rel, err := hc.Configuration().Releases.Last(name)
+	require.NoError(t, err)
+	return rel.(*rv1.Release).Version
+}
+
+// waitAgents waits until ztunnel and istio-cni each run a Ready pod of the
+// version on every one of n nodes, all on their DaemonSet's current
+// template.
+func waitAgents(ctx context.Context, t *testing.T, kube kubernetes.Interface, version string, n int) {
+	t.Helper()
+	var last string
+	ok := assert.Eventually(t, func() bool {
+		st, err := ambient.Read(ctx, kube, ambient.ReadOptions{})
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		for _, c := range []ambient.Component{ambient.Ztunnel, ambient.CNI} {
+			as := st.Agent(c)
+			if len(as) != 1 {
+				last = string(c) + ": not one DaemonSet"
+				return false
+			}
+			a := as[0]
+			if len(a.Nodes) != n || len(a.Pending()) > 0 {
+				last = string(c) + ": pods not current and Ready on every node"
+				return false
+			}
+			for _, na := range a.Nodes {
+				if na.Version != version {
+					last = string(c) + " on " + na.Node + " runs " + na.Version
+					return false
+				}
+			}
+		}
+		return true
+	}, 2*time.Minute, 250*time.Millisecond)
+	require.True(t, ok, "node agents at %s on %d nodes: %s", version, n, last)
+}
+
+func listPods(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns string) []corev1.Pod {
+	t.Helper()
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
+	return pods.Items
+}
+
+func assertSchedulable(ctx context.Context, t *testing.T, kube kubernetes.Interface) {
+	t.Helper()
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	for _, n := range nodes.Items {
+		assert.False(t, n.Spec.Unschedulable, "node %s uncordoned", n.Name)
+	}
+}
