@@ -163,7 +163,7 @@ func installIstiod(ctx context.Context, t *testing.T, env *testenv.Env, hc *helm
 	require.NoError(t, err)
 	is.Version = v
 	_, err = revision.Install(ctx, env.Client, revision.InstallOptions{Revision: v.Revision,
-		Chart: revision.ChartSource{Path: env.VersionChartDir(v, "istio-discovery")},
+		Chart:  revision.ChartSource{Path: env.VersionChartDir(v, "istio-discovery")},
 		Values: mergeMaps(is.ChartValues(), map[string]any{"profile": "ambient"}), Helm: hc, Wait: true, Timeout: 3 * time.Minute})
 	require.NoError(t, err)
 	_, err = env.StartInstalledIstiod(ctx, is)

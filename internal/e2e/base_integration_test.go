@@ -15,8 +15,8 @@ import (
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/helm"
+	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/revision"
 )
 

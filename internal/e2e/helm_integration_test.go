@@ -14,9 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
-	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/verify"

@@ -17,9 +17,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/internal/mesh"
 	"github.com/revkit/revkit/internal/testenv"
-	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
 	"github.com/revkit/revkit/verify"

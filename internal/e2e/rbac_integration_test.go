@@ -29,9 +29,9 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/namespace"
-	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/revkittest"
 	"github.com/revkit/revkit/tag"
