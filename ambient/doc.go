@@ -17,7 +17,7 @@
 //     DaemonSet's current template) and the namespaces in ambient mode.
 //   - [CheckSkew]: the skew rule for one agent against its control plane.
 //   - [Upgrade]: upgrades an agent's Helm release to a new chart through a
-//     [Releaser] (package helm provides one), after checking the skew rule
+//     [revkit.Releaser] (package helm provides one), after checking the skew rule
 //     against the version the chart renders, before anything is written;
 //     with NodeByNode it sets updateStrategy OnDelete and then calls Roll.
 //     Rolling back is an Upgrade to the old chart and revision.

@@ -20,35 +20,6 @@ import (
 	"github.com/revkit/revkit/internal/mesh"
 )
 
-// Releaser upgrades a Helm release in place. Package helm implements it
-// (helm.New); ambient itself does not link Helm.
-type Releaser interface {
-	UpgradeRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, error)
-}
-
-// ReleaseOptions asks a Releaser for one helm upgrade.
-type ReleaseOptions struct {
-	// DryRun: DryRunClient renders without writing anything; DryRunServer
-	// sends the release's objects with dryRun=All.
-	DryRun    revkit.DryRun
-	Namespace string
-	Release   string
-	Chart     revkit.ChartSource
-	// Values are laid over the values the release was last installed with
-	// (helm upgrade --reset-then-reuse-values).
-	Values  map[string]any
-	Timeout time.Duration
-}
-
-// ReleaseResult is what a Releaser did.
-type ReleaseResult struct {
-	// Version is the release's record number after the upgrade (unchanged
-	// in a dry run).
-	Version int
-	// Manifest is the rendered manifest.
-	Manifest string
-}
-
 // UpgradeOptions configures Upgrade.
 type UpgradeOptions struct {
 	revkit.Common
@@ -83,7 +54,7 @@ type UpgradeOptions struct {
 	NodeByNode bool
 	Roll       RollOptions
 	// Releaser performs the helm upgrade (required).
-	Releaser Releaser `json:"-"`
+	Releaser revkit.Releaser `json:"-"`
 	// Timeout bounds the helm upgrade and, without NodeByNode, the rollout;
 	// default 5 minutes.
 	Timeout time.Duration
@@ -190,7 +161,7 @@ func Upgrade(ctx context.Context, kube kubernetes.Interface, opts UpgradeOptions
 	if opts.NodeByNode {
 		values["updateStrategy"] = map[string]any{"type": string(appsv1.OnDeleteDaemonSetStrategyType)}
 	}
-	ro := ReleaseOptions{Namespace: ns, Release: res.Release, Chart: opts.Chart, Values: values, Timeout: opts.Timeout}
+	ro := revkit.ReleaseOptions{Namespace: ns, Release: res.Release, Chart: opts.Chart, Values: values, Timeout: opts.Timeout}
 
 	// Render first: the skew rule is checked against what the chart would
 	// run, before anything is written.

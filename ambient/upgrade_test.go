@@ -23,11 +23,11 @@ import (
 // as the DaemonSet controller would.
 type releaser struct {
 	c     *cluster
-	calls []ambient.ReleaseOptions
+	calls []revkit.ReleaseOptions
 	fail  error
 }
 
-func (r *releaser) UpgradeRelease(ctx context.Context, o ambient.ReleaseOptions) (*ambient.ReleaseResult, error) {
+func (r *releaser) UpgradeRelease(ctx context.Context, o revkit.ReleaseOptions) (*revkit.ReleaseResult, error) {
 	r.calls = append(r.calls, o)
 	version := strings.TrimPrefix(o.Chart.Path, "charts/ztunnel-")
 	manifest := fmt.Sprintf(`apiVersion: v1
@@ -47,7 +47,7 @@ spec:
         image: istio/ztunnel:%s
 `, version)
 	if o.DryRun != revkit.DryRunNone {
-		return &ambient.ReleaseResult{Version: 1, Manifest: manifest}, nil
+		return &revkit.ReleaseResult{Version: 1, Manifest: manifest}, nil
 	}
 	if r.fail != nil {
 		return nil, r.fail
@@ -73,7 +73,7 @@ spec:
 		return nil, err
 	}
 	_, err = kube.AppsV1().ControllerRevisions(ns).Create(ctx, controllerRevision(ds, "new", 2), metav1.CreateOptions{})
-	return &ambient.ReleaseResult{Version: 2, Manifest: manifest}, err
+	return &revkit.ReleaseResult{Version: 2, Manifest: manifest}, err
 }
 
 // oldCluster is a cluster whose ztunnel has not been upgraded yet (only the

@@ -7,10 +7,9 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/ambient"
 )
 
-var _ ambient.Releaser = (*Client)(nil)
+var _ revkit.Releaser = (*Client)(nil)
 
 // UpgradeRelease upgrades an existing release in place to opts.Chart, with
 // opts.Values laid over the values it was last installed with (helm upgrade
@@ -22,7 +21,7 @@ var _ ambient.Releaser = (*Client)(nil)
 // sends every rendered object as a server-side apply with dryRun=All. The
 // upgrade itself does not wait for the release's workloads: the caller
 // decides how a DaemonSet is rolled.
-func (c *Client) UpgradeRelease(ctx context.Context, opts ambient.ReleaseOptions) (*ambient.ReleaseResult, error) {
+func (c *Client) UpgradeRelease(ctx context.Context, opts revkit.ReleaseOptions) (*revkit.ReleaseResult, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
@@ -60,7 +59,7 @@ func (c *Client) UpgradeRelease(ctx context.Context, opts ambient.ReleaseOptions
 	if err != nil {
 		return nil, err
 	}
-	res := &ambient.ReleaseResult{Version: last.Version, Manifest: manifest}
+	res := &revkit.ReleaseResult{Version: last.Version, Manifest: manifest}
 	switch opts.DryRun {
 	case revkit.DryRunServer:
 		if err := serverDryRun(c.cfg, manifest, ns); err != nil {

@@ -9,7 +9,6 @@ import (
 	"helm.sh/helm/v4/pkg/chart/loader"
 
 	"github.com/revkit/revkit"
-	"github.com/revkit/revkit/ambient"
 )
 
 func TestUpgradeRelease(t *testing.T) {
@@ -21,7 +20,7 @@ func TestUpgradeRelease(t *testing.T) {
 	_, err = in.RunWithContext(ctx, chrt, map[string]any{"logLevel": "debug", "revision": "1-30-2"})
 	require.NoError(t, err)
 
-	opts := ambient.ReleaseOptions{Namespace: "istio-system", Release: "ztunnel", Chart: revkit.ChartSource{Path: "testdata/ztunnel"},
+	opts := revkit.ReleaseOptions{Namespace: "istio-system", Release: "ztunnel", Chart: revkit.ChartSource{Path: "testdata/ztunnel"},
 		Values: map[string]any{"tag": "1.31.0", "revision": "1-31-0", "updateStrategy": map[string]any{"type": "OnDelete"}}}
 
 	for _, dr := range []revkit.DryRun{revkit.DryRunClient, revkit.DryRunNone} {
@@ -42,7 +41,7 @@ func TestUpgradeRelease(t *testing.T) {
 	}
 
 	// Back to the old chart's tag and revision: a rollback is an upgrade.
-	res, err := hc.UpgradeRelease(ctx, ambient.ReleaseOptions{Namespace: "istio-system", Release: "ztunnel",
+	res, err := hc.UpgradeRelease(ctx, revkit.ReleaseOptions{Namespace: "istio-system", Release: "ztunnel",
 		Chart: revkit.ChartSource{Path: "testdata/ztunnel"}, Values: map[string]any{"tag": "1.30.2", "revision": "1-30-2"}})
 	require.NoError(t, err)
 	assert.Equal(t, 3, res.Version)
@@ -54,13 +53,13 @@ func TestUpgradeReleaseRefusals(t *testing.T) {
 	hc := memHelm(t)
 	for _, tc := range []struct {
 		name string
-		opts ambient.ReleaseOptions
+		opts revkit.ReleaseOptions
 		want error
 	}{
-		{"no release", ambient.ReleaseOptions{Release: "ztunnel", Chart: revkit.ChartSource{Path: "testdata/ztunnel"}}, revkit.ErrNotFound},
-		{"no release name", ambient.ReleaseOptions{Chart: revkit.ChartSource{Path: "testdata/ztunnel"}}, revkit.ErrInvalidInput},
-		{"no chart", ambient.ReleaseOptions{Release: "ztunnel"}, revkit.ErrInvalidInput},
-		{"bad dry run", ambient.ReleaseOptions{Release: "ztunnel", Chart: revkit.ChartSource{Path: "x"}, DryRun: 9}, revkit.ErrInvalidInput},
+		{"no release", revkit.ReleaseOptions{Release: "ztunnel", Chart: revkit.ChartSource{Path: "testdata/ztunnel"}}, revkit.ErrNotFound},
+		{"no release name", revkit.ReleaseOptions{Chart: revkit.ChartSource{Path: "testdata/ztunnel"}}, revkit.ErrInvalidInput},
+		{"no chart", revkit.ReleaseOptions{Release: "ztunnel"}, revkit.ErrInvalidInput},
+		{"bad dry run", revkit.ReleaseOptions{Release: "ztunnel", Chart: revkit.ChartSource{Path: "x"}, DryRun: 9}, revkit.ErrInvalidInput},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := hc.UpgradeRelease(ctx, tc.opts)
