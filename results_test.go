@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/revkit/revkit/ambient"
 	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
@@ -27,6 +28,14 @@ func TestOperationsReturnAResultOnError(t *testing.T) {
 		"gateway.MoveAPI": func() (bool, error) {
 			r, err := gateway.MoveAPI(ctx, kube, revkittest.NewCluster().Dynamic(), gateway.MoveAPIOptions{Target: "9-9-9"})
 			return r != nil && !r.Changed(), err
+		},
+		"ambient.Roll": func() (bool, error) {
+			r, err := ambient.Roll(ctx, kube, ambient.RollOptions{Component: "waypoint"})
+			return r != nil && len(r.ObjectChanges()) == 0, err
+		},
+		"ambient.Upgrade": func() (bool, error) {
+			r, err := ambient.Upgrade(ctx, kube, ambient.UpgradeOptions{Component: ambient.Ztunnel})
+			return r != nil && len(r.ObjectChanges()) == 0, err
 		},
 		"tag.Remove": func() (bool, error) {
 			r, err := tag.Remove(ctx, kube, tag.RemoveOptions{Tag: "Bad_Tag"})

@@ -145,20 +145,21 @@ func (e *NodeError) Unwrap() error { return e.Err }
 // current template and is Ready are reported unchanged, so Roll can be run
 // again after a failure and goes on where it stopped.
 func Roll(ctx context.Context, kube kubernetes.Interface, opts RollOptions) (*RollResult, error) {
+	res := &RollResult{}
 	if err := opts.defaults(); err != nil {
-		return nil, err
+		return res, err
 	}
 	ns := revkit.ControlPlaneNamespace(opts.Namespace)
 	const op = "ambient.Roll"
 	ds, err := findDaemonSet(ctx, kube, op, ns, opts.Component, opts.Name)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	agent, err := readAgent(ctx, kube, op, opts.Component, ds)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	res := &RollResult{Agent: *agent}
+	res.Agent = *agent
 	if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
 		return res, &revkit.InvalidInputError{Field: "DaemonSet", Value: ds.Namespace + "/" + ds.Name,
 			Reason: fmt.Sprintf("its updateStrategy is %q: the DaemonSet controller would replace every node's pod itself; "+

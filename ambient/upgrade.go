@@ -60,6 +60,12 @@ type UpgradeOptions struct {
 	Timeout time.Duration
 }
 
+// Validate checks the options as Upgrade does before any request.
+func (o *UpgradeOptions) Validate() error {
+	c := *o
+	return c.validate()
+}
+
 func (o *UpgradeOptions) validate() error {
 	if err := o.Component.validate(); err != nil {
 		return err
@@ -121,20 +127,21 @@ func (r *UpgradeResult) ObjectChanges() []revkit.Change { return r.Changes }
 // pods a node at a time; otherwise the DaemonSet rolls itself and Upgrade
 // waits for it. Rolling back is an Upgrade to the old chart and revision.
 func Upgrade(ctx context.Context, kube kubernetes.Interface, opts UpgradeOptions) (*UpgradeResult, error) {
+	res := &UpgradeResult{Release: opts.Release, Revision: opts.Revision}
 	if err := opts.validate(); err != nil {
-		return nil, err
+		return res, err
 	}
 	const op = "ambient.Upgrade"
 	ns := revkit.ControlPlaneNamespace(opts.Namespace)
 	ds, err := findDaemonSet(ctx, kube, op, ns, opts.Component, opts.Name)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	agent, err := readAgent(ctx, kube, op, opts.Component, ds)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	res := &UpgradeResult{Agent: *agent, Release: opts.Release, Revision: opts.Revision}
+	res.Agent = *agent
 	if res.Release == "" {
 		res.Release = agent.Release
 	}

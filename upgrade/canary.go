@@ -99,6 +99,12 @@ type CanaryOptions struct {
 	// (UninstallAdded). It needs create and get on ConfigMaps in the
 	// control-plane namespace.
 	RecordState bool
+	// Ambient, when set, upgrades the ambient data plane's node agents
+	// (istio-cni, then ztunnel) after the namespaces, through their Helm
+	// releases, and back on rollback; see AmbientOptions. With it the plan
+	// may select no namespace (a mesh of ambient namespaces only needs no
+	// restart: its pods have no sidecar).
+	Ambient *AmbientOptions
 	// RestartTimeout bounds each batch's rollout wait; default 10 minutes.
 	RestartTimeout time.Duration
 	// ControlPlaneNamespace; default istio-system.
@@ -142,6 +148,11 @@ func (o *CanaryOptions) validate() error {
 	}
 	if o.Pause < 0 || o.RestartTimeout < 0 || o.ProxySettle < 0 {
 		return &revkit.InvalidInputError{Field: "Pause", Reason: "durations must not be negative"}
+	}
+	if o.Ambient != nil {
+		if err := o.Ambient.validate(); err != nil {
+			return err
+		}
 	}
 	if o.Gateways != "" && o.Gateways != gateway.InPlace && o.Gateways != gateway.Canary {
 		return &revkit.InvalidInputError{Field: "Gateways", Value: string(o.Gateways), Reason: `must be "", "in-place" or "canary"`}
@@ -200,6 +211,9 @@ func (o *CanaryOptions) Batches(ctx context.Context, kube kubernetes.Interface) 
 	}
 	sort.Strings(names)
 	if len(names) == 0 {
+		if o.Ambient != nil {
+			return nil, nil
+		}
 		return nil, &revkit.InvalidInputError{Field: "Namespaces", Reason: "selects no namespace"}
 	}
 	size := o.BatchSize
@@ -291,6 +305,9 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 		for _, s := range p.Steps[first:] {
 			batchOf[s.Name()] = i + 1
 		}
+	}
+	if opts.Ambient != nil {
+		add(opts.Ambient.agentSteps(cp, opts.Ambient.To, opts.To, opts.ToVersion, false)...)
 	}
 	if opts.Gateways != "" {
 		add(MoveGateways(gateway.MoveOptions{Target: opts.To, Mode: opts.Gateways, Namespaces: opts.GatewayNamespaces,
@@ -422,6 +439,9 @@ func (o *CanaryOptions) precheck(back bool) verify.PrecheckOptions {
 	if o.Gateways == gateway.Canary {
 		pre.Permissions = append(pre.Permissions, verify.GatewayCanaryPermissions(o.GatewayNamespaces)...)
 	}
+	if o.Ambient != nil {
+		pre.Permissions = append(pre.Permissions, o.Ambient.permissions(cp)...)
+	}
 	pre.Skew = o.skew(back)
 	return pre
 }
@@ -474,6 +494,13 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 	sel := namespace.Selection{Namespaces: all, AllowSystem: opts.Namespaces.AllowSystem}
 	var out []Step
 	add := func(s Step) { out = append(out, Named(prefix+s.Name(), s)) }
+	if a := opts.Ambient; a != nil {
+		// The node agents first, while From's istiod is what they go back
+		// to: ztunnel, then istio-cni.
+		for _, s := range a.agentSteps(cp, a.From, opts.From, opts.FromVersion, true) {
+			add(s)
+		}
+	}
 	restartTarget := opts.home()
 	if opts.RecordState {
 		// Tags, labels and gateways back as recorded; what they resolve to
@@ -488,11 +515,15 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 		if opts.StableTag != "" {
 			add(SetTag(tag.SetOptions{Tag: opts.StableTag, Revision: opts.From, Overwrite: true, ControlPlaneNamespace: cp}))
 		}
-		add(MigrateNamespace(namespace.MigrateOptions{Selection: sel, Target: opts.home(), ControlPlaneNamespace: cp}))
+		if len(all) > 0 {
+			add(MigrateNamespace(namespace.MigrateOptions{Selection: sel, Target: opts.home(), ControlPlaneNamespace: cp}))
+		}
 	}
-	add(RolloutRestart(namespace.RestartOptions{Selection: sel, Target: restartTarget, OnlyStale: true,
-		Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}))
-	add(VerifyPods(verify.PodsOptions{Namespaces: all, Target: opts.From, ControlPlaneNamespace: cp}))
+	if len(all) > 0 {
+		add(RolloutRestart(namespace.RestartOptions{Selection: sel, Target: restartTarget, OnlyStale: true,
+			Wait: true, Timeout: opts.RestartTimeout, ControlPlaneNamespace: cp}))
+		add(VerifyPods(verify.PodsOptions{Namespaces: all, Target: opts.From, ControlPlaneNamespace: cp}))
+	}
 	if opts.Gateways != "" {
 		if !opts.RecordState {
 			add(MoveGateways(gateway.MoveOptions{Target: opts.From, Mode: gateway.InPlace, Namespaces: opts.GatewayNamespaces,

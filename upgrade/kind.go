@@ -25,6 +25,7 @@ const (
 	KindPause                StepKind = "pause"
 	KindRecordState          StepKind = "record-state"
 	KindRestoreState         StepKind = "restore-state"
+	KindUpgradeAgent         StepKind = "upgrade-node-agent"
 	// KindCustom is every other step: Func, and steps of the caller's own
 	// types.
 	KindCustom StepKind = "custom"

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/ambient"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
@@ -119,6 +120,8 @@ func saveSteps(steps []Step) ([]SavedStep, error) {
 				ss.Helm = o.Helm != nil
 			case revision.BaseOptions:
 				ss.Helm = o.Helm != nil
+			case ambient.UpgradeOptions:
+				ss.Helm = o.Releaser != nil
 			}
 		}
 		out = append(out, ss)
@@ -194,6 +197,9 @@ type LoadOptions struct {
 	// Helm is the installer (helm.New) of installs and uninstalls saved as
 	// going through Helm.
 	Helm revision.Installer
+	// Releaser upgrades the node agents' releases (ambient steps); default
+	// Helm, when it is one (a *helm.Client is).
+	Releaser revkit.Releaser
 	// Proxies are the syncz sources of VerifyProxies steps.
 	Proxies []verify.SyncSource
 	// Custom gives back the custom steps by name.
@@ -303,6 +309,20 @@ func loadStep(ss SavedStep, opts LoadOptions) (Step, error) {
 		return decode(ss, RecordState, nil)
 	case KindRestoreState:
 		return decode(ss, RestoreState, nil)
+	case KindUpgradeAgent:
+		return decode(ss, UpgradeAgent, func(o *ambient.UpgradeOptions) error {
+			if !ss.Helm {
+				return nil
+			}
+			o.Releaser = opts.Releaser
+			if o.Releaser == nil {
+				o.Releaser, _ = opts.Helm.(revkit.Releaser)
+			}
+			if o.Releaser == nil {
+				return &revkit.InvalidInputError{Field: "LoadOptions.Releaser", Reason: fmt.Sprintf("step %q upgrades a Helm release", ss.Name)}
+			}
+			return nil
+		})
 	}
 	return nil, &revkit.InvalidInputError{Field: "step " + ss.Name, Value: string(ss.Kind), Reason: "unknown step kind"}
 }

@@ -519,3 +519,37 @@ func canI(ctx context.Context, kube kubernetes.Interface, p Permission, name str
 	}
 	return res.Status.Allowed, nil
 }
+
+// AgentUpgradePermissions lists what ambient.Upgrade of a node agent
+// (istio-cni, ztunnel) in controlPlaneNamespace ("" means istio-system) adds
+// to DefaultPermissions: reading the DaemonSet, its ControllerRevisions and
+// the istiod Deployments, Helm's release records, the upgrade of the
+// release's objects (a server-side apply: patch), and for a node-by-node
+// roll deleting the agent's pods, cordoning nodes (patch) and, with drain,
+// evicting pods anywhere.
+func AgentUpgradePermissions(controlPlaneNamespace string, nodeByNode, drain bool) []Permission {
+	cp := revkit.ControlPlaneNamespace(controlPlaneNamespace)
+	var l permList
+	l.add("apps", "daemonsets", cp, nil, "list", "get", "patch")
+	l.add("apps", "controllerrevisions", cp, nil, "list")
+	l.add("apps", "deployments", cp, nil, "list")
+	l.add("", "secrets", cp, nil, "list", "get", "create", "update")
+	for _, r := range []struct{ group, resource string }{{"", "serviceaccounts"}, {"", "configmaps"},
+		{rbacGroup, "clusterroles"}, {rbacGroup, "clusterrolebindings"}} {
+		ns := cp
+		if r.group == rbacGroup {
+			ns = ""
+		}
+		l.add(r.group, r.resource, ns, nil, "get", "patch")
+	}
+	if nodeByNode {
+		l.add("", "pods", cp, nil, "delete")
+		l.add("", "nodes", "", nil, "get", "patch")
+	}
+	if drain {
+		l.add("", "pods", "", nil, "list")
+		l.add("", "pods/eviction", "", nil, "create")
+		l.add("", "namespaces", "", nil, "get")
+	}
+	return l
+}

@@ -4,7 +4,9 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,9 +22,12 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/ambient"
+	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/tag"
+	"github.com/revkit/revkit/upgrade"
 	"github.com/revkit/revkit/verify"
 )
 
@@ -248,4 +253,133 @@ func assertSchedulable(ctx context.Context, t *testing.T, kube kubernetes.Interf
 	for _, n := range nodes.Items {
 		assert.False(t, n.Spec.Unschedulable, "node %s uncordoned", n.Name)
 	}
+}
+
+// TestAmbientCanaryPlan runs the standard canary plan on an ambient mesh:
+// the new istiod revision installed beside the old one with Helm, the
+// canary tag pointed at it, istio-cni and then ztunnel (node by node, with
+// drain) upgraded through their releases against it, the stable tag moved
+// — which hands a waypoint labelled with that tag to the new istiod — and
+// then the plan's rollback, which takes the agents back first and
+// uninstalls the new revision.
+func TestAmbientCanaryPlan(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	from, to := testenv.OldIstio, testenv.NewIstio
+	env, err := testenv.Start(t, testenv.Options{SkipIstioCRDs: true, Nodes: 3, GatewayAPI: true,
+		IstiodEnv: []string{"PILOT_ENABLE_AMBIENT=true"}})
+	require.NoError(t, err)
+	kube, dyn := env.Client, env.Dynamic
+	hc, err := helm.New(env.Config, "istio-system", nil)
+	require.NoError(t, err)
+	baseValues := map[string]any{"defaultRevision": ""}
+	_, err = revision.UpgradeBase(ctx, kube, revision.BaseOptions{Chart: revision.ChartSource{Path: env.VersionChartDir(from, "base")},
+		Values: baseValues, Helm: hc, Wait: true, Timeout: 2 * time.Minute})
+	require.NoError(t, err)
+	installIstiod(ctx, t, env, hc, from)
+	_, err = tag.Set(ctx, kube, tag.SetOptions{Tag: "prod-stable", Revision: from.Revision})
+	require.NoError(t, err)
+	helmInstall(ctx, t, hc, env.VersionChartDir(from, "istio-cni"), "istio-cni", cniValues(from))
+	helmInstall(ctx, t, hc, env.VersionChartDir(from, "ztunnel"), "ztunnel", ztunnelValues(from))
+	waitAgents(ctx, t, kube, from.Name, 3)
+	createNamespace(ctx, t, env, "shop", map[string]string{"istio.io/dataplane-mode": "ambient"})
+	createDeployment(ctx, t, kube, "shop", "web", 3)
+	createGateway(ctx, t, env, "shop", "waypoint", gateway.ClassWaypoint,
+		map[string]string{"istio.io/rev": "prod-stable", gateway.LabelWaypointFor: "service"},
+		map[string]any{"name": "mesh", "port": int64(15008), "protocol": "HBONE"})
+	waitRolledOut(ctx, t, kube, "shop", "web")
+	waypointRenderedBy := func(v testenv.IstioVersion) {
+		t.Helper()
+		var last string
+		ok := assert.Eventually(t, func() bool {
+			gws, err := gateway.ListAPI(ctx, kube, dyn, gateway.ListOptions{})
+			if err != nil || len(gws) != 1 {
+				last = fmt.Sprintf("%v %v", gws, err)
+				return false
+			}
+			g := gws[0]
+			last = fmt.Sprintf("served by %s, rendered by %s, image %s, current %v", g.Revision, g.DeploymentRevision, g.ProxyImage, g.Current())
+			return g.Revision == v.Revision && g.DeploymentRevision == v.Revision && strings.Contains(g.ProxyImage, ":"+v.Name) && g.Current()
+		}, 2*time.Minute, 250*time.Millisecond)
+		require.True(t, ok, "waypoint rendered by %s: %s", v.Revision, last)
+	}
+	waypointRenderedBy(from)
+
+	charts := func(v testenv.IstioVersion) upgrade.AgentCharts {
+		cni, zt := cniValues(v), ztunnelValues(v)
+		delete(cni, "revision")
+		delete(zt, "revision")
+		return upgrade.AgentCharts{
+			CNI: &revkit.ChartSource{Path: env.VersionChartDir(v, "istio-cni")}, CNIValues: cni,
+			Ztunnel: &revkit.ChartSource{Path: env.VersionChartDir(v, "ztunnel")}, ZtunnelValues: zt,
+		}
+	}
+	canary, err := env.ReserveIstiod(to.Revision)
+	require.NoError(t, err)
+	canary.Version = to
+	opts := upgrade.CanaryOptions{
+		From: from.Revision, To: to.Revision, CanaryTag: "prod-canary", StableTag: "prod-stable",
+		Install: &revision.InstallOptions{Chart: revision.ChartSource{Path: env.VersionChartDir(to, "istio-discovery")},
+			Values: mergeMaps(canary.ChartValues(), map[string]any{"profile": "ambient"}),
+			Base:   &revision.ChartSource{Path: env.VersionChartDir(to, "base")}, BaseValues: baseValues,
+			Helm: hc, Wait: true, Timeout: 3 * time.Minute},
+		Ambient: &upgrade.AmbientOptions{Releaser: hc, To: charts(to), From: charts(from),
+			NodeByNode: true, Drain: true, NodeTimeout: 2 * time.Minute, Timeout: 2 * time.Minute},
+		KeepOld: true, RestartTimeout: 3 * time.Minute,
+	}
+	plan, err := upgrade.Canary(ctx, kube, opts)
+	require.NoError(t, err)
+	var names []string
+	for _, s := range plan.Steps {
+		names = append(names, s.Name())
+	}
+	assert.Equal(t, []string{"precheck", "upgrade-base", "install-revision " + to.Revision, "set-tag prod-canary→" + to.Revision,
+		"upgrade-istio-cni " + to.Revision, "upgrade-ztunnel " + to.Revision, "set-tag prod-stable→" + to.Revision,
+		"verify-webhooks"}, names, "Istio's order: base, istiod, istio-cni, ztunnel; waypoints follow the tag")
+
+	// The new istiod's process starts once its release is installed.
+	var steps []upgrade.Step
+	for _, s := range plan.Steps {
+		steps = append(steps, s)
+		if upgrade.KindOf(s) == upgrade.KindInstallRevision {
+			steps = append(steps, upgrade.Func("start-local-istiod", "start the installed revision's istiod",
+				func(ctx context.Context, _ upgrade.Env) (upgrade.Result, error) {
+					_, err := env.StartInstalledIstiod(ctx, canary)
+					return upgrade.Result{}, err
+				}))
+		}
+	}
+	plan.Steps = steps
+	rep, err := upgrade.Execute(ctx, upgrade.Env{Kube: kube}, plan)
+	require.NoError(t, err, "%s", rep)
+	detail := map[string]string{}
+	for _, s := range rep.Steps {
+		t.Logf("%-40s %-9s %s", s.Name, s.Outcome, s.Detail)
+		detail[s.Name] = s.Detail
+	}
+	waitAgents(ctx, t, kube, to.Name, 3)
+	st, err := ambient.Read(ctx, kube, ambient.ReadOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, to.Revision, st.Agent(ambient.Ztunnel)[0].Revision)
+	assert.Contains(t, detail["upgrade-ztunnel "+to.Revision], "3 of 3 nodes replaced")
+	waypointRenderedBy(to)
+	assertSchedulable(ctx, t, kube)
+
+	rb := opts
+	rb.KeepOld = false // a rollback then uninstalls the new revision
+	back, err := upgrade.Rollback(ctx, kube, rb)
+	require.NoError(t, err)
+	rep, err = upgrade.Execute(ctx, upgrade.Env{Kube: kube}, back)
+	require.NoError(t, err, "%s", rep)
+	for _, s := range rep.Steps {
+		t.Logf("%-40s %-9s %s", s.Name, s.Outcome, s.Detail)
+	}
+	assert.Equal(t, "upgrade-ztunnel "+from.Revision, rep.Steps[1].Name, "the agents go back first, ztunnel before istio-cni")
+	waitAgents(ctx, t, kube, from.Name, 3)
+	waypointRenderedBy(from)
+	revs, err := revision.List(ctx, kube, revision.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, revs, 1)
+	assert.Equal(t, from.Revision, revs[0].Name, "the new revision is uninstalled")
+	assertSchedulable(ctx, t, kube)
 }
