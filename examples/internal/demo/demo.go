@@ -61,6 +61,10 @@ func KubeconfigFlag(fs *flag.FlagSet) *string {
 // starts the local control plane (which must run in a loopback-only network
 // namespace, as `make demo` arranges).
 func Connect(kubeconfig string, log io.Writer) (*Cluster, error) {
+	return connect(kubeconfig, log, testenv.Options{})
+}
+
+func connect(kubeconfig string, log io.Writer, local testenv.Options) (*Cluster, error) {
 	if kubeconfig != "" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {
@@ -74,7 +78,7 @@ func Connect(kubeconfig string, log io.Writer) (*Cluster, error) {
 		return &Cluster{Kube: kube, Config: cfg}, nil
 	}
 	fmt.Fprintln(log, "no kubeconfig: starting a local control plane (etcd, kube-apiserver, controllers, KWOK, istiod)")
-	env, stop, err := testenv.Launch(testenv.Options{}, prefixWriter{w: log, prefix: "  | "})
+	env, stop, err := testenv.Launch(local, prefixWriter{w: log, prefix: "  | "})
 	if err != nil {
 		var hn *testenv.HostNetworkError
 		if errors.As(err, &hn) {
