@@ -5,11 +5,15 @@
 //
 //   - revision: control-plane revisions: List, InUse, Install, UpgradeBase,
 //     Uninstall, RemoteValues; installs go through a revision.Installer.
-//   - helm: that Installer, with the Helm SDK (helm.New): Istio's charts as
-//     Helm releases. The only package that links Helm.
+//   - helm: that Installer, and the Releaser of the node agents and
+//     gateways, with the Helm SDK (helm.New): Istio's charts as Helm
+//     releases. The only package that links Helm.
 //   - tag: revision tags: Set, Remove, List.
 //   - namespace: data-plane moves: Migrate, RolloutRestart, Restore.
-//   - gateway: gateway Deployments: List, Move, RemoveCanaries.
+//   - gateway: gateway Deployments: List, Move, RemoveCanaries; Gateway API
+//     gateways and waypoints: ListAPI, MoveAPI.
+//   - ambient: the ambient node agents (ztunnel, istio-cni): Read,
+//     CheckSkew, Upgrade through their Helm releases, Roll node by node.
 //   - verify: evidence that it worked: Pods, Proxies, Webhooks, Precheck,
 //     CheckSkew.
 //   - upgrade: the Plan/Step executor that strings operations together,
@@ -20,7 +24,9 @@
 //   - revkittest: fake clusters and an in-memory simulation for tests.
 //
 // This root package holds only what every operation shares: the dry-run
-// mode, progress events, the shared error values and name validation.
+// mode, progress events, the shared error values, name validation, and the
+// chart and release types (ChartSource, Releaser) that packages taking a
+// Helm release share without linking Helm.
 //
 // # Usage
 //
