@@ -477,7 +477,8 @@ func (o *RemoveCanariesOptions) Validate() error {
 }
 
 // RemoveCanaries deletes the canary gateway Deployments Move created, for
-// one revision or all. The original gateways are untouched.
+// one revision or all. The original gateways are untouched, and so are the
+// canaries CanaryRelease installed: a Helm release owns them.
 func RemoveCanaries(ctx context.Context, kube kubernetes.Interface, opts RemoveCanariesOptions) ([]revkit.Change, error) {
 	const op = "gateway.RemoveCanaries"
 	if err := opts.Validate(); err != nil {
@@ -498,6 +499,10 @@ func RemoveCanaries(ctx context.Context, kube kubernetes.Interface, opts RemoveC
 			return rec.Changes, rec.Fail("list", revkit.ObjectRef{Kind: "Deployment", Namespace: ns}, err)
 		}
 		for _, d := range list.Items {
+			if helmRelease(&d) != "" {
+				// A canary release's: RollbackCanaryRelease uninstalls it.
+				continue
+			}
 			ref := revkit.ObjectRef{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}
 			if rec.Sends() {
 				if err := kube.AppsV1().Deployments(d.Namespace).Delete(ctx, d.Name, rec.DeleteOptions()); err != nil && !isNotFound(err) {
