@@ -36,6 +36,8 @@
 //     upgrades the gateway's release in place and uninstalls the canary;
 //     RollbackCanaryRelease uninstalls the canary.
 //
+// For instance, in place to the revision behind a tag:
+//
 //	hc, _ := helm.New(cfg, "istio-ingress", nil)
 //	res, err := gateway.UpgradeRelease(ctx, kube, gateway.ReleaseOptions{
 //		Namespace: "istio-ingress", Release: "istio-ingressgateway",
