@@ -47,8 +47,8 @@ type Gateway struct {
 
 // HelmOwnedError refuses to move a gateway a Helm release owns: patching
 // its Deployment would drift from the release, and the next helm upgrade
-// would undo it. Move it through its release instead (helm upgrade with
-// revision=<revision>), or install a canary release beside it. MoveAPI
+// would undo it. Move it through its release instead (UpgradeRelease), or
+// install a canary release beside it (CanaryRelease). MoveAPI
 // refuses a Gateway API Gateway a release installed (Kind "Gateway") the
 // same way: its istio.io/rev label belongs to the release's values. It
 // matches revkit.ErrInvalidInput.
@@ -64,8 +64,8 @@ func (e *HelmOwnedError) Error() string {
 		return fmt.Sprintf("Gateway %s/%s belongs to Helm release %s: set its istio.io/rev label through the release (helm upgrade %s); "+
 			"revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
 	}
-	return fmt.Sprintf("gateway %s/%s belongs to Helm release %s: move it through its release (helm upgrade %s --set revision=<revision>) "+
-		"or install a canary release beside it; revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
+	return fmt.Sprintf("gateway %s/%s belongs to Helm release %s: move it through its release (UpgradeRelease: helm upgrade %s --set revision=<revision>) "+
+		"or install a canary release beside it (CanaryRelease); revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
 }
 
 // Is matches revkit.ErrInvalidInput.

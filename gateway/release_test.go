@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -41,7 +42,10 @@ type fakeHelm struct {
 	// not take it); dropLabels without the caller's labels; keepPods leaves
 	// the pods as they are (an injector that does not answer).
 	ignoreRevision, dropLabels, keepPods bool
-	installed                            map[string]bool
+	// noDeployment renders a manifest without the Deployment; failRender
+	// fails every call.
+	noDeployment, failRender bool
+	installed                map[string]bool
 }
 
 func newFakeHelm(kube *fake.Clientset) *fakeHelm {
@@ -147,6 +151,13 @@ func (f *fakeHelm) UninstallRelease(ctx context.Context, release string, _ time.
 }
 
 func (f *fakeHelm) apply(ctx context.Context, d *appsv1.Deployment, dry revkit.DryRun, create bool) (*revkit.ReleaseResult, error) {
+	if f.failRender {
+		return nil, fmt.Errorf("template: gateway/templates/deployment.yaml: %w", errBoom)
+	}
+	if f.noDeployment {
+		d = d.DeepCopy()
+		d.Name += "-renamed"
+	}
 	d.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
 	out := *d
 	out.ResourceVersion, out.Status = "", appsv1.DeploymentStatus{}
@@ -349,6 +360,11 @@ func TestReleaseRefusals(t *testing.T) {
 		{name: "a canary chart that drops the selected labels", ops: []string{"canary"},
 			setup: func(_ *fake.Clientset, h *fakeHelm, _ *gateway.ReleaseOptions) { h.dropLabels = true },
 			want:  revkit.ErrInvalidInput, as: new(*gateway.RenderError)},
+		{name: "a chart that renders no such Deployment", ops: []string{"upgrade", "canary", "promote"},
+			setup: func(_ *fake.Clientset, h *fakeHelm, _ *gateway.ReleaseOptions) { h.noDeployment = true },
+			want:  revkit.ErrInvalidInput, as: new(*gateway.RenderError)},
+		{name: "a chart that does not render", ops: []string{"upgrade", "canary", "promote"},
+			setup: func(_ *fake.Clientset, h *fakeHelm, _ *gateway.ReleaseOptions) { h.failRender = true }, want: errBoom},
 		{name: "a canary without a chart", ops: []string{"canary"},
 			setup: func(_ *fake.Clientset, _ *fakeHelm, o *gateway.ReleaseOptions) { o.Chart = revkit.ChartSource{} }, want: revkit.ErrInvalidInput},
 		{name: "the canary's name taken by another Deployment", ops: []string{"canary"},
@@ -386,6 +402,9 @@ func TestReleaseRefusals(t *testing.T) {
 }
 
 type upgradeOnly struct{ revkit.Releaser }
+
+// errBoom is the fake's rendering error.
+var errBoom = errors.New("boom")
 
 func TestCanaryReleasePromote(t *testing.T) {
 	kube, h := helmCluster(t)
