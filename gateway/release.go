@@ -364,9 +364,12 @@ func CanaryRelease(ctx context.Context, kube kubernetes.Interface, opts ReleaseO
 
 // PromoteCanaryRelease completes a canary release: the gateway's own
 // release is upgraded in place to the target (as UpgradeRelease, waiting
-// for it with Wait), then the canary release is uninstalled. Traffic never
-// lacks a target revision's pod: the canary goes only once the gateway runs
-// the target. A canary already gone is left alone.
+// for it with Wait), then the canary release is uninstalled. With Wait the
+// canary goes only once every pod of the gateway runs the target, and
+// PromoteCanaryRelease returns once the canary's pods are gone; without it
+// the canary is uninstalled right after the upgrade is sent (the gateway's
+// rolling update keeps its old pods serving meanwhile). A canary already
+// gone is left alone; rerunning it changes nothing.
 func PromoteCanaryRelease(ctx context.Context, kube kubernetes.Interface, opts ReleaseOptions) (*ReleaseResult, error) {
 	const op = "gateway.PromoteCanaryRelease"
 	ri, err := opts.installer()
