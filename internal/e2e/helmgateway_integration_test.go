@@ -27,14 +27,15 @@ import (
 	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/internal/testenv"
 	"github.com/revkit/revkit/revision"
+	"github.com/revkit/revkit/tag"
 )
 
 // TestHelmGatewayThroughItsRelease moves an ingress gateway installed with
 // Istio's gateway chart as Helm release "istio-ingressgateway" (two KWOK
 // pods, injected by the real istiod of the old revision) to the new
 // revision without ever patching what the release owns: in place through
-// its release — and a later plain `helm upgrade --reuse-values` keeps it
-// there —, back, then as a canary release beside it that the gateway's
+// its release to a tag of the new revision — and a later plain `helm
+// upgrade --reuse-values` keeps it there —, back, then as a canary release beside it that the gateway's
 // Service selects too, rolled back, and again, promoted.
 func TestHelmGatewayThroughItsRelease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -95,6 +96,8 @@ func TestHelmGatewayThroughItsRelease(t *testing.T) {
 	})
 
 	installSidecarIstiod(ctx, t, env, hc, to)
+	_, err = tag.Set(ctx, kube, tag.SetOptions{Tag: "prod-canary", Revision: to.Revision})
+	require.NoError(t, err)
 
 	t.Run("a dry run writes nothing", func(t *testing.T) {
 		for _, dr := range []revkit.DryRun{revkit.DryRunClient, revkit.DryRunServer} {
@@ -115,12 +118,15 @@ func TestHelmGatewayThroughItsRelease(t *testing.T) {
 	})
 
 	t.Run("in place through its release, kept by a later helm upgrade", func(t *testing.T) {
-		res, err := gateway.UpgradeRelease(ctx, kube, opts)
+		byTag := opts
+		byTag.Target = "prod-canary"
+		res, err := gateway.UpgradeRelease(ctx, kube, byTag)
 		require.NoError(t, err)
 		t.Logf("changes: %v", res.Changes)
+		assert.Equal(t, to.Revision, res.Revision)
 		waitGatewayPods(ctx, t, kube, ns, selected, map[string]int{to.Name + "/" + to.Revision: 2})
 		assert.Equal(t, 2, releaseVersion(t, hg, rel))
-		assert.Equal(t, to.Revision, releaseConfig(t, hg, rel)["revision"], "the revision is the release's value")
+		assert.Equal(t, "prod-canary", releaseConfig(t, hg, rel)["revision"], "the tag is the release's revision value")
 		d, err := kube.AppsV1().Deployments(ns).Get(ctx, rel, metav1.GetOptions{})
 		require.NoError(t, err)
 		assertManagedByHelmOnly(t, d.ManagedFields)
@@ -136,7 +142,7 @@ func TestHelmGatewayThroughItsRelease(t *testing.T) {
 		assert.Equal(t, 3, releaseVersion(t, hg, rel))
 		after, err := kube.AppsV1().Deployments(ns).Get(ctx, rel, metav1.GetOptions{})
 		require.NoError(t, err)
-		assert.Equal(t, to.Revision, after.Spec.Template.Labels["istio.io/rev"])
+		assert.Equal(t, "prod-canary", after.Spec.Template.Labels["istio.io/rev"])
 		assert.Equal(t, d.Generation, after.Generation, "the helm upgrade left the pod template as it was")
 		waitGatewayPods(ctx, t, kube, ns, selected, map[string]int{to.Name + "/" + to.Revision: 2})
 	})
