@@ -97,7 +97,7 @@ func TestInstallRelease(t *testing.T) {
 	opts := revkit.ReleaseOptions{Namespace: "istio-system", Release: "istio-ingressgateway-1-31-0",
 		Chart: revkit.ChartSource{Path: gatewayChart}, Values: canary}
 
-	for _, dr := range []revkit.DryRun{revkit.DryRunClient, revkit.DryRunNone} {
+	for _, dr := range []revkit.DryRun{revkit.DryRunClient, revkit.DryRunServer, revkit.DryRunNone} {
 		opts.DryRun = dr
 		res, err := hc.InstallRelease(ctx, opts)
 		require.NoError(t, err, dr)
@@ -106,7 +106,7 @@ func TestInstallRelease(t *testing.T) {
 		assert.Contains(t, res.Manifest, "app: \"istio-ingressgateway\"", "the original's selector labels")
 		assert.Contains(t, res.Manifest, `"revkit.io/canary-revision": "1-31-0"`)
 		assert.NotContains(t, res.Manifest, "kind: Service", "service.type None renders none")
-		if dr == revkit.DryRunClient {
+		if dr != revkit.DryRunNone {
 			assert.Equal(t, 0, res.Version)
 			assert.Empty(t, releases(t, hc), "a dry run records nothing")
 		} else {
