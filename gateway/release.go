@@ -122,8 +122,10 @@ type ReleaseResult struct {
 	// canary operations.
 	Release, Canary string
 	// Manifest is what the chart rendered for the release installed or
-	// upgraded (the last one, for a promotion).
+	// upgraded (the gateway's, for a promotion), and Version that release's
+	// record number after it (0 when nothing was sent).
 	Manifest string
+	Version  int
 	Changes  []revkit.Change
 	DryRun   revkit.DryRun
 }
@@ -270,8 +272,12 @@ func upgradeRelease(ctx context.Context, rec *kubeutil.Recorder, t *releaseTarge
 	ref := revkit.ObjectRef{Kind: "HelmRelease", Namespace: t.relNS, Name: t.release}
 	if rec.Sends() {
 		ro.DryRun = opts.DryRun
-		if _, err := opts.Releaser.UpgradeRelease(ctx, ro); err != nil {
+		done, err := opts.Releaser.UpgradeRelease(ctx, ro)
+		if err != nil {
 			return rec.Fail("helm upgrade", ref, err)
+		}
+		if opts.DryRun.Persists() {
+			res.Version = done.Version
 		}
 	}
 	rec.Record(ctx, ref, revkit.ActionUpdate, fmt.Sprintf("gateway %s: revision %s → %s", t.dep.Name, orNone(t.gw.Revision), opts.Target))
@@ -348,8 +354,12 @@ func CanaryRelease(ctx context.Context, kube kubernetes.Interface, opts ReleaseO
 		res.Manifest = rendered.Manifest
 		if rec.Sends() {
 			ro.DryRun = opts.DryRun
-			if _, err := ri.InstallRelease(ctx, ro); err != nil {
+			done, err := ri.InstallRelease(ctx, ro)
+			if err != nil {
 				return res, rec.Fail("helm install", ref, err)
+			}
+			if opts.DryRun.Persists() {
+				res.Version = done.Version
 			}
 		}
 		rec.Record(ctx, ref, revkit.ActionCreate, fmt.Sprintf("canary of gateway %s on %s, selected by %s", t.dep.Name, opts.Target, sel))

@@ -45,6 +45,8 @@ type fakeHelm struct {
 	// noDeployment renders a manifest without the Deployment; failRender
 	// fails every call.
 	noDeployment, failRender bool
+	// version counts the calls that rendered, as a stand-in record number.
+	version int
 	installed                map[string]bool
 }
 
@@ -165,7 +167,8 @@ func (f *fakeHelm) apply(ctx context.Context, d *appsv1.Deployment, dry revkit.D
 	if err != nil {
 		return nil, err
 	}
-	res := &revkit.ReleaseResult{Manifest: "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: " + d.Name + "\n---\n" + string(manifest)}
+	f.version++
+	res := &revkit.ReleaseResult{Version: f.version, Manifest: "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: " + d.Name + "\n---\n" + string(manifest)}
 	if dry != revkit.DryRunNone {
 		return res, nil
 	}
@@ -266,6 +269,7 @@ func TestUpgradeRelease(t *testing.T) {
 	assert.Equal(t, "1-25-0", res.Revision)
 	assert.Equal(t, "istio-edge", res.Release)
 	assert.Equal(t, "1-24-0", res.Gateway.Revision, "as it was")
+	assert.Equal(t, 2, res.Version, "what the real upgrade returned")
 	assert.Equal(t, []string{
 		"upgrade istio-edge client chart= revision: prod-canary",
 		"upgrade istio-edge none chart= revision: prod-canary",
@@ -314,6 +318,7 @@ func TestUpgradeReleaseDryRuns(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, res.Changes, 1)
 			assert.Equal(t, revkit.ActionUpdate, res.Changes[0].Action)
+			assert.Zero(t, res.Version, "no record written")
 			revkittest.NoWrites(t, kube)
 			assert.Empty(t, h.writes())
 			want := []string{"upgrade istio-edge client chart= revision: 1-25-0"}

@@ -124,6 +124,7 @@ func TestHelmGatewayThroughItsRelease(t *testing.T) {
 		require.NoError(t, err)
 		t.Logf("changes: %v", res.Changes)
 		assert.Equal(t, to.Revision, res.Revision)
+		assert.Equal(t, 2, res.Version)
 		waitGatewayPods(ctx, t, kube, ns, selected, map[string]int{to.Name + "/" + to.Revision: 2})
 		assert.Equal(t, 2, releaseVersion(t, hg, rel))
 		assert.Equal(t, "prod-canary", releaseConfig(t, hg, rel)["revision"], "the tag is the release's revision value")
