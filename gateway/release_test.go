@@ -46,8 +46,8 @@ type fakeHelm struct {
 	// fails every call.
 	noDeployment, failRender bool
 	// version counts the calls that rendered, as a stand-in record number.
-	version int
-	installed                map[string]bool
+	version   int
+	installed map[string]bool
 }
 
 func newFakeHelm(kube *fake.Clientset) *fakeHelm {
