@@ -19,7 +19,10 @@ type ReleaseOptions struct {
 	DryRun    DryRun
 	Namespace string
 	Release   string
-	Chart     ChartSource
+	// Chart to install or upgrade to. For an upgrade, a zero Chart asks for
+	// the chart the release was last deployed with (helm.Client supports
+	// it); an install needs one.
+	Chart ChartSource
 	// Values are laid over the values the release was last installed with
 	// (helm upgrade --reset-then-reuse-values).
 	Values  map[string]any

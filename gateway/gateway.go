@@ -1,46 +1,3 @@
-// Package gateway finds Istio gateway workloads and moves them between
-// revisions, in place or as canaries.
-//
-// Gateways are upgraded like any other injected workload, but a gateway
-// carries its revision on its own pod template (istio.io/rev), usually in a
-// namespace without an injection label. Two ways to move one:
-//
-//   - InPlace relabels the gateway's pod template, which rolls its pods onto
-//     the new revision.
-//   - Canary creates a second Deployment "<name>-<revision>" on the new
-//     revision beside the old one; the gateway's Service selects both, so
-//     traffic is shared until RemoveCanaries (after a rollback) or an
-//     InPlace move plus RemoveCanaries (after a promotion).
-//
-// A gateway Deployment a Helm release owns (Istio's gateway chart) is
-// listed with its release and never patched: Move refuses it with a
-// *HelmOwnedError.
-//
-// # Gateway API gateways and waypoints
-//
-// A Kubernetes Gateway API Gateway of class istio, or an ambient waypoint
-// (class istio-waypoint), has a Deployment that istiod itself creates and
-// rewrites: the istiod whose revision or tag the Gateway's istio.io/rev
-// label names. ListAPI lists them with the revision that serves each (a tag
-// resolved through the tag webhooks, as istiod does) and the state of that
-// Deployment; MoveAPI moves them by setting the label on the Gateway —
-// never by patching the Deployment — and with Wait returns once the target
-// revision's istiod has re-rendered each Deployment and it rolled out. The
-// Gateways are read and labelled with a dynamic client, so revkit needs no
-// Gateway API module:
-//
-//	res, err := gateway.MoveAPI(ctx, kube, dyn, gateway.MoveAPIOptions{
-//		Target: "prod-canary", Wait: true, Timeout: 5 * time.Minute})
-//
-// MoveAPI refuses before any write an unknown revision or tag and a named
-// Gateway that is missing (*revkit.NotFoundError), of another class
-// (*UnsupportedClassError) or installed by Helm (*HelmOwnedError); a dry
-// run writes nothing (DryRunServer sends the patches with dryRun=All).
-// Rolling back is a MoveAPI to the old revision or tag.
-//
-// A rollback must move gateways back before the canary revision is
-// uninstalled (Istio issue 33822); revision.Uninstall never deletes
-// gateways.
 package gateway
 
 import (
@@ -90,8 +47,8 @@ type Gateway struct {
 
 // HelmOwnedError refuses to move a gateway a Helm release owns: patching
 // its Deployment would drift from the release, and the next helm upgrade
-// would undo it. Move it through its release instead (helm upgrade with
-// revision=<revision>), or install a canary release beside it. MoveAPI
+// would undo it. Move it through its release instead (UpgradeRelease), or
+// install a canary release beside it (CanaryRelease). MoveAPI
 // refuses a Gateway API Gateway a release installed (Kind "Gateway") the
 // same way: its istio.io/rev label belongs to the release's values. It
 // matches revkit.ErrInvalidInput.
@@ -107,8 +64,8 @@ func (e *HelmOwnedError) Error() string {
 		return fmt.Sprintf("Gateway %s/%s belongs to Helm release %s: set its istio.io/rev label through the release (helm upgrade %s); "+
 			"revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
 	}
-	return fmt.Sprintf("gateway %s/%s belongs to Helm release %s: move it through its release (helm upgrade %s --set revision=<revision>) "+
-		"or install a canary release beside it; revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
+	return fmt.Sprintf("gateway %s/%s belongs to Helm release %s: move it through its release (UpgradeRelease: helm upgrade %s --set revision=<revision>) "+
+		"or install a canary release beside it (CanaryRelease); revkit does not patch what a release owns", e.Namespace, e.Name, e.Release, e.Release)
 }
 
 // Is matches revkit.ErrInvalidInput.
@@ -477,7 +434,8 @@ func (o *RemoveCanariesOptions) Validate() error {
 }
 
 // RemoveCanaries deletes the canary gateway Deployments Move created, for
-// one revision or all. The original gateways are untouched.
+// one revision or all. The original gateways are untouched, and so are the
+// canaries CanaryRelease installed: a Helm release owns them.
 func RemoveCanaries(ctx context.Context, kube kubernetes.Interface, opts RemoveCanariesOptions) ([]revkit.Change, error) {
 	const op = "gateway.RemoveCanaries"
 	if err := opts.Validate(); err != nil {
@@ -498,6 +456,10 @@ func RemoveCanaries(ctx context.Context, kube kubernetes.Interface, opts RemoveC
 			return rec.Changes, rec.Fail("list", revkit.ObjectRef{Kind: "Deployment", Namespace: ns}, err)
 		}
 		for _, d := range list.Items {
+			if helmRelease(&d) != "" {
+				// A canary release's: RollbackCanaryRelease uninstalls it.
+				continue
+			}
 			ref := revkit.ObjectRef{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}
 			if rec.Sends() {
 				if err := kube.AppsV1().Deployments(d.Namespace).Delete(ctx, d.Name, rec.DeleteOptions()); err != nil && !isNotFound(err) {

@@ -24,8 +24,15 @@
 //		/* … */
 //	})
 //
+// It also implements revkit.Releaser for the releases of Istio's other
+// charts: [Client.UpgradeRelease] upgrades a node agent (ambient.Upgrade)
+// or a gateway (gateway.UpgradeRelease) in place, with the release's own
+// chart when none is given; [Client.InstallRelease] and
+// [Client.UninstallRelease] install and remove a gateway's canary release
+// (gateway.CanaryRelease, PromoteCanaryRelease, RollbackCanaryRelease).
+//
 // Release records are Secrets in the namespace given to [New] (Helm's
-// default storage); [NewFromConfiguration] runs with a Helm action
+// default storage) — for a gateway, its own namespace; [NewFromConfiguration] runs with a Helm action
 // configuration of the caller's instead, e.g. in-memory storage in tests.
 //
 // # Dry run
