@@ -44,15 +44,17 @@ for d in "${dirs[@]}"; do
 	pkg=$(cd "$d" && go list -tags integration .) || { status=1; continue; }
 	name=${pkg#github.com/revkit/revkit/}
 	name=${name//\//_}.test
-	echo "integration: go test -c -tags integration -o $TESTBIN/$name $pkg"
-	if ! (cd "$d" && go test -c -tags integration -o "$TESTBIN/$name" .); then
+	# Into the run's own folder: two runs at once must not build over each
+	# other's binary.
+	echo "integration: go test -c -tags integration -o $RUN/$name $pkg"
+	if ! (cd "$d" && go test -c -tags integration -o "$RUN/$name" .); then
 		echo "FAIL	$pkg [build failed]"
 		status=1
 		continue
 	fi
 	pkgs+=("$pkg")
 	pkgdirs+=("$ROOT/$d")
-	bins+=("$TESTBIN/$name")
+	bins+=("$RUN/$name")
 done
 
 passed=0 failed=0 skipped=0
@@ -91,6 +93,8 @@ if [[ -n ${CI:-} ]] && ((skipped > 0)); then
 	echo "integration: $skipped integration test(s) skipped; none may be skipped in CI" >&2
 	status=1
 fi
+# The binaries are large and rebuilt from the build cache in seconds.
+rm -f "${bins[@]}"
 echo "integration logs: $RUN"
 if ((skipped > 0)); then
 	echo "integration: $passed passed, $failed failed, $skipped skipped"
