@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -188,22 +189,48 @@ func (s RevisionSource) Syncz(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var all []json.RawMessage
-	for _, src := range sources {
+	docs := make([][]byte, len(sources))
+	names := make([]string, len(sources))
+	for i, src := range sources {
 		pf := src.(PortForwardSource)
 		pf.Port = s.Port
 		doc, err := pf.Syncz(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("istiod replica %s: %w", pf.Pod, err)
 		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(doc, &items); err != nil {
-			return nil, fmt.Errorf("istiod replica %s: not a syncz document: %w", pf.Pod, err)
+		docs[i], names[i] = doc, pf.Pod
+	}
+	return mergeSyncz(docs, names)
+}
+
+// mergeSyncz joins the arrays of several replicas' documents into one. Each
+// is checked to be a JSON array (or null) and its elements are copied as
+// they are: decoding and re-encoding them would cost more than parsing the
+// result. One document is returned unchanged; ParseSyncz checks it.
+func mergeSyncz(docs [][]byte, replicas []string) ([]byte, error) {
+	if len(docs) == 1 {
+		return docs[0], nil
+	}
+	size := 2
+	for _, doc := range docs {
+		size += len(doc) + 1
+	}
+	out := make([]byte, 1, size)
+	out[0] = '['
+	for i, doc := range docs {
+		doc = bytes.TrimSpace(doc)
+		if !json.Valid(doc) || (doc[0] != '[' && string(doc) != "null") {
+			return nil, fmt.Errorf("istiod replica %s: not a syncz document (want a JSON array)", replicas[i])
 		}
-		all = append(all, items...)
+		if doc[0] != '[' {
+			continue
+		}
+		if body := bytes.TrimSpace(doc[1 : len(doc)-1]); len(body) > 0 {
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, body...)
+		}
 	}
-	if all == nil {
-		all = []json.RawMessage{}
-	}
-	return json.Marshal(all)
+	return append(out, ']'), nil
 }
