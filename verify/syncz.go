@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -134,14 +136,46 @@ func (p *ProxyStatus) TypeState(typ string) (SyncState, bool) {
 // Synced reports whether the proxy is SYNCED overall.
 func (p *ProxyStatus) Synced() bool { return p.State == StateSynced }
 
+// synczEntry is one element of the syncz array, as istiod's SyncStatus
+// encodes it.
+type synczEntry struct {
+	ClusterID            string `json:"cluster_id"`
+	Proxy                string `json:"proxy"`
+	ProxyType            string `json:"proxy_type"`
+	ProxyVersion         string `json:"proxy_version"`
+	IstioVersion         string `json:"istio_version"`
+	ClusterSent          string `json:"cluster_sent"`
+	ClusterAcked         string `json:"cluster_acked"`
+	ListenerSent         string `json:"listener_sent"`
+	ListenerAcked        string `json:"listener_acked"`
+	RouteSent            string `json:"route_sent"`
+	RouteAcked           string `json:"route_acked"`
+	EndpointSent         string `json:"endpoint_sent"`
+	EndpointAcked        string `json:"endpoint_acked"`
+	ExtensionConfigSent  string `json:"extensionconfig_sent"`
+	ExtensionConfigAcked string `json:"extensionconfig_acked"`
+	// Resources is keyed by type URL.
+	Resources map[string]synczResource `json:"resources"`
+}
+
+// synczResource is one value of the resources map.
+type synczResource struct {
+	Sent  string `json:"sent"`
+	Acked string `json:"acked"`
+	// SentTime is kept as text: a timestamp istiod formats oddly should
+	// not make the whole document unreadable.
+	SentTime  string `json:"sentTime"`
+	LastError string `json:"lastError"`
+}
+
 // ParseSyncz parses the JSON istiod serves at /debug/syncz: an array of
 // proxy statuses. It derives each proxy's state per xDS type and overall.
 // Input that is not such an array returns a *SynczError (matching
 // ErrMalformedSyncz); "null" is an empty list.
 func ParseSyncz(data []byte) ([]ProxyStatus, error) {
-	raw, err := decodeSyncz(data)
-	if err != nil {
-		return nil, err
+	var raw []synczEntry
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, newSynczError(data, err)
 	}
 	out := make([]ProxyStatus, len(raw))
 	// One backing array for the types of every proxy keeps a large
@@ -155,11 +189,25 @@ func ParseSyncz(data []byte) ([]ProxyStatus, error) {
 	return out, nil
 }
 
-func newProxyStatus(r *rawStatus, types []TypeStatus) ProxyStatus {
-	id := r.fields[fProxy]
+// newSynczError says where encoding/json stopped.
+func newSynczError(data []byte, err error) *SynczError {
+	se := &SynczError{Offset: int64(len(data)), Err: err}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		se.Offset = syntax.Offset
+	case errors.As(err, &typ):
+		se.Offset = typ.Offset
+	}
+	return se
+}
+
+func newProxyStatus(r *synczEntry, types []TypeStatus) ProxyStatus {
+	id := r.Proxy
 	p := ProxyStatus{
-		ID: id, Pod: id, ClusterID: r.fields[fClusterID], ProxyType: r.fields[fProxyType],
-		ProxyVersion: r.fields[fProxyVersion], IstioVersion: r.fields[fIstioVersion], Types: types,
+		ID: id, Pod: id, ClusterID: r.ClusterID, ProxyType: r.ProxyType,
+		ProxyVersion: r.ProxyVersion, IstioVersion: r.IstioVersion, Types: types,
 	}
 	// Namespaces cannot contain dots, pod names can: split at the last.
 	if i := strings.LastIndexByte(id, '.'); i >= 0 {
@@ -171,19 +219,19 @@ func newProxyStatus(r *rawStatus, types []TypeStatus) ProxyStatus {
 
 // appendTypes appends the five Envoy types, then any other type of the
 // resources map sorted by URL.
-func appendTypes(dst []TypeStatus, r *rawStatus) []TypeStatus {
-	flat := [len(envoyTypes)][2]int{
-		{fClusterSent, fClusterAcked},
-		{fListenerSent, fListenerAcked},
-		{fEndpointSent, fEndpointAcked},
-		{fRouteSent, fRouteAcked},
-		{fExtensionConfigSent, fExtensionConfigAcked},
+func appendTypes(dst []TypeStatus, r *synczEntry) []TypeStatus {
+	flat := [len(envoyTypes)][2]string{
+		{r.ClusterSent, r.ClusterAcked},
+		{r.ListenerSent, r.ListenerAcked},
+		{r.EndpointSent, r.EndpointAcked},
+		{r.RouteSent, r.RouteAcked},
+		{r.ExtensionConfigSent, r.ExtensionConfigAcked},
 	}
-	ignoreEnvoy := r.fields[fProxyType] == ProxyTypeZtunnel
+	ignoreEnvoy := r.ProxyType == ProxyTypeZtunnel
 	for i, et := range envoyTypes {
-		t := TypeStatus{Type: et.short, TypeURL: et.url, Sent: r.fields[flat[i][0]], Acked: r.fields[flat[i][1]]}
-		if res, ok := r.resource(et.url); ok {
-			mergeResource(&t, res)
+		t := TypeStatus{Type: et.short, TypeURL: et.url, Sent: flat[i][0], Acked: flat[i][1]}
+		if res, ok := r.Resources[et.url]; ok {
+			mergeResource(&t, &res)
 		}
 		if ignoreEnvoy {
 			t.State = StateIgnored
@@ -193,13 +241,12 @@ func appendTypes(dst []TypeStatus, r *rawStatus) []TypeStatus {
 		dst = append(dst, t)
 	}
 	start := len(dst)
-	for i := range r.resources {
-		e := &r.resources[i]
-		if isEnvoyType(e.typeURL) {
+	for url, res := range r.Resources {
+		if isEnvoyType(url) {
 			continue
 		}
-		t := TypeStatus{Type: ShortTypeName(e.typeURL), TypeURL: e.typeURL}
-		mergeResource(&t, &e.res)
+		t := TypeStatus{Type: ShortTypeName(url), TypeURL: url}
+		mergeResource(&t, &res)
 		t.State = typeState(&t)
 		dst = append(dst, t)
 	}
@@ -220,7 +267,7 @@ func isEnvoyType(url string) bool {
 
 // mergeResource lets the resources map, where present, fill in what the
 // flat fields leave out.
-func mergeResource(t *TypeStatus, res *rawResource) {
+func mergeResource(t *TypeStatus, res *synczResource) {
 	if res.Sent != "" || res.Acked != "" {
 		t.Sent, t.Acked = res.Sent, res.Acked
 	}
