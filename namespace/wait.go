@@ -184,7 +184,7 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 		}
 		return nil
 	}
-	var backoff kubeutil.Backoff
+	backoff := kubeutil.TransientBackoff()
 	for {
 		list, rv, err := listKind(ctx, w.kube, ns, kind, w.opts.WorkloadSelector)
 		if err != nil {
@@ -195,7 +195,7 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 				return ctx.Err()
 			}
 			if w.read(err) {
-				if err := backoff.Wait(ctx); err != nil {
+				if err := kubeutil.Pause(ctx, backoff.Step()); err != nil {
 					return err
 				}
 				continue
@@ -220,14 +220,14 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 				return ctx.Err()
 			}
 			if w.read(err) {
-				if err := backoff.Wait(ctx); err != nil {
+				if err := kubeutil.Pause(ctx, backoff.Step()); err != nil {
 					return err
 				}
 				continue
 			}
 			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "watch", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
 		}
-		backoff.Reset()
+		backoff = kubeutil.TransientBackoff()
 		var failed error
 		done := func() bool {
 			defer wi.Stop()
