@@ -24,6 +24,9 @@ type kindAPI struct {
 	workload func(obj runtime.Object) workload
 }
 
+// allKinds is every kind, in the order the package handles them.
+var allKinds = []Kind{Deployment, StatefulSet, DaemonSet}
+
 var kindAPIs = map[Kind]kindAPI{
 	Deployment: {
 		empty: &appsv1.Deployment{},

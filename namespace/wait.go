@@ -146,7 +146,7 @@ func (w *waiter) watch(ctx context.Context, ws []*WorkloadResult, scopes []strin
 		w.note(wr, "not seen yet")
 	}
 	for _, ns := range scopes {
-		for _, kind := range []Kind{Deployment, StatefulSet, DaemonSet} {
+		for _, kind := range allKinds {
 			if members := byKind[kind]; len(members) > 0 {
 				if err := w.watchKind(ctx, ns, kind, members); err != nil {
 					return err
