@@ -1,6 +1,7 @@
 package namespace
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -236,10 +237,17 @@ func (w *waiter) listWatch(ns string, kind Kind, api kindAPI, stop context.Cance
 	sel := w.opts.WorkloadSelector
 	read := func(ctx context.Context, verb string, call func() error) error {
 		var err error
+		called := false
 		_ = wait.ExponentialBackoffWithContext(ctx, kubeutil.TransientBackoff(), func(context.Context) (bool, error) {
+			called = true
 			err = call()
 			return !w.read(err), nil
 		})
+		if !called {
+			// ctx ended first: the backoff did not call at all, and a nil
+			// error would promise the informer a result.
+			return cmp.Or(ctx.Err(), context.Canceled)
+		}
 		switch {
 		case err == nil:
 		case apierrors.IsForbidden(err):
