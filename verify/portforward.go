@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/transport/spdy"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
 )
 
 // PortForwardSource reads /debug/syncz from one of a revision's istiod pods
@@ -113,7 +114,7 @@ func ReplicaSources(ctx context.Context, kube kubernetes.Interface, cfg *rest.Co
 	}
 	var out []SyncSource
 	for i := range pods.Items {
-		if p := &pods.Items[i]; podReady(p) && p.DeletionTimestamp == nil {
+		if p := &pods.Items[i]; kubeutil.PodReady(p) && p.DeletionTimestamp == nil {
 			out = append(out, PortForwardSource{Rev: rev, Config: cfg, Kube: kube, ControlPlaneNamespace: ns, Pod: p.Name})
 		}
 	}
@@ -134,7 +135,7 @@ func IstiodPod(ctx context.Context, kube kubernetes.Interface, ns, rev string) (
 	}
 	var ok []corev1.Pod
 	for _, p := range pods.Items {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && podReady(&p) {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && kubeutil.PodReady(&p) {
 			ok = append(ok, p)
 		}
 	}
@@ -146,15 +147,6 @@ func IstiodPod(ctx context.Context, kube kubernetes.Interface, ns, rev string) (
 			ok[i].CreationTimestamp.Equal(&ok[j].CreationTimestamp) && ok[i].Name < ok[j].Name
 	})
 	return ok[0].Name, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // RevisionSource reads /debug/syncz from every ready istiod replica of a

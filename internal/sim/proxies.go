@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/revkit/revkit/internal/kubeutil"
 	"github.com/revkit/revkit/internal/mesh"
 )
 
@@ -81,7 +82,7 @@ func (p *SyncSource) Syncz(ctx context.Context) ([]byte, error) {
 	for i := range pods {
 		pod := &pods[i]
 		if rev, injected := mesh.PodRevision(pod); !injected || rev != p.rev || !mesh.PodActive(pod) ||
-			pod.Status.Phase != corev1.PodRunning || !podReady(pod) {
+			pod.Status.Phase != corev1.PodRunning || !kubeutil.PodReady(pod) {
 			continue
 		}
 		typ := "sidecar"
