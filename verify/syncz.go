@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/revkit/revkit/internal/mesh"
 )
 
 // SyncState is istioctl proxy-status's word for how far a proxy has taken
@@ -136,44 +138,12 @@ func (p *ProxyStatus) TypeState(typ string) (SyncState, bool) {
 // Synced reports whether the proxy is SYNCED overall.
 func (p *ProxyStatus) Synced() bool { return p.State == StateSynced }
 
-// synczEntry is one element of the syncz array, as istiod's SyncStatus
-// encodes it.
-type synczEntry struct {
-	ClusterID            string `json:"cluster_id"`
-	Proxy                string `json:"proxy"`
-	ProxyType            string `json:"proxy_type"`
-	ProxyVersion         string `json:"proxy_version"`
-	IstioVersion         string `json:"istio_version"`
-	ClusterSent          string `json:"cluster_sent"`
-	ClusterAcked         string `json:"cluster_acked"`
-	ListenerSent         string `json:"listener_sent"`
-	ListenerAcked        string `json:"listener_acked"`
-	RouteSent            string `json:"route_sent"`
-	RouteAcked           string `json:"route_acked"`
-	EndpointSent         string `json:"endpoint_sent"`
-	EndpointAcked        string `json:"endpoint_acked"`
-	ExtensionConfigSent  string `json:"extensionconfig_sent"`
-	ExtensionConfigAcked string `json:"extensionconfig_acked"`
-	// Resources is keyed by type URL.
-	Resources map[string]synczResource `json:"resources"`
-}
-
-// synczResource is one value of the resources map.
-type synczResource struct {
-	Sent  string `json:"sent"`
-	Acked string `json:"acked"`
-	// SentTime is kept as text: a timestamp istiod formats oddly should
-	// not make the whole document unreadable.
-	SentTime  string `json:"sentTime"`
-	LastError string `json:"lastError"`
-}
-
 // ParseSyncz parses the JSON istiod serves at /debug/syncz: an array of
 // proxy statuses. It derives each proxy's state per xDS type and overall.
 // Input that is not such an array returns a *SynczError (matching
 // ErrMalformedSyncz); "null" is an empty list.
 func ParseSyncz(data []byte) ([]ProxyStatus, error) {
-	var raw []synczEntry
+	var raw []mesh.SyncStatus
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, newSynczError(data, err)
 	}
@@ -203,7 +173,7 @@ func newSynczError(data []byte, err error) *SynczError {
 	return se
 }
 
-func newProxyStatus(r *synczEntry, types []TypeStatus) ProxyStatus {
+func newProxyStatus(r *mesh.SyncStatus, types []TypeStatus) ProxyStatus {
 	id := r.Proxy
 	p := ProxyStatus{
 		ID: id, Pod: id, ClusterID: r.ClusterID, ProxyType: r.ProxyType,
@@ -219,7 +189,7 @@ func newProxyStatus(r *synczEntry, types []TypeStatus) ProxyStatus {
 
 // appendTypes appends the five Envoy types, then any other type of the
 // resources map sorted by URL.
-func appendTypes(dst []TypeStatus, r *synczEntry) []TypeStatus {
+func appendTypes(dst []TypeStatus, r *mesh.SyncStatus) []TypeStatus {
 	flat := [len(envoyTypes)][2]string{
 		{r.ClusterSent, r.ClusterAcked},
 		{r.ListenerSent, r.ListenerAcked},
@@ -267,7 +237,7 @@ func isEnvoyType(url string) bool {
 
 // mergeResource lets the resources map, where present, fill in what the
 // flat fields leave out.
-func mergeResource(t *TypeStatus, res *synczResource) {
+func mergeResource(t *TypeStatus, res *mesh.SyncResource) {
 	if res.Sent != "" || res.Acked != "" {
 		t.Sent, t.Acked = res.Sent, res.Acked
 	}
