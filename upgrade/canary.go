@@ -5,17 +5,16 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/internal/kubeutil"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
@@ -177,29 +176,22 @@ func (o *CanaryOptions) home() string {
 }
 
 // Batches resolves the selection to namespace names and splits them into
-// batches, in name order.
+// batches, in name order. A named namespace that does not exist is a
+// *revkit.NotFoundError.
 func (o *CanaryOptions) Batches(ctx context.Context, kube kubernetes.Interface) ([][]string, error) {
-	set := map[string]bool{}
-	for _, n := range o.Namespaces.Namespaces {
-		set[n] = true
-	}
 	if o.Namespaces.Selector != "" {
 		if _, err := labels.Parse(o.Namespaces.Selector); err != nil {
 			return nil, &revkit.InvalidInputError{Field: "Namespaces.Selector", Value: o.Namespaces.Selector, Reason: err.Error()}
 		}
-		list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: o.Namespaces.Selector})
-		if err != nil {
-			return nil, &revkit.OpError{Op: "upgrade.Canary", Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace", Name: o.Namespaces.Selector}, Err: err}
-		}
-		for _, ns := range list.Items {
-			set[ns.Name] = true
-		}
 	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
+	nss, err := kubeutil.SelectNamespaces(ctx, kube, "upgrade.Canary", o.Namespaces.Namespaces, o.Namespaces.Selector)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
+	names := make([]string, len(nss))
+	for i, ns := range nss {
+		names[i] = ns.Name
+	}
 	if len(names) == 0 {
 		return nil, &revkit.InvalidInputError{Field: "Namespaces", Reason: "selects no namespace"}
 	}
