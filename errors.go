@@ -139,18 +139,31 @@ func (e *OpError) Error() string {
 
 func (e *OpError) Unwrap() error { return e.Err }
 
+// Overlap is a namespace/pod label combination that two injector
+// configurations would both inject (Istio's analyzer calls this IST0139).
+type Overlap struct {
+	// First and Second name the MutatingWebhookConfigurations,
+	// FirstWebhook and SecondWebhook the webhooks inside them that match.
+	First, Second               string
+	FirstWebhook, SecondWebhook string
+	// NamespaceLabels and PodLabels are an example that both match.
+	NamespaceLabels map[string]string
+	PodLabels       map[string]string
+}
+
+// String names both configurations and the example labels.
+func (o Overlap) String() string {
+	return fmt.Sprintf("%s and %s both inject a pod labelled %v in a namespace labelled %v",
+		o.First, o.Second, o.PodLabels, o.NamespaceLabels)
+}
+
 // OverlapError refuses a change after which two injectors would inject the
 // same pod (Istio's analyzer calls this IST0139). It names both webhook
 // configurations and an example namespace and pod that both would match.
 type OverlapError struct {
 	// Subject is what was being added or changed, e.g. `tag "prod"`.
 	Subject string
-	// First and Second are the MutatingWebhookConfigurations; FirstWebhook
-	// and SecondWebhook the webhooks inside them.
-	First, FirstWebhook   string
-	Second, SecondWebhook string
-	NamespaceLabels       map[string]string
-	PodLabels             map[string]string
+	Overlap
 }
 
 func (e *OverlapError) Error() string {

@@ -92,6 +92,16 @@ func TestErrors(t *testing.T) {
 	assert.ErrorIs(t, fmt.Errorf("wait: %w", failed), revkit.ErrRolloutFailed)
 	assert.NotErrorIs(t, failed, revkit.ErrVerificationFailed)
 	assert.Equal(t, `rollout of Deployment/shop/web failed: Progressing condition: ProgressDeadlineExceeded: ReplicaSet "web-1" has timed out progressing.`, failed.Error())
+
+	ov := revkit.Overlap{First: "istio-sidecar-injector", FirstWebhook: "rev.namespace.sidecar-injector.istio.io",
+		Second: "istio-revision-tag-prod", SecondWebhook: "rev.object.sidecar-injector.istio.io",
+		NamespaceLabels: map[string]string{"istio.io/rev": "prod"}, PodLabels: map[string]string{}}
+	assert.Equal(t, "istio-sidecar-injector and istio-revision-tag-prod both inject a pod labelled map[] in a namespace labelled map[istio.io/rev:prod]", ov.String())
+	ovErr := &revkit.OverlapError{Subject: `tag "prod"`, Overlap: ov}
+	assert.ErrorIs(t, fmt.Errorf("set: %w", ovErr), revkit.ErrOverlap)
+	assert.NotErrorIs(t, ovErr, revkit.ErrInUse)
+	assert.Equal(t, "istio-revision-tag-prod", ovErr.Second, "the overlap's fields read through the error")
+	assert.Equal(t, `tag "prod": webhook istio-sidecar-injector/rev.namespace.sidecar-injector.istio.io would overlap with istio-revision-tag-prod/rev.object.sidecar-injector.istio.io (e.g. namespace labels map[istio.io/rev:prod], pod labels map[])`, ovErr.Error())
 }
 
 func TestEmit(t *testing.T) {

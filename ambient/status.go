@@ -181,7 +181,7 @@ func readAgent(ctx context.Context, kube kubernetes.Interface, op string, c Comp
 }
 
 func nodeAgent(p *corev1.Pod, hash string) NodeAgent {
-	n := NodeAgent{Node: p.Spec.NodeName, Pod: p.Name, Ready: podReady(p),
+	n := NodeAgent{Node: p.Spec.NodeName, Pod: p.Name, Ready: kubeutil.PodReady(p),
 		Current: hash != "" && p.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == hash}
 	if len(p.Spec.Containers) > 0 {
 		n.Version = imageVersion(p.Spec.Containers[0].Image)
@@ -252,13 +252,4 @@ func agentPods(ctx context.Context, kube kubernetes.Interface, ds *appsv1.Daemon
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -110,10 +110,7 @@ func (c *Client) Install(ctx context.Context, kube kubernetes.Interface, opts re
 		return res, fmt.Errorf("%s: read rendered manifest: %w", op, err)
 	}
 	if ovs := mesh.OverlapsAfter(model.Injectors, injectors); len(ovs) > 0 {
-		ov := ovs[0]
-		return res, &revkit.OverlapError{Subject: fmt.Sprintf("revision %q", opts.Revision),
-			First: ov.First, FirstWebhook: ov.FirstWebhook, Second: ov.Second, SecondWebhook: ov.SecondWebhook,
-			NamespaceLabels: ov.NamespaceLabels, PodLabels: ov.PodLabels}
+		return res, &revkit.OverlapError{Subject: fmt.Sprintf("revision %q", opts.Revision), Overlap: ovs[0]}
 	}
 	res.Objects, res.Manifest = objs, manifest
 	for _, inj := range injectors {

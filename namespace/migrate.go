@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -57,35 +54,16 @@ var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true,
 // that does not exist is a *revkit.NotFoundError; a system namespace without
 // AllowSystem is a *revkit.InvalidInputError.
 func (s Selection) resolve(ctx context.Context, kube kubernetes.Interface, op, cpNS string) ([]corev1.Namespace, error) {
-	byName := map[string]corev1.Namespace{}
-	for _, n := range s.Namespaces {
-		ns, err := kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil, &revkit.NotFoundError{Kind: "namespace", Name: n}
-		}
-		if err != nil {
-			return nil, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "Namespace", Name: n}, Err: err}
-		}
-		byName[n] = *ns
+	out, err := kubeutil.SelectNamespaces(ctx, kube, op, s.Namespaces, s.Selector)
+	if err != nil {
+		return nil, err
 	}
-	if s.Selector != "" {
-		list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: s.Selector})
-		if err != nil {
-			return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace", Name: s.Selector}, Err: err}
-		}
-		for _, ns := range list.Items {
-			byName[ns.Name] = ns
-		}
-	}
-	out := make([]corev1.Namespace, 0, len(byName))
-	for name, ns := range byName {
-		if !s.AllowSystem && (systemNamespaces[name] || name == cpNS) {
-			return nil, &revkit.InvalidInputError{Field: "Namespaces", Value: name,
+	for _, ns := range out {
+		if !s.AllowSystem && (systemNamespaces[ns.Name] || ns.Name == cpNS) {
+			return nil, &revkit.InvalidInputError{Field: "Namespaces", Value: ns.Name,
 				Reason: "system or control-plane namespace; set AllowSystem to include it"}
 		}
-		out = append(out, ns)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

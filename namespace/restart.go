@@ -8,11 +8,9 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
@@ -290,7 +288,7 @@ func (o *RestartOptions) Validate() error {
 		return &revkit.InvalidInputError{Field: "Target", Reason: "OnlyStale needs the target revision or tag"}
 	}
 	for _, k := range o.Kinds {
-		if k != Deployment && k != StatefulSet && k != DaemonSet {
+		if _, ok := kindAPIs[k]; !ok {
 			return &revkit.InvalidInputError{Field: "Kinds", Value: string(k), Reason: "must be Deployment, StatefulSet or DaemonSet"}
 		}
 	}
@@ -313,7 +311,7 @@ func (o *RestartOptions) Validate() error {
 
 func (o *RestartOptions) kinds() []Kind {
 	if len(o.Kinds) == 0 {
-		return []Kind{Deployment, StatefulSet, DaemonSet}
+		return allKinds
 	}
 	return o.Kinds
 }
@@ -372,50 +370,22 @@ func (w *workload) skipReason() string {
 }
 
 func (w *workload) patch(ctx context.Context, kube kubernetes.Interface, body []byte, opts metav1.PatchOptions) error {
-	var err error
-	switch w.kind {
-	case Deployment:
-		_, err = kube.AppsV1().Deployments(w.namespace).Patch(ctx, w.name, types.MergePatchType, body, opts)
-	case StatefulSet:
-		_, err = kube.AppsV1().StatefulSets(w.namespace).Patch(ctx, w.name, types.MergePatchType, body, opts)
-	case DaemonSet:
-		_, err = kube.AppsV1().DaemonSets(w.namespace).Patch(ctx, w.name, types.MergePatchType, body, opts)
+	api, ok := kindAPIs[w.kind]
+	if !ok {
+		return errUnknownKind(w.kind)
 	}
-	return err
+	return api.patch(ctx, kube, w.namespace, w.name, body, opts)
 }
 
 func listWorkloads(ctx context.Context, kube kubernetes.Interface, ns string, kinds []Kind, sel string) ([]workload, error) {
-	lo := metav1.ListOptions{LabelSelector: sel}
 	var out []workload
 	for _, k := range kinds {
-		switch k {
-		case Deployment:
-			l, err := kube.AppsV1().Deployments(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			for _, d := range l.Items {
-				out = append(out, workload{kind: k, namespace: d.Namespace, name: d.Name, selector: d.Spec.Selector,
-					template: d.Spec.Template, paused: d.Spec.Paused})
-			}
-		case StatefulSet:
-			l, err := kube.AppsV1().StatefulSets(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			for _, s := range l.Items {
-				out = append(out, workload{kind: k, namespace: s.Namespace, name: s.Name, selector: s.Spec.Selector,
-					template: s.Spec.Template, onDelete: s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType})
-			}
-		case DaemonSet:
-			l, err := kube.AppsV1().DaemonSets(ns).List(ctx, lo)
-			if err != nil {
-				return nil, err
-			}
-			for _, d := range l.Items {
-				out = append(out, workload{kind: k, namespace: d.Namespace, name: d.Name, selector: d.Spec.Selector,
-					template: d.Spec.Template, onDelete: d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType})
-			}
+		objs, err := listKind(ctx, kube, ns, k, sel)
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range objs {
+			out = append(out, kindAPIs[k].workload(obj))
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {

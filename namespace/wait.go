@@ -1,6 +1,7 @@
 package namespace
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,15 +13,21 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/klog/v2"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/internal/kubeutil"
 )
 
 // waitRollouts blocks until every restarted workload has rolled out, the
-// timeout passes or ctx ends. It lists and then watches each kind — once
+// timeout passes or ctx ends. It watches each kind with client-go's
+// watchtools.UntilWithSync (an informer that lists, watches and lists again
+// when a watch ends) — once
 // across the cluster with clusterWide, else once per namespace when there
 // are fewer than ten — so a rollout is seen done as soon as its controller
 // reports it and the wait costs a few requests whatever the fleet size.
@@ -140,7 +147,7 @@ func (w *waiter) watch(ctx context.Context, ws []*WorkloadResult, scopes []strin
 		w.note(wr, "not seen yet")
 	}
 	for _, ns := range scopes {
-		for _, kind := range []Kind{Deployment, StatefulSet, DaemonSet} {
+		for _, kind := range allKinds {
 			if members := byKind[kind]; len(members) > 0 {
 				if err := w.watchKind(ctx, ns, kind, members); err != nil {
 					return err
@@ -151,7 +158,12 @@ func (w *waiter) watch(ctx context.Context, ws []*WorkloadResult, scopes []strin
 	return nil
 }
 
-// watchKind waits for the members of kind in ns ("" for all namespaces).
+// watchKind waits for the members of kind in ns ("" for all namespaces)
+// with client-go's watchtools.UntilWithSync: an informer lists, watches,
+// and lists again whenever the watch ends or its resource version expires,
+// backing off while the apiserver cannot answer. The list and watch go
+// through listWatch, which records each failure for the WaitError and
+// ends the wait on one that retrying cannot fix.
 func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members map[string]*WorkloadResult) error {
 	left := 0
 	for _, wr := range members {
@@ -162,152 +174,116 @@ func (w *waiter) watchKind(ctx context.Context, ns string, kind Kind, members ma
 	if left == 0 {
 		return nil
 	}
-	// observe notes a member's progress, and returns its failure. Objects
-	// that are not members (a cluster-wide watch sees every workload the
-	// selector matches) are skipped before their status is computed.
-	observe := func(obj runtime.Object) error {
-		m, err := meta.Accessor(obj)
+	api, ok := kindAPIs[kind]
+	if !ok {
+		return errUnknownKind(kind)
+	}
+	// The informer logs its retries through the context's logger; the
+	// library does not print, and reports them in WaitError.LastError.
+	wctx, stop := context.WithCancelCause(klog.NewContext(ctx, klog.Logger{}))
+	defer stop(nil)
+	// observe notes a member's progress, and reports whether every member
+	// has rolled out. Objects that are not members (a cluster-wide watch
+	// sees every workload the selector matches) are skipped before their
+	// status is computed.
+	observe := func(ev watch.Event) (bool, error) {
+		if ev.Type != watch.Added && ev.Type != watch.Modified {
+			return false, nil
+		}
+		m, err := meta.Accessor(ev.Object)
 		if err != nil {
-			return nil
+			return false, nil
 		}
 		wr := members[m.GetNamespace()+"/"+m.GetName()]
 		if wr == nil || wr.RolledOut {
-			return nil
+			return left == 0, nil
 		}
-		pending, err := kubeutil.RolloutStatus(obj)
+		pending, err := kubeutil.RolloutStatus(ev.Object)
 		if err != nil {
-			return err
+			return false, err
 		}
 		w.note(wr, pending)
 		if wr.RolledOut {
 			left--
 		}
+		return left == 0, nil
+	}
+	lw := w.listWatch(ns, kind, api, stop)
+	_, err := watchtools.UntilWithSync(wctx, cache.ToListWatcherWithWatchListSemantics(lw, w.kube), api.empty, nil, observe)
+	if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause // a failure listWatch ended the wait on
+	}
+	var failed *revkit.RolloutFailedError
+	switch {
+	case errors.As(err, &failed):
+		return err
+	case left == 0:
 		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return err
 	}
-	var backoff kubeutil.Backoff
-	for {
-		list, rv, err := listKind(ctx, w.kube, ns, kind, w.opts.WorkloadSelector)
-		if err != nil {
-			if apierrors.IsForbidden(err) {
-				return errNoWatch
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if w.read(err) {
-				if err := backoff.Wait(ctx); err != nil {
-					return err
-				}
-				continue
-			}
-			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "list", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
+	return nil
+}
+
+// listWatch lists and watches kind in ns for an informer. A read that
+// fails transiently is recorded (w.read) and tried again here with
+// kubeutil.TransientBackoff, so that the wait notices the apiserver back
+// within seconds (the informer's own backoff grows to a minute); a
+// forbidden one ends the wait with errNoWatch, to poll instead; any other
+// ends it with an *revkit.OpError, through stop.
+func (w *waiter) listWatch(ns string, kind Kind, api kindAPI, stop context.CancelCauseFunc) *cache.ListWatch {
+	sel := w.opts.WorkloadSelector
+	read := func(ctx context.Context, verb string, call func() error) error {
+		var err error
+		called := false
+		_ = wait.ExponentialBackoffWithContext(ctx, kubeutil.TransientBackoff(), func(context.Context) (bool, error) {
+			called = true
+			err = call()
+			return !w.read(err), nil
+		})
+		if !called {
+			// ctx ended first: the backoff did not call at all, and a nil
+			// error would promise the informer a result.
+			return cmp.Or(ctx.Err(), context.Canceled)
 		}
-		w.read(nil)
-		for _, obj := range list {
-			if err := observe(obj); err != nil {
-				return err
-			}
-		}
-		if left == 0 {
-			return nil
-		}
-		wi, err := watchKind(ctx, w.kube, ns, kind, w.opts.WorkloadSelector, rv)
-		if err != nil {
-			if apierrors.IsForbidden(err) {
-				return errNoWatch
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if w.read(err) {
-				if err := backoff.Wait(ctx); err != nil {
-					return err
-				}
-				continue
-			}
-			return &revkit.OpError{Op: "namespace.RolloutRestart", Verb: "watch", Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err}
-		}
-		backoff.Reset()
-		var failed error
-		done := func() bool {
-			defer wi.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return true
-				case ev, ok := <-wi.ResultChan():
-					if !ok || ev.Type == watch.Error {
-						return false // expired or closed: list again
-					}
-					if ev.Type == watch.Added || ev.Type == watch.Modified {
-						if failed = observe(ev.Object); failed != nil || left == 0 {
-							return true
-						}
-					}
-				}
-			}
-		}()
-		if failed != nil {
-			return failed
-		}
-		if done {
-			if left == 0 {
-				return nil
-			}
+		switch {
+		case err == nil:
+		case apierrors.IsForbidden(err):
+			stop(errNoWatch)
+		case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+			// The informer lists again.
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case !kubeutil.Transient(err):
+			stop(&revkit.OpError{Op: "namespace.RolloutRestart", Verb: verb, Object: revkit.ObjectRef{Kind: string(kind), Namespace: ns}, Err: err})
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		return err
 	}
-}
-
-func listKind(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind, sel string) ([]runtime.Object, string, error) {
-	lo := metav1.ListOptions{LabelSelector: sel}
-	var out []runtime.Object
-	switch kind {
-	case Deployment:
-		l, err := kube.AppsV1().Deployments(ns).List(ctx, lo)
-		if err != nil {
-			return nil, "", err
-		}
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-		return out, l.ResourceVersion, nil
-	case StatefulSet:
-		l, err := kube.AppsV1().StatefulSets(ns).List(ctx, lo)
-		if err != nil {
-			return nil, "", err
-		}
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-		return out, l.ResourceVersion, nil
-	case DaemonSet:
-		l, err := kube.AppsV1().DaemonSets(ns).List(ctx, lo)
-		if err != nil {
-			return nil, "", err
-		}
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-		return out, l.ResourceVersion, nil
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (l runtime.Object, err error) {
+			lo.LabelSelector = sel
+			// "0" would let the apiserver answer from its cache, which may
+			// not have the restart patch yet: the rollout would look done.
+			if lo.ResourceVersion == "0" {
+				lo.ResourceVersion = ""
+			}
+			err = read(ctx, "list", func() (err error) {
+				l, err = api.list(ctx, w.kube, ns, lo)
+				return err
+			})
+			return l, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (wi watch.Interface, err error) {
+			lo.LabelSelector = sel
+			err = read(ctx, "watch", func() (err error) {
+				wi, err = api.watch(ctx, w.kube, ns, lo)
+				return err
+			})
+			return wi, err
+		},
 	}
-	return nil, "", errors.New("unknown kind " + string(kind))
-}
-
-func watchKind(ctx context.Context, kube kubernetes.Interface, ns string, kind Kind, sel, rv string) (watch.Interface, error) {
-	lo := metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true}
-	switch kind {
-	case Deployment:
-		return kube.AppsV1().Deployments(ns).Watch(ctx, lo)
-	case StatefulSet:
-		return kube.AppsV1().StatefulSets(ns).Watch(ctx, lo)
-	case DaemonSet:
-		return kube.AppsV1().DaemonSets(ns).Watch(ctx, lo)
-	}
-	return nil, errors.New("unknown kind " + string(kind))
 }
 
 // poll lists each (namespace, kind) that still has a pending workload,
@@ -338,7 +314,7 @@ func (w *waiter) poll(ctx context.Context, ws []*WorkloadResult) error {
 		}
 		ran, errs := forEach(ctx, len(keys), w.workers, func(ctx context.Context, i int) error {
 			g := keys[i]
-			objs, _, err := listKind(ctx, w.kube, g.ns, g.kind, "")
+			objs, err := listKind(ctx, w.kube, g.ns, g.kind, "")
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()

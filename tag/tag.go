@@ -169,10 +169,7 @@ func checkOverlap(m *mesh.Model, desired *admv1.MutatingWebhookConfiguration, de
 		removed = append(removed, deactivated.Name)
 	}
 	if ovs := mesh.OverlapsAfter(m.Injectors, []mesh.Injector{tagInj}, removed...); len(ovs) > 0 {
-		ov := ovs[0]
-		return &revkit.OverlapError{Subject: fmt.Sprintf("tag %q", tagInj.Tag),
-			First: ov.First, FirstWebhook: ov.FirstWebhook, Second: ov.Second, SecondWebhook: ov.SecondWebhook,
-			NamespaceLabels: ov.NamespaceLabels, PodLabels: ov.PodLabels}
+		return &revkit.OverlapError{Subject: fmt.Sprintf("tag %q", tagInj.Tag), Overlap: ovs[0]}
 	}
 	return nil
 }

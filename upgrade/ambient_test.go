@@ -25,7 +25,7 @@ func ambientOptions() upgrade.CanaryOptions {
 			Ztunnel: &revkit.ChartSource{Path: "charts/" + v + "/ztunnel"}, ZtunnelValues: map[string]any{"tag": v}}
 	}
 	return upgrade.CanaryOptions{From: "1-24-0", To: "1-25-0", CanaryTag: "prod-canary", StableTag: "prod-stable",
-		Ambient: &upgrade.AmbientOptions{Releaser: nopReleaser{}, To: charts("1.25.0"), From: charts("1.24.0"), NodeByNode: true, Drain: true},
+		Ambient:           &upgrade.AmbientOptions{Releaser: nopReleaser{}, To: charts("1.25.0"), From: charts("1.24.0"), NodeByNode: true, Drain: true},
 		RollbackOnFailure: true}
 }
 

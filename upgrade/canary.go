@@ -5,16 +5,15 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
+	"github.com/revkit/revkit/internal/kubeutil"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
@@ -187,29 +186,36 @@ func (o *CanaryOptions) home() string {
 }
 
 // Batches resolves the selection to namespace names and splits them into
-// batches, in name order.
+// batches, in name order. A named namespace that does not exist is a
+// *revkit.NotFoundError. With a nil kube (a plan built offline) the named
+// namespaces are taken as given and a selector is refused.
 func (o *CanaryOptions) Batches(ctx context.Context, kube kubernetes.Interface) ([][]string, error) {
-	set := map[string]bool{}
-	for _, n := range o.Namespaces.Namespaces {
-		set[n] = true
-	}
 	if o.Namespaces.Selector != "" {
 		if _, err := labels.Parse(o.Namespaces.Selector); err != nil {
 			return nil, &revkit.InvalidInputError{Field: "Namespaces.Selector", Value: o.Namespaces.Selector, Reason: err.Error()}
 		}
-		list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: o.Namespaces.Selector})
+	}
+	var names []string
+	if kube == nil {
+		// A plan built offline (no cluster) can name its namespaces but
+		// not select them; the steps check that they exist.
+		if o.Namespaces.Selector != "" {
+			return nil, &revkit.InvalidInputError{Field: "Namespaces.Selector", Value: o.Namespaces.Selector,
+				Reason: "a label selector needs a cluster to resolve it (kube is nil)"}
+		}
+		names = slices.Clone(o.Namespaces.Namespaces)
+		slices.Sort(names)
+		names = slices.Compact(names)
+	} else {
+		nss, err := kubeutil.SelectNamespaces(ctx, kube, "upgrade.Canary", o.Namespaces.Namespaces, o.Namespaces.Selector)
 		if err != nil {
-			return nil, &revkit.OpError{Op: "upgrade.Canary", Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace", Name: o.Namespaces.Selector}, Err: err}
+			return nil, err
 		}
-		for _, ns := range list.Items {
-			set[ns.Name] = true
+		names = make([]string, len(nss))
+		for i, ns := range nss {
+			names[i] = ns.Name
 		}
 	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	if len(names) == 0 {
 		if o.Ambient != nil {
 			return nil, nil

@@ -360,7 +360,7 @@ func runRetrying(ctx context.Context, env Env, s Step, once func() StepReport) S
 // returns how many times it called it. Before each new call it emits an
 // ActionRetry event for step.
 func retrying(ctx context.Context, env Env, step string, fn func() error) (attempts int) {
-	var backoff kubeutil.Backoff
+	backoff := kubeutil.TransientBackoff()
 	var deadline time.Time
 	for {
 		attempts++

@@ -139,11 +139,12 @@ var ErrMalformedSyncz = errors.New("malformed syncz response")
 
 // SynczError reports a syncz document that cannot be parsed.
 type SynczError struct {
-	// Offset is where in the input (counting from 0) the problem is: the
-	// offending byte, the start of a value of the wrong type, or the
+	// Offset is where in the input (counting from 0) decoding stopped:
+	// just past the offending byte or the value of the wrong type, or the
 	// length of a truncated input.
 	Offset int64
-	// Err is the underlying decoding error.
+	// Err is the underlying decoding error: a *json.SyntaxError or a
+	// *json.UnmarshalTypeError.
 	Err error
 }
 

@@ -287,35 +287,11 @@ func selectNamespaces(ctx context.Context, kc kubernetes.Interface, opts PodsOpt
 	if len(opts.Namespaces) == 0 && sel == nil {
 		return nil, nil
 	}
-	found := map[string]corev1.Namespace{}
-	for _, name := range opts.Namespaces {
-		if _, seen := found[name]; seen {
-			continue
-		}
-		ns, err := kc.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil, &revkit.NotFoundError{Kind: "namespace", Name: name}
-		}
-		if err != nil {
-			return nil, &revkit.OpError{Op: opPods, Verb: "get", Object: revkit.ObjectRef{Kind: "Namespace", Name: name}, Err: err}
-		}
-		found[name] = *ns
-	}
+	selector := ""
 	if sel != nil {
-		list, err := kc.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-		if err != nil {
-			return nil, &revkit.OpError{Op: opPods, Verb: "list", Object: revkit.ObjectRef{Kind: "Namespace"}, Err: err}
-		}
-		for _, ns := range list.Items {
-			found[ns.Name] = ns
-		}
+		selector = sel.String()
 	}
-	out := make([]corev1.Namespace, 0, len(found))
-	for _, ns := range found {
-		out = append(out, ns)
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
-	return out, nil
+	return kubeutil.SelectNamespaces(ctx, kc, opPods, opts.Namespaces, selector)
 }
 
 // meshNamespaces finds the namespaces of the mesh: those an injector would

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/transport/spdy"
 
 	"github.com/revkit/revkit"
+	"github.com/revkit/revkit/internal/kubeutil"
 )
 
 // PortForwardSource reads /debug/syncz from one of a revision's istiod pods
@@ -112,7 +114,7 @@ func ReplicaSources(ctx context.Context, kube kubernetes.Interface, cfg *rest.Co
 	}
 	var out []SyncSource
 	for i := range pods.Items {
-		if p := &pods.Items[i]; podReady(p) && p.DeletionTimestamp == nil {
+		if p := &pods.Items[i]; kubeutil.PodReady(p) && p.DeletionTimestamp == nil {
 			out = append(out, PortForwardSource{Rev: rev, Config: cfg, Kube: kube, ControlPlaneNamespace: ns, Pod: p.Name})
 		}
 	}
@@ -133,7 +135,7 @@ func IstiodPod(ctx context.Context, kube kubernetes.Interface, ns, rev string) (
 	}
 	var ok []corev1.Pod
 	for _, p := range pods.Items {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && podReady(&p) {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && kubeutil.PodReady(&p) {
 			ok = append(ok, p)
 		}
 	}
@@ -145,15 +147,6 @@ func IstiodPod(ctx context.Context, kube kubernetes.Interface, ns, rev string) (
 			ok[i].CreationTimestamp.Equal(&ok[j].CreationTimestamp) && ok[i].Name < ok[j].Name
 	})
 	return ok[0].Name, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // RevisionSource reads /debug/syncz from every ready istiod replica of a
@@ -188,22 +181,48 @@ func (s RevisionSource) Syncz(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var all []json.RawMessage
-	for _, src := range sources {
+	docs := make([][]byte, len(sources))
+	names := make([]string, len(sources))
+	for i, src := range sources {
 		pf := src.(PortForwardSource)
 		pf.Port = s.Port
 		doc, err := pf.Syncz(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("istiod replica %s: %w", pf.Pod, err)
 		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(doc, &items); err != nil {
-			return nil, fmt.Errorf("istiod replica %s: not a syncz document: %w", pf.Pod, err)
+		docs[i], names[i] = doc, pf.Pod
+	}
+	return mergeSyncz(docs, names)
+}
+
+// mergeSyncz joins the arrays of several replicas' documents into one. Each
+// is checked to be a JSON array (or null) and its elements are copied as
+// they are: decoding and re-encoding them would cost more than parsing the
+// result. One document is returned unchanged; ParseSyncz checks it.
+func mergeSyncz(docs [][]byte, replicas []string) ([]byte, error) {
+	if len(docs) == 1 {
+		return docs[0], nil
+	}
+	size := 2
+	for _, doc := range docs {
+		size += len(doc) + 1
+	}
+	out := make([]byte, 1, size)
+	out[0] = '['
+	for i, doc := range docs {
+		doc = bytes.TrimSpace(doc)
+		if !json.Valid(doc) || (doc[0] != '[' && string(doc) != "null") {
+			return nil, fmt.Errorf("istiod replica %s: not a syncz document (want a JSON array)", replicas[i])
 		}
-		all = append(all, items...)
+		if doc[0] != '[' {
+			continue
+		}
+		if body := bytes.TrimSpace(doc[1 : len(doc)-1]); len(body) > 0 {
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, body...)
+		}
 	}
-	if all == nil {
-		all = []json.RawMessage{}
-	}
-	return json.Marshal(all)
+	return append(out, ']'), nil
 }

@@ -1,9 +1,13 @@
 package verify
 
 import (
+	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/revkit/revkit/internal/mesh"
 )
 
 // SyncState is istioctl proxy-status's word for how far a proxy has taken
@@ -139,9 +143,9 @@ func (p *ProxyStatus) Synced() bool { return p.State == StateSynced }
 // Input that is not such an array returns a *SynczError (matching
 // ErrMalformedSyncz); "null" is an empty list.
 func ParseSyncz(data []byte) ([]ProxyStatus, error) {
-	raw, err := decodeSyncz(data)
-	if err != nil {
-		return nil, err
+	var raw []mesh.SyncStatus
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, newSynczError(data, err)
 	}
 	out := make([]ProxyStatus, len(raw))
 	// One backing array for the types of every proxy keeps a large
@@ -155,11 +159,25 @@ func ParseSyncz(data []byte) ([]ProxyStatus, error) {
 	return out, nil
 }
 
-func newProxyStatus(r *rawStatus, types []TypeStatus) ProxyStatus {
-	id := r.fields[fProxy]
+// newSynczError says where encoding/json stopped.
+func newSynczError(data []byte, err error) *SynczError {
+	se := &SynczError{Offset: int64(len(data)), Err: err}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		se.Offset = syntax.Offset
+	case errors.As(err, &typ):
+		se.Offset = typ.Offset
+	}
+	return se
+}
+
+func newProxyStatus(r *mesh.SyncStatus, types []TypeStatus) ProxyStatus {
+	id := r.Proxy
 	p := ProxyStatus{
-		ID: id, Pod: id, ClusterID: r.fields[fClusterID], ProxyType: r.fields[fProxyType],
-		ProxyVersion: r.fields[fProxyVersion], IstioVersion: r.fields[fIstioVersion], Types: types,
+		ID: id, Pod: id, ClusterID: r.ClusterID, ProxyType: r.ProxyType,
+		ProxyVersion: r.ProxyVersion, IstioVersion: r.IstioVersion, Types: types,
 	}
 	// Namespaces cannot contain dots, pod names can: split at the last.
 	if i := strings.LastIndexByte(id, '.'); i >= 0 {
@@ -171,19 +189,19 @@ func newProxyStatus(r *rawStatus, types []TypeStatus) ProxyStatus {
 
 // appendTypes appends the five Envoy types, then any other type of the
 // resources map sorted by URL.
-func appendTypes(dst []TypeStatus, r *rawStatus) []TypeStatus {
-	flat := [len(envoyTypes)][2]int{
-		{fClusterSent, fClusterAcked},
-		{fListenerSent, fListenerAcked},
-		{fEndpointSent, fEndpointAcked},
-		{fRouteSent, fRouteAcked},
-		{fExtensionConfigSent, fExtensionConfigAcked},
+func appendTypes(dst []TypeStatus, r *mesh.SyncStatus) []TypeStatus {
+	flat := [len(envoyTypes)][2]string{
+		{r.ClusterSent, r.ClusterAcked},
+		{r.ListenerSent, r.ListenerAcked},
+		{r.EndpointSent, r.EndpointAcked},
+		{r.RouteSent, r.RouteAcked},
+		{r.ExtensionConfigSent, r.ExtensionConfigAcked},
 	}
-	ignoreEnvoy := r.fields[fProxyType] == ProxyTypeZtunnel
+	ignoreEnvoy := r.ProxyType == ProxyTypeZtunnel
 	for i, et := range envoyTypes {
-		t := TypeStatus{Type: et.short, TypeURL: et.url, Sent: r.fields[flat[i][0]], Acked: r.fields[flat[i][1]]}
-		if res, ok := r.resource(et.url); ok {
-			mergeResource(&t, res)
+		t := TypeStatus{Type: et.short, TypeURL: et.url, Sent: flat[i][0], Acked: flat[i][1]}
+		if res, ok := r.Resources[et.url]; ok {
+			mergeResource(&t, &res)
 		}
 		if ignoreEnvoy {
 			t.State = StateIgnored
@@ -193,13 +211,12 @@ func appendTypes(dst []TypeStatus, r *rawStatus) []TypeStatus {
 		dst = append(dst, t)
 	}
 	start := len(dst)
-	for i := range r.resources {
-		e := &r.resources[i]
-		if isEnvoyType(e.typeURL) {
+	for url, res := range r.Resources {
+		if isEnvoyType(url) {
 			continue
 		}
-		t := TypeStatus{Type: ShortTypeName(e.typeURL), TypeURL: e.typeURL}
-		mergeResource(&t, &e.res)
+		t := TypeStatus{Type: ShortTypeName(url), TypeURL: url}
+		mergeResource(&t, &res)
 		t.State = typeState(&t)
 		dst = append(dst, t)
 	}
@@ -220,7 +237,7 @@ func isEnvoyType(url string) bool {
 
 // mergeResource lets the resources map, where present, fill in what the
 // flat fields leave out.
-func mergeResource(t *TypeStatus, res *rawResource) {
+func mergeResource(t *TypeStatus, res *mesh.SyncResource) {
 	if res.Sent != "" || res.Acked != "" {
 		t.Sent, t.Acked = res.Sent, res.Acked
 	}

@@ -32,21 +32,7 @@ type WebhooksOptions struct {
 
 // Overlap is a namespace/pod label combination that two injector
 // configurations would both inject (istioctl's IST0139).
-type Overlap struct {
-	// First and Second name the MutatingWebhookConfigurations,
-	// FirstWebhook and SecondWebhook the webhooks inside them that match.
-	First, Second               string
-	FirstWebhook, SecondWebhook string
-	// NamespaceLabels and PodLabels are an example that both match.
-	NamespaceLabels map[string]string
-	PodLabels       map[string]string
-}
-
-// String names both configurations and the example labels.
-func (o Overlap) String() string {
-	return fmt.Sprintf("%s and %s both inject a pod labelled %v in a namespace labelled %v",
-		o.First, o.Second, o.PodLabels, o.NamespaceLabels)
-}
+type Overlap = revkit.Overlap
 
 // DanglingService is a webhook whose client config names a Service that
 // does not exist: every call to it fails.
@@ -207,9 +193,7 @@ func (r *WebhooksReport) Err() error {
 	var causes []error
 	for _, o := range r.Overlaps {
 		problems = append(problems, Problem{Kind: ProblemOverlap, Object: o.First + "+" + o.Second, Detail: o.String()})
-		causes = append(causes, &revkit.OverlapError{Subject: "installed injectors",
-			First: o.First, FirstWebhook: o.FirstWebhook, Second: o.Second, SecondWebhook: o.SecondWebhook,
-			NamespaceLabels: o.NamespaceLabels, PodLabels: o.PodLabels})
+		causes = append(causes, &revkit.OverlapError{Subject: "installed injectors", Overlap: o})
 	}
 	for _, d := range r.Dangling {
 		problems = append(problems, Problem{Kind: ProblemDanglingService, Object: d.Configuration,
@@ -255,7 +239,7 @@ func Webhooks(ctx context.Context, kube kubernetes.Interface, opts WebhooksOptio
 		report.Injectors = append(report.Injectors, inj.Name)
 	}
 	for _, ov := range mesh.FindOverlaps(model.Injectors) {
-		report.Overlaps = append(report.Overlaps, Overlap(ov))
+		report.Overlaps = append(report.Overlaps, ov)
 	}
 
 	services := serviceChecker{kube: kube, seen: map[revkit.ObjectRef]bool{}}

@@ -116,3 +116,13 @@ func eachPodPage(ctx context.Context, kube kubernetes.Interface, ns string, opts
 		opts.Continue = list.Continue
 	}
 }
+
+// PodReady reports whether the pod's Ready condition is True.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Transient reports whether err says the apiserver could not answer for
@@ -29,33 +31,22 @@ func Transient(err error) bool {
 	return false
 }
 
-// Backoff is the pause before retrying after a transient error: it starts
-// at Min and doubles up to Max. The zero value pauses 250ms, then up to 4s.
-type Backoff struct {
-	Min, Max time.Duration
-	next     time.Duration
-}
-
-// Step returns the next delay and doubles the one after it, up to Max.
-func (b *Backoff) Step() time.Duration {
-	if b.next == 0 {
-		b.next = b.Min
-		if b.next <= 0 {
-			b.next = 250 * time.Millisecond
-		}
+// TransientBackoff returns the pauses before each retry after a transient
+// error: 250ms doubling up to 4s, each lengthened by up to 10% at random so
+// that clients that failed together (an apiserver restart fails them all)
+// do not all come back at once. Step gives the next pause; a fresh value
+// starts over.
+func TransientBackoff() wait.Backoff {
+	return wait.Backoff{
+		Duration: 250 * time.Millisecond,
+		Factor:   2,
+		Jitter:   0.1,
+		// Steps only counts the pauses before Cap is reached; past it,
+		// every Step returns Cap (jittered).
+		Steps: math.MaxInt32,
+		Cap:   4 * time.Second,
 	}
-	d := b.next
-	maxDelay := b.Max
-	if maxDelay <= 0 {
-		maxDelay = 4 * time.Second
-	}
-	b.next = min(2*b.next, maxDelay)
-	return d
 }
-
-// Wait pauses for the next delay (Step), or until ctx ends, and then
-// reports ctx's error.
-func (b *Backoff) Wait(ctx context.Context) error { return Pause(ctx, b.Step()) }
 
 // Pause waits for d, or until ctx ends, and then reports ctx's error.
 func Pause(ctx context.Context, d time.Duration) error {
@@ -68,6 +59,3 @@ func Pause(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
-// Reset makes the next Wait pause Min again, after a success.
-func (b *Backoff) Reset() { b.next = 0 }

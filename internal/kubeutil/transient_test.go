@@ -53,26 +53,28 @@ func TestTransient(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := kubeutil.Backoff{Min: time.Millisecond, Max: 4 * time.Millisecond}
-	var steps []time.Duration
-	for range 5 {
-		steps = append(steps, b.Step())
-	}
+func TestTransientBackoff(t *testing.T) {
 	ms := time.Millisecond
-	assert.Equal(t, []time.Duration{ms, 2 * ms, 4 * ms, 4 * ms, 4 * ms}, steps, "doubling, capped at Max")
-	b.Reset()
-	assert.Equal(t, ms, b.Step(), "Reset starts over")
+	b := kubeutil.TransientBackoff()
+	want := []time.Duration{250 * ms, 500 * ms, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second}
+	jittered := false
+	for i, base := range want {
+		got := b.Step()
+		// Jitter lengthens each pause by up to 10%, never shortens it.
+		assert.GreaterOrEqual(t, got, base, "step %d", i)
+		assert.LessOrEqual(t, got, base+base/10, "step %d", i)
+		jittered = jittered || got != base
+	}
+	assert.True(t, jittered, "no pause was jittered")
+	assert.Equal(t, 250*ms, kubeutil.TransientBackoff().Duration, "a fresh backoff starts over")
+}
 
-	var zero kubeutil.Backoff
-	assert.Equal(t, []time.Duration{250 * ms, 500 * ms, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second},
-		[]time.Duration{zero.Step(), zero.Step(), zero.Step(), zero.Step(), zero.Step(), zero.Step()})
-
+func TestPause(t *testing.T) {
+	ms := time.Millisecond
 	start := time.Now()
-	assert.NoError(t, (&kubeutil.Backoff{Min: 2 * ms}).Wait(context.Background()))
-	assert.GreaterOrEqual(t, time.Since(start), 2*ms, "Wait pauses for the delay")
+	assert.NoError(t, kubeutil.Pause(context.Background(), 2*ms))
+	assert.GreaterOrEqual(t, time.Since(start), 2*ms, "Pause waits for the delay")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	slow := kubeutil.Backoff{Min: time.Hour}
-	assert.ErrorIs(t, slow.Wait(ctx), context.Canceled, "a done context ends the pause")
+	assert.ErrorIs(t, kubeutil.Pause(ctx, time.Hour), context.Canceled, "a done context ends the pause")
 }

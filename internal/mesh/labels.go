@@ -5,6 +5,7 @@
 package mesh
 
 import (
+	"encoding/json"
 	corev1 "k8s.io/api/core/v1"
 
 	"istio.io/api/annotation"
@@ -114,6 +115,18 @@ func PodActive(pod *corev1.Pod) bool {
 		return false
 	}
 	return pod.DeletionTimestamp == nil
+}
+
+// statusRevision returns the "revision" of a sidecar status annotation, or
+// "" when the annotation is not a JSON object with a string revision.
+func statusRevision(raw string) string {
+	var st struct {
+		Revision string `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		return ""
+	}
+	return st.Revision
 }
 
 // InjectionDisabled reports whether a pod (or pod template) opts out of

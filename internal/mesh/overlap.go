@@ -1,16 +1,10 @@
 package mesh
 
+import "github.com/revkit/revkit"
+
 // Overlap is a namespace/pod label combination that two injectors would both
 // inject.
-type Overlap struct {
-	// First and Second name the two MutatingWebhookConfigurations.
-	First, Second string
-	// FirstWebhook and SecondWebhook name the webhooks inside them.
-	FirstWebhook, SecondWebhook string
-	// NamespaceLabels and PodLabels are an example that both match.
-	NamespaceLabels map[string]string
-	PodLabels       map[string]string
-}
+type Overlap = revkit.Overlap
 
 // FindOverlaps checks every pair of injectors: if some namespace and pod
 // labels satisfy a webhook of each, the pair overlaps. Two webhooks of one

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/revkit/revkit/internal/kubeutil"
 	"github.com/revkit/revkit/internal/mesh"
 )
 
@@ -27,25 +28,6 @@ func (s *Simulation) SyncSource(rev string) *SyncSource { return &SyncSource{sim
 
 // Revision returns the source's revision.
 func (p *SyncSource) Revision() string { return p.rev }
-
-// synczEntry is one proxy of istiod's /debug/syncz.
-type synczEntry struct {
-	ClusterID      string `json:"cluster_id"`
-	Proxy          string `json:"proxy"`
-	ProxyType      string `json:"proxy_type"`
-	ProxyVersion   string `json:"proxy_version"`
-	IstioVersion   string `json:"istio_version"`
-	ClusterSent    string `json:"cluster_sent"`
-	ClusterAcked   string `json:"cluster_acked"`
-	ListenerSent   string `json:"listener_sent"`
-	ListenerAcked  string `json:"listener_acked"`
-	RouteSent      string `json:"route_sent"`
-	RouteAcked     string `json:"route_acked"`
-	EndpointSent   string `json:"endpoint_sent"`
-	EndpointAcked  string `json:"endpoint_acked"`
-	ExtensionSent  string `json:"extensionconfig_sent,omitempty"`
-	ExtensionAcked string `json:"extensionconfig_acked,omitempty"`
-}
 
 // Syncz returns the document. Every proxy is SYNCED, or STALE after
 // StaleProxies; a pod that is not ready (its sidecar crashed, its image
@@ -70,7 +52,7 @@ func (p *SyncSource) Syncz(ctx context.Context) ([]byte, error) {
 	if stale {
 		acked = "sim-1"
 	}
-	entries := []synczEntry{}
+	entries := []mesh.SyncStatus{}
 	pods := list.(*corev1.PodList).Items
 	sort.Slice(pods, func(i, j int) bool {
 		if pods[i].Namespace != pods[j].Namespace {
@@ -81,14 +63,14 @@ func (p *SyncSource) Syncz(ctx context.Context) ([]byte, error) {
 	for i := range pods {
 		pod := &pods[i]
 		if rev, injected := mesh.PodRevision(pod); !injected || rev != p.rev || !mesh.PodActive(pod) ||
-			pod.Status.Phase != corev1.PodRunning || !podReady(pod) {
+			pod.Status.Phase != corev1.PodRunning || !kubeutil.PodReady(pod) {
 			continue
 		}
 		typ := "sidecar"
 		if pod.Annotations["inject.istio.io/templates"] == "gateway" {
 			typ = "router"
 		}
-		entries = append(entries, synczEntry{ClusterID: "Kubernetes", Proxy: pod.Name + "." + pod.Namespace, ProxyType: typ,
+		entries = append(entries, mesh.SyncStatus{ClusterID: "Kubernetes", Proxy: pod.Name + "." + pod.Namespace, ProxyType: typ,
 			ProxyVersion: version, IstioVersion: version,
 			ClusterSent: sent, ClusterAcked: acked, ListenerSent: sent, ListenerAcked: acked,
 			RouteSent: sent, RouteAcked: acked, EndpointSent: sent, EndpointAcked: acked})

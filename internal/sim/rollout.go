@@ -19,6 +19,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/revkit/revkit/internal/kubeutil"
 	"github.com/revkit/revkit/internal/mesh"
 )
 
@@ -294,19 +295,10 @@ func podsOwnedBy(pods []*corev1.Pod, owner types.UID) []*corev1.Pod {
 	return out
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func countReady(pods []*corev1.Pod) int32 {
 	var n int32
 	for _, p := range pods {
-		if podReady(p) {
+		if kubeutil.PodReady(p) {
 			n++
 		}
 	}
@@ -315,7 +307,7 @@ func countReady(pods []*corev1.Pod) int32 {
 
 // notReadyFirst orders pods as controllers pick them for removal.
 func notReadyFirst(pods []*corev1.Pod) {
-	sort.SliceStable(pods, func(i, j int) bool { return !podReady(pods[i]) && podReady(pods[j]) })
+	sort.SliceStable(pods, func(i, j int) bool { return !kubeutil.PodReady(pods[i]) && kubeutil.PodReady(pods[j]) })
 }
 
 func (s *Simulation) deletePod(p *corev1.Pod) error {
@@ -433,7 +425,7 @@ func (s *Simulation) syncDeployment(d *appsv1.Deployment) error {
 			budget := countReady(newPods) + countReady(oldPods) - (desired - unavailable)
 			kept := oldPods[:0]
 			for _, p := range oldPods {
-				if podReady(p) {
+				if kubeutil.PodReady(p) {
 					if budget <= 0 {
 						kept = append(kept, p)
 						continue
@@ -596,7 +588,7 @@ func (s *Simulation) syncStatefulSet(st *appsv1.StatefulSet) error {
 		}
 		// A pod that is not ready holds back the next ordinal, unless it is
 		// of an older revision: the rolling update below replaces it.
-		blocked = ordered && !podReady(p) && p.Labels[appsv1.ControllerRevisionHashLabelKey] == updateRev
+		blocked = ordered && !kubeutil.PodReady(p) && p.Labels[appsv1.ControllerRevisionHashLabelKey] == updateRev
 	}
 	var extra []int
 	for ord := range byOrd {
@@ -622,7 +614,7 @@ func (s *Simulation) syncStatefulSet(st *appsv1.StatefulSet) error {
 				break
 			}
 			if p.Labels[appsv1.ControllerRevisionHashLabelKey] == updateRev {
-				if !podReady(p) {
+				if !kubeutil.PodReady(p) {
 					break
 				}
 				continue
@@ -639,7 +631,7 @@ func (s *Simulation) syncStatefulSet(st *appsv1.StatefulSet) error {
 				break
 			}
 			byOrd[ord] = np
-			if !podReady(np) {
+			if !kubeutil.PodReady(np) {
 				break
 			}
 		}
@@ -730,7 +722,7 @@ func (s *Simulation) syncDaemonSet(d *appsv1.DaemonSet) error {
 		}
 		var unavailable int32
 		for i := 0; i < nodes; i++ {
-			if p := byNode[nodeName(i)]; p == nil || !podReady(p) {
+			if p := byNode[nodeName(i)]; p == nil || !kubeutil.PodReady(p) {
 				unavailable++
 			}
 		}
@@ -740,7 +732,7 @@ func (s *Simulation) syncDaemonSet(d *appsv1.DaemonSet) error {
 			if p == nil || p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
 				continue
 			}
-			wasReady := podReady(p)
+			wasReady := kubeutil.PodReady(p)
 			if wasReady && unavailable >= maxUnavailable {
 				break
 			}
@@ -759,7 +751,7 @@ func (s *Simulation) syncDaemonSet(d *appsv1.DaemonSet) error {
 				break
 			}
 			byNode[node] = np
-			if podReady(np) {
+			if kubeutil.PodReady(np) {
 				unavailable--
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"image"
+	"image/color"
 	"image/png"
 	"io"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot"
 )
 
 type testWay struct {
@@ -147,8 +150,19 @@ func TestScaleChoice(t *testing.T) {
 		if got := useLogX(tc.sizes); got != tc.log {
 			t.Errorf("useLogX(%v) = %v, want %v", tc.sizes, got, tc.log)
 		}
-		if s, _ := xScale(tc.sizes); s.log != tc.log {
-			t.Errorf("xScale(%v).log = %v, want %v", tc.sizes, s.log, tc.log)
+		pts := make([]point, len(tc.sizes))
+		for i, n := range tc.sizes {
+			pts[i] = point{Profile: "a", Way: "revkit", Namespaces: n, Seconds: 10}
+		}
+		p, err := panel("a", pts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, isLog := p.X.Scale.(plot.LogScale); isLog != tc.log {
+			t.Errorf("panel over %v: log x = %v, want %v", tc.sizes, isLog, tc.log)
+		}
+		if p.X.Min >= float64(tc.sizes[0]) || p.X.Max <= float64(tc.sizes[len(tc.sizes)-1]) {
+			t.Errorf("panel over %v: x axis [%v, %v] does not leave room around the points", tc.sizes, p.X.Min, p.X.Max)
 		}
 	}
 	for _, tc := range []struct {
@@ -164,19 +178,24 @@ func TestScaleChoice(t *testing.T) {
 		if got := useLogY(tc.secs); got != tc.log {
 			t.Errorf("useLogY(%v) = %v, want %v", tc.secs, got, tc.log)
 		}
-		s, ticks := yScale(tc.secs)
-		if s.log != tc.log {
-			t.Errorf("yScale(%v).log = %v, want %v", tc.secs, s.log, tc.log)
+		pts := make([]point, len(tc.secs))
+		for i, v := range tc.secs {
+			pts[i] = point{Profile: "a", Way: "revkit", Namespaces: 10 * (i + 1), Seconds: v}
 		}
-		if len(ticks) < 2 || len(ticks) > 8 {
-			t.Errorf("yScale(%v): %d ticks, want 2..8", tc.secs, len(ticks))
+		p, err := panel("a", pts)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !s.log && ticks[0].label != "0" {
-			t.Errorf("yScale(%v): linear axis starts at %s, want 0", tc.secs, ticks[0].label)
+		_, isLog := p.Y.Scale.(plot.LogScale)
+		if isLog != tc.log {
+			t.Errorf("panel over %v: log y = %v, want %v", tc.secs, isLog, tc.log)
+		}
+		if !isLog && p.Y.Min != 0 {
+			t.Errorf("panel over %v: linear axis starts at %v, want 0", tc.secs, p.Y.Min)
 		}
 		for _, v := range tc.secs {
-			if f := s.frac(v); f < 0 || f > 1 {
-				t.Errorf("yScale(%v): %v falls outside the axis (%v)", tc.secs, v, f)
+			if v < p.Y.Min || v > p.Y.Max {
+				t.Errorf("panel over %v: %v falls outside the axis [%v, %v]", tc.secs, v, p.Y.Min, p.Y.Max)
 			}
 		}
 	}
@@ -209,27 +228,30 @@ func TestRender(t *testing.T) {
 		t.Fatalf("image size %v, want %v", got, want)
 	}
 
-	// Count each way's pixels per panel, below the legend. Markers alone
-	// give pointsPerWay*marker pixels; lines must add more.
-	for panel, pointsPerWay := range []int{3, 2, 1} {
-		for _, way := range ways {
-			c := wayColor[way]
-			n := 0
-			for y := legendH; y < 450; y++ {
-				for x := panel * panelW; x < (panel+1)*panelW; x++ {
-					r, g, b, _ := img.At(x, y).RGBA()
-					if uint8(r>>8) == c.R && uint8(g>>8) == c.G && uint8(b>>8) == c.B {
-						n++
-					}
+	// Count each way's pixels per panel (antialiased edges blend, the
+	// inside of markers and lines has the way's colour exactly). Every way
+	// is drawn in every panel, and lines add to the markers: a panel with
+	// one point per way has far fewer than one with three.
+	count := func(panel int, c color.RGBA) int {
+		n := 0
+		for y := 0; y < 450; y++ {
+			for x := panel * panelW; x < (panel+1)*panelW; x++ {
+				r, g, b, _ := img.At(x, y).RGBA()
+				if uint8(r>>8) == c.R && uint8(g>>8) == c.G && uint8(b>>8) == c.B {
+					n++
 				}
 			}
-			markers := pointsPerWay * markerPixels(way)
-			switch {
-			case pointsPerWay == 1 && n != markers:
-				t.Errorf("panel %d, %s: %d pixels, want one marker (%d)", panel, way, n, markers)
-			case pointsPerWay > 1 && n < markers+100:
-				t.Errorf("panel %d, %s: %d pixels, want markers (%d) and lines", panel, way, n, markers)
-			}
+		}
+		return n
+	}
+	for _, way := range ways {
+		c := wayColor[way]
+		lines, two, markers := count(0, c), count(1, c), count(2, c)
+		if markers == 0 {
+			t.Errorf("%s: not drawn in the panel with one point", way)
+		}
+		if lines < markers+100 || two < markers+100 {
+			t.Errorf("%s: %d and %d pixels in the panels with lines, %d with markers only", way, lines, two, markers)
 		}
 	}
 
@@ -255,16 +277,4 @@ func TestRunNeedsOutput(t *testing.T) {
 	if err := run([]string{"-o", filepath.Join(t.TempDir(), "x.png")}, io.Discard); err == nil {
 		t.Error("run without input files succeeded")
 	}
-}
-
-func markerPixels(way string) int {
-	img := image.NewRGBA(image.Rect(0, 0, 20, 20))
-	drawMarker(img, 10, 10, way, wayColor[way])
-	n := 0
-	for i := 3; i < len(img.Pix); i += 4 {
-		if img.Pix[i] != 0 {
-			n++
-		}
-	}
-	return n
 }

@@ -58,8 +58,12 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	img, err := render(points, *title)
+	if err != nil {
+		return err
+	}
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, render(points, *title)); err != nil {
+	if err := png.Encode(&buf, img); err != nil {
 		return err
 	}
 	return os.WriteFile(*out, buf.Bytes(), 0o644)
