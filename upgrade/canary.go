@@ -70,6 +70,16 @@ type CanaryOptions struct {
 	Gateways gateway.Mode
 	// GatewayNamespaces limits the gateways moved; empty means all.
 	GatewayNamespaces []string
+	// GatewayReleases are gateways installed by Helm (Istio's gateway
+	// chart), which Gateways leaves alone (gateway.Move refuses them): each
+	// moves through its own release after the namespaces — in place to To
+	// (UpgradeGatewayRelease), or with GatewayReleaseMode Canary as a
+	// canary release beside it (CanaryGatewayRelease), promoted with the
+	// stable tag (PromoteGatewayRelease). Rollback uninstalls a canary and
+	// moves each back to From in place. The plan sets each one's Target;
+	// its Releaser keeps its records in the gateway's namespace.
+	GatewayReleases    []gateway.ReleaseOptions
+	GatewayReleaseMode gateway.Mode
 	// KeepOld leaves From installed at the end.
 	KeepOld bool
 	// Helm is the installer (helm.New) that uninstalls a revision
@@ -150,6 +160,15 @@ func (o *CanaryOptions) validate() error {
 	}
 	if o.Ambient != nil {
 		if err := o.Ambient.validate(); err != nil {
+			return err
+		}
+	}
+	if m := o.GatewayReleaseMode; m != "" && m != gateway.InPlace && m != gateway.Canary {
+		return &revkit.InvalidInputError{Field: "GatewayReleaseMode", Value: string(m), Reason: `must be "", "in-place" or "canary"`}
+	}
+	for i := range o.GatewayReleases {
+		g := o.gatewayRelease(i, o.To)
+		if err := g.Validate(); err != nil {
 			return err
 		}
 	}
@@ -319,8 +338,20 @@ func Canary(ctx context.Context, kube kubernetes.Interface, opts CanaryOptions) 
 		add(MoveGateways(gateway.MoveOptions{Target: opts.To, Mode: opts.Gateways, Namespaces: opts.GatewayNamespaces,
 			ControlPlaneNamespace: cp, Wait: true, Timeout: opts.RestartTimeout}))
 	}
+	for i := range opts.GatewayReleases {
+		if opts.GatewayReleaseMode == gateway.Canary {
+			add(CanaryGatewayRelease(opts.gatewayRelease(i, opts.To)))
+		} else {
+			add(UpgradeGatewayRelease(opts.gatewayRelease(i, opts.To)))
+		}
+	}
 	if opts.StableTag != "" {
 		add(SetTag(tag.SetOptions{Tag: opts.StableTag, Revision: opts.To, Overwrite: true, ControlPlaneNamespace: cp}))
+	}
+	if opts.GatewayReleaseMode == gateway.Canary {
+		for i := range opts.GatewayReleases {
+			add(PromoteGatewayRelease(opts.gatewayRelease(i, opts.To)))
+		}
 	}
 	if opts.Gateways == gateway.Canary {
 		// Promotion: the gateways themselves move, then their canaries go.
@@ -448,6 +479,9 @@ func (o *CanaryOptions) precheck(back bool) verify.PrecheckOptions {
 	if o.Ambient != nil {
 		pre.Permissions = append(pre.Permissions, o.Ambient.permissions(cp)...)
 	}
+	for _, g := range o.GatewayReleases {
+		pre.Permissions = append(pre.Permissions, verify.GatewayReleasePermissions(g.Namespace, o.GatewayReleaseMode == gateway.Canary)...)
+	}
 	pre.Skew = o.skew(back)
 	return pre
 }
@@ -537,6 +571,12 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 		}
 		add(RemoveCanaryGateways(gateway.RemoveCanariesOptions{Revision: opts.To, Namespaces: opts.GatewayNamespaces}))
 	}
+	for i := range opts.GatewayReleases {
+		if opts.GatewayReleaseMode == gateway.Canary {
+			add(RollbackGatewayRelease(opts.gatewayRelease(i, opts.To)))
+		}
+		add(UpgradeGatewayRelease(opts.gatewayRelease(i, opts.From)))
+	}
 	if opts.CanaryTag != "" && uninstallCanary && !opts.RecordState {
 		add(RemoveTag(tag.RemoveOptions{Tag: opts.CanaryTag, ControlPlaneNamespace: cp}))
 	}
@@ -548,6 +588,20 @@ func rollbackSteps(opts CanaryOptions, batches [][]string, uninstallCanary bool,
 		add(Uninstall(un))
 	}
 	return out
+}
+
+// gatewayRelease is the i-th gateway release's options, moved to target,
+// waiting for its pods as the plan's other moves do.
+func (o *CanaryOptions) gatewayRelease(i int, target string) gateway.ReleaseOptions {
+	g := o.GatewayReleases[i]
+	g.Target, g.Wait = target, true
+	if g.ControlPlaneNamespace == "" {
+		g.ControlPlaneNamespace = o.ControlPlaneNamespace
+	}
+	if g.Timeout == 0 {
+		g.Timeout = o.RestartTimeout
+	}
+	return g
 }
 
 // helm is the installer that uninstalls revisions: Install's, or Helm

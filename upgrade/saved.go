@@ -15,6 +15,7 @@ import (
 
 	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/ambient"
+	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/namespace"
 	"github.com/revkit/revkit/revision"
 	"github.com/revkit/revkit/tag"
@@ -122,6 +123,8 @@ func saveSteps(steps []Step) ([]SavedStep, error) {
 				ss.Helm = o.Helm != nil
 			case ambient.UpgradeOptions:
 				ss.Helm = o.Releaser != nil
+			case gateway.ReleaseOptions:
+				ss.Helm = o.Releaser != nil
 			}
 		}
 		out = append(out, ss)
@@ -200,6 +203,10 @@ type LoadOptions struct {
 	// Releaser upgrades the node agents' releases (ambient steps); default
 	// Helm, when it is one (a *helm.Client is).
 	Releaser revkit.Releaser
+	// GatewayReleasers give the steps that move a gateway through its Helm
+	// release their Releaser, by the gateway's namespace (where its
+	// release is recorded: helm.New with that namespace).
+	GatewayReleasers map[string]revkit.Releaser
 	// Proxies are the syncz sources of VerifyProxies steps.
 	Proxies []verify.SyncSource
 	// Custom gives back the custom steps by name.
@@ -309,6 +316,20 @@ func loadStep(ss SavedStep, opts LoadOptions) (Step, error) {
 		return decode(ss, RecordState, nil)
 	case KindRestoreState:
 		return decode(ss, RestoreState, nil)
+	case KindUpgradeGatewayRelease, KindCanaryGatewayRelease, KindPromoteGatewayRelease, KindRollbackGatewayRelease:
+		build := map[StepKind]func(gateway.ReleaseOptions) Step{KindUpgradeGatewayRelease: UpgradeGatewayRelease,
+			KindCanaryGatewayRelease: CanaryGatewayRelease, KindPromoteGatewayRelease: PromoteGatewayRelease,
+			KindRollbackGatewayRelease: RollbackGatewayRelease}[ss.Kind]
+		return decode(ss, build, func(o *gateway.ReleaseOptions) error {
+			if !ss.Helm {
+				return nil
+			}
+			if o.Releaser = opts.GatewayReleasers[o.Namespace]; o.Releaser == nil {
+				return &revkit.InvalidInputError{Field: "LoadOptions.GatewayReleasers", Value: o.Namespace,
+					Reason: fmt.Sprintf("step %q moves a gateway through its Helm release in that namespace", ss.Name)}
+			}
+			return nil
+		})
 	case KindUpgradeAgent:
 		return decode(ss, UpgradeAgent, func(o *ambient.UpgradeOptions) error {
 			if !ss.Helm {

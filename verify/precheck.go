@@ -553,3 +553,29 @@ func AgentUpgradePermissions(controlPlaneNamespace string, nodeByNode, drain boo
 	}
 	return l
 }
+
+// GatewayReleasePermissions lists what moving a gateway installed by Helm
+// through its own release in namespace (gateway.UpgradeRelease, and with
+// canary the canary release's install and uninstall) adds to
+// DefaultPermissions: Helm's release records, a server-side apply of the
+// chart's objects, and reading the gateway, its Services and its pods.
+func GatewayReleasePermissions(namespace string, canary bool) []Permission {
+	var l permList
+	l.add("", "secrets", namespace, nil, "list", "get", "create", "update")
+	l.add("apps", "deployments", namespace, nil, "list", "get", "patch")
+	l.add("apps", "replicasets", namespace, nil, "list")
+	l.add("", "pods", namespace, nil, "list")
+	l.add("", "services", namespace, nil, "list", "get", "patch")
+	for _, r := range []struct{ group, resource string }{{"", "serviceaccounts"}, {rbacGroup, "roles"}, {rbacGroup, "rolebindings"},
+		{"autoscaling", "horizontalpodautoscalers"}, {"policy", "poddisruptionbudgets"}} {
+		l.add(r.group, r.resource, namespace, nil, "get", "patch")
+	}
+	if canary {
+		l.add("", "secrets", namespace, nil, "delete")
+		for _, r := range []struct{ group, resource string }{{"apps", "deployments"}, {"", "serviceaccounts"}, {rbacGroup, "roles"},
+			{rbacGroup, "rolebindings"}, {"autoscaling", "horizontalpodautoscalers"}, {"policy", "poddisruptionbudgets"}} {
+			l.add(r.group, r.resource, namespace, nil, "create", "delete")
+		}
+	}
+	return l
+}

@@ -8,6 +8,12 @@
 // two Istio versions the tools build, from its own charts) with a few demo
 // namespaces and a gateway on it, and upgrades them to the newer version's
 // istiod and charts; run it that way with `make demo`.
+//
+// A gateway installed with Istio's gateway chart is never patched: name it
+// with --gateway-release namespace/release and it moves through its own
+// Helm release — upgraded in place, or with --gateways canary as a canary
+// release beside it that its Service selects too, promoted with the stable
+// tag (and on rollback uninstalled).
 package main
 
 import (
@@ -43,6 +49,9 @@ func run(args []string, out, errOut io.Writer) int {
 	stableTag := fs.String("stable-tag", "prod-stable", "tag moved to --to at promotion (empty: none)")
 	batch := fs.Int("batch-size", 2, "namespaces per batch")
 	gateways := fs.String("gateways", "in-place", `gateway move: "in-place", "canary" or "" to leave them`)
+	gatewayNamespaces := fs.String("gateway-namespaces", "", "comma-separated namespaces of the gateway Deployments --gateways moves (empty: all)")
+	gatewayRelease := fs.String("gateway-release", "", `"namespace/release" of a gateway installed with Istio's gateway chart: moved through its own release (in place, or with --gateways canary as a canary release promoted with the stable tag), never patched`)
+	gatewayChart := fs.String("gateway-chart", "", "gateway chart to upgrade --gateway-release to (empty: the release's own chart)")
 	keepOld := fs.Bool("keep-old", false, "do not uninstall --from at the end")
 	checkProxies := fs.Bool("check-proxies", true, "with --kubeconfig: after every batch, read every replica of --to's istiod through port-forwards (needs pods/portforward and kubelets that serve it) and check that each pod's proxy is connected and SYNCED")
 	dryRun := fs.String("dry-run", "none", `"none", "client" or "server"`)
@@ -70,6 +79,31 @@ func run(args []string, out, errOut io.Writer) int {
 		Namespaces: namespace.Selection{Selector: *selector}, BatchSize: *batch,
 		Gateways: gateway.Mode(*gateways), KeepOld: *keepOld,
 		RestartTimeout: 5 * time.Minute,
+	}
+	if *gatewayNamespaces != "" {
+		opts.GatewayNamespaces = strings.Split(*gatewayNamespaces, ",")
+	}
+	if *gatewayRelease != "" {
+		ns, rel, ok := strings.Cut(*gatewayRelease, "/")
+		if !ok || ns == "" || rel == "" {
+			fmt.Fprintln(errOut, `canary-upgrade: --gateway-release must be "namespace/release"`)
+			return 2
+		}
+		// The gateway's release is recorded in its own namespace.
+		hg, err := helm.New(cluster.Config, ns, nil)
+		if err != nil {
+			fmt.Fprintln(errOut, "canary-upgrade:", err)
+			return 1
+		}
+		gr := gateway.ReleaseOptions{Namespace: ns, Release: rel, Releaser: hg}
+		if *gatewayChart != "" {
+			gr.Chart = chartSource(*gatewayChart)
+		}
+		opts.GatewayReleases = []gateway.ReleaseOptions{gr}
+		opts.GatewayReleaseMode = gateway.InPlace
+		if opts.Gateways == gateway.Canary {
+			opts.GatewayReleaseMode = gateway.Canary
+		}
 	}
 	var local []upgrade.Step
 	if cluster.Local != nil {
@@ -189,6 +223,9 @@ func localize(p upgrade.Plan, c *demo.Cluster, startIstiod upgrade.Step, batches
 			steps = append(steps, startIstiod)
 		case upgrade.KindMoveGateways:
 			steps = append(steps, c.ConnectSidecarsStep("connect-sidecars "+strings.Fields(s.Name())[0], []string{"istio-ingress"}))
+		case upgrade.KindUpgradeGatewayRelease, upgrade.KindCanaryGatewayRelease, upgrade.KindPromoteGatewayRelease:
+			ns := s.(upgrade.InputReporter).Inputs().(gateway.ReleaseOptions).Namespace
+			steps = append(steps, c.ConnectSidecarsStep("connect-sidecars "+strings.Fields(s.Name())[0], []string{ns}))
 		case upgrade.KindUninstallRevision, upgrade.KindUninstallAdded:
 			steps = append(steps, c.StopRevisionStep(uninstalled(s)))
 		case upgrade.KindRestartWorkloads:

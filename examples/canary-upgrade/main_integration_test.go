@@ -27,11 +27,17 @@ func TestCanaryUpgradeExample(t *testing.T) {
 	defer cancel()
 	from, to := testenv.OldIstio.Revision, testenv.NewIstio.Revision
 	env, _ := demo.TestMesh(t, ctx, from, "prod-stable", to)
+	// A second gateway, installed as `helm install istio-gateway
+	// istio/gateway -n istio-gateway --set revision=<from>` would: it moves
+	// through its own release.
+	hg := demo.InstallGatewayRelease(t, ctx, env, "istio-gateway", "istio-gateway", testenv.OldIstio)
 
 	var out, errOut bytes.Buffer
 	// The local control plane's istiods are processes, not pods a
 	// port-forward reaches: no proxy check through the apiserver here.
-	code := run([]string{"--kubeconfig", env.Kubeconfig, "--from", from, "--to", to, "--gateways", "canary", "--check-proxies=false"}, &out, &errOut)
+	code := run([]string{"--kubeconfig", env.Kubeconfig, "--from", from, "--to", to, "--gateways", "canary", "--check-proxies=false",
+		"--gateway-namespaces", "istio-ingress", "--gateway-release", "istio-gateway/istio-gateway",
+		"--gateway-chart", env.VersionChartDir(testenv.NewIstio, "gateway")}, &out, &errOut)
 	t.Log(out.String())
 	require.Equal(t, 0, code, errOut.String())
 
@@ -59,6 +65,15 @@ func TestCanaryUpgradeExample(t *testing.T) {
 	assert.Equal(t, to, gw.Spec.Template.Labels["istio.io/rev"], "the gateway itself was promoted")
 	assert.Regexp(t, `move-gateways `+to+`\s+done\s+\S+\s+create 1`, out.String(), "a canary gateway ran first")
 	assert.Regexp(t, `uninstall-revision `+from+`\s+done`, out.String())
+
+	// The Helm gateway: a canary release ran beside it, then its own release
+	// was upgraded to the new revision and the canary uninstalled.
+	assert.Regexp(t, `canary-gateway-release istio-gateway/istio-gateway→`+to+`\s+done`, out.String())
+	assert.Regexp(t, `promote-gateway-release istio-gateway/istio-gateway→`+to+`\s+done`, out.String())
+	hgw, err := env.Client.AppsV1().Deployments("istio-gateway").Get(ctx, "istio-gateway", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, to, hgw.Spec.Template.Labels["istio.io/rev"], "moved through its release")
+	assert.Equal(t, []string{"istio-gateway#2"}, demo.DeployedReleases(t, hg), "its release upgraded once, the canary release gone")
 
 	// --help exits 0 and names the flags.
 	out.Reset()

@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/loader"
 	helmkube "helm.sh/helm/v4/pkg/kube"
+	rv1 "helm.sh/helm/v4/pkg/release/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -143,4 +144,52 @@ func TestAmbientMesh(t *testing.T, ctx context.Context, from, to testenv.IstioVe
 		t.Fatal(err)
 	}
 	return env, c
+}
+
+// InstallGatewayRelease installs Istio's gateway chart of version v as
+// release name in namespace ns (created here) on revision v.Revision, with
+// one replica, as `helm install <name> istio/gateway -n <ns> --set
+// revision=<rev>` would, waits for it, and returns the Helm client of that
+// namespace (where the release is recorded).
+func InstallGatewayRelease(t *testing.T, ctx context.Context, env *testenv.Env, ns, name string, v testenv.IstioVersion) *helm.Client {
+	t.Helper()
+	c := &Cluster{Kube: env.Client, Config: env.Config, Local: env}
+	if err := c.namespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	hg, err := helm.New(env.Config, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chrt, err := loader.Load(env.VersionChartDir(v, "gateway"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := action.NewInstall(hg.Configuration())
+	in.ReleaseName, in.Namespace, in.Timeout, in.WaitStrategy = name, ns, 2*time.Minute, helmkube.HookOnlyStrategy
+	if _, err := in.RunWithContext(ctx, chrt, map[string]any{"revision": v.Revision, "replicaCount": 1,
+		"autoscaling": map[string]any{"enabled": false}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(ctx, []string{ns}); err != nil {
+		t.Fatal(err)
+	}
+	return hg
+}
+
+// DeployedReleases names the releases hc keeps that are deployed, as
+// "name#version".
+func DeployedReleases(t *testing.T, hc *helm.Client) []string {
+	t.Helper()
+	rels, err := hc.Configuration().Releases.ListDeployed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rels {
+		if rel, ok := r.(*rv1.Release); ok {
+			out = append(out, fmt.Sprintf("%s#%d", rel.Name, rel.Version))
+		}
+	}
+	return out
 }
