@@ -151,11 +151,7 @@ func Roll(ctx context.Context, kube kubernetes.Interface, opts RollOptions) (*Ro
 	}
 	ns := revkit.ControlPlaneNamespace(opts.Namespace)
 	const op = "ambient.Roll"
-	ds, err := findDaemonSet(ctx, kube, op, ns, opts.Component, opts.Name)
-	if err != nil {
-		return res, err
-	}
-	agent, err := readAgent(ctx, kube, op, opts.Component, ds)
+	ds, agent, err := loadAgent(ctx, kube, op, ns, opts.Component, opts.Name)
 	if err != nil {
 		return res, err
 	}
@@ -197,6 +193,16 @@ func Roll(ctx context.Context, kube kubernetes.Interface, opts RollOptions) (*Ro
 		}
 	}
 	return res, nil
+}
+
+// loadAgent finds a component's DaemonSet and reads it as an Agent.
+func loadAgent(ctx context.Context, kube kubernetes.Interface, op, ns string, c Component, name string) (*appsv1.DaemonSet, *Agent, error) {
+	ds, err := findDaemonSet(ctx, kube, op, ns, c, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	agent, err := readAgent(ctx, kube, op, c, ds)
+	return ds, agent, err
 }
 
 func findDaemonSet(ctx context.Context, kube kubernetes.Interface, op, ns string, c Component, name string) (*appsv1.DaemonSet, error) {

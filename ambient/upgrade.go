@@ -133,11 +133,7 @@ func Upgrade(ctx context.Context, kube kubernetes.Interface, opts UpgradeOptions
 	}
 	const op = "ambient.Upgrade"
 	ns := revkit.ControlPlaneNamespace(opts.Namespace)
-	ds, err := findDaemonSet(ctx, kube, op, ns, opts.Component, opts.Name)
-	if err != nil {
-		return res, err
-	}
-	agent, err := readAgent(ctx, kube, op, opts.Component, ds)
+	ds, agent, err := loadAgent(ctx, kube, op, ns, opts.Component, opts.Name)
 	if err != nil {
 		return res, err
 	}

@@ -194,22 +194,31 @@ type MoveOptions struct {
 
 // Validate checks the options as Move does before any request.
 func (o *MoveOptions) Validate() error {
-	if o.Target == "" {
-		return &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
-	}
-	if err := revkit.ValidateRevision(o.Target); err != nil {
+	if err := validateMove(o.Target, o.ControlPlaneNamespace, o.Timeout, o.PollInterval); err != nil {
 		return err
-	}
-	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
-		return err
-	}
-	if o.Timeout < 0 || o.PollInterval < 0 {
-		return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}
 	}
 	if o.Mode != "" && o.Mode != InPlace && o.Mode != Canary {
 		return &revkit.InvalidInputError{Field: "Mode", Value: string(o.Mode), Reason: `must be "in-place" or "canary"`}
 	}
 	return o.DryRun.Validate()
+}
+
+// validateMove checks what every move of gateways shares: a target
+// revision or tag, the control-plane namespace, the wait's durations.
+func validateMove(target, cp string, timeout, interval time.Duration) error {
+	if target == "" {
+		return &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
+	}
+	if err := revkit.ValidateRevision(target); err != nil {
+		return err
+	}
+	if err := revkit.ValidateNamespace("ControlPlaneNamespace", cp); err != nil {
+		return err
+	}
+	if timeout < 0 || interval < 0 {
+		return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}
+	}
+	return nil
 }
 
 // MoveResult reports what Move did, one entry per gateway.

@@ -304,13 +304,7 @@ type MoveAPIOptions struct {
 
 // Validate checks the options as MoveAPI does before any request.
 func (o *MoveAPIOptions) Validate() error {
-	if o.Target == "" {
-		return &revkit.InvalidInputError{Field: "Target", Reason: "must name a revision or a tag"}
-	}
-	if err := revkit.ValidateRevision(o.Target); err != nil {
-		return err
-	}
-	if err := revkit.ValidateNamespace("ControlPlaneNamespace", o.ControlPlaneNamespace); err != nil {
+	if err := validateMove(o.Target, o.ControlPlaneNamespace, o.Timeout, o.PollInterval); err != nil {
 		return err
 	}
 	for _, ns := range o.Namespaces {
@@ -322,9 +316,6 @@ func (o *MoveAPIOptions) Validate() error {
 		if !istioClass(c) {
 			return &revkit.InvalidInputError{Field: "Classes", Value: c, Reason: fmt.Sprintf("must be %q or %q", ClassIstio, ClassWaypoint)}
 		}
-	}
-	if o.Timeout < 0 || o.PollInterval < 0 {
-		return &revkit.InvalidInputError{Field: "Timeout", Reason: "durations must not be negative"}
 	}
 	return o.DryRun.Validate()
 }

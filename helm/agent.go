@@ -30,23 +30,8 @@ var _ revkit.Releaser = (*Client)(nil)
 // upgrade itself does not wait for the release's workloads: the caller
 // decides how a DaemonSet is rolled.
 func (c *Client) UpgradeRelease(ctx context.Context, opts revkit.ReleaseOptions) (*revkit.ReleaseResult, error) {
-	if err := c.usable(); err != nil {
-		return nil, err
-	}
 	reuseChart := opts.Chart == (revkit.ChartSource{})
-	if !reuseChart {
-		if err := opts.Chart.Validate("Chart"); err != nil {
-			return nil, err
-		}
-	}
-	if err := opts.DryRun.Validate(); err != nil {
-		return nil, err
-	}
-	if opts.Release == "" {
-		return nil, &revkit.InvalidInputError{Field: "Release", Reason: "required"}
-	}
-	ns := revkit.ControlPlaneNamespace(opts.Namespace)
-	last, err := lastRelease(c.cfg, opts.Release)
+	ns, last, err := c.releaseRequest(opts, reuseChart)
 	if err != nil {
 		return nil, err
 	}
@@ -98,20 +83,7 @@ func (c *Client) UpgradeRelease(ctx context.Context, opts revkit.ReleaseOptions)
 // sends every rendered object as a server-side apply with dryRun=All. The
 // install does not wait for the release's workloads.
 func (c *Client) InstallRelease(ctx context.Context, opts revkit.ReleaseOptions) (*revkit.ReleaseResult, error) {
-	if err := c.usable(); err != nil {
-		return nil, err
-	}
-	if err := opts.Chart.Validate("Chart"); err != nil {
-		return nil, err
-	}
-	if err := opts.DryRun.Validate(); err != nil {
-		return nil, err
-	}
-	if opts.Release == "" {
-		return nil, &revkit.InvalidInputError{Field: "Release", Reason: "required"}
-	}
-	ns := revkit.ControlPlaneNamespace(opts.Namespace)
-	last, err := lastRelease(c.cfg, opts.Release)
+	ns, last, err := c.releaseRequest(opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -155,4 +127,26 @@ func releaseStatus(r *rv1.Release) string {
 		return "unknown"
 	}
 	return r.Info.Status.String()
+}
+
+// releaseRequest checks a release request before anything is read and
+// returns the release's namespace and its last record (nil when there is
+// none). A zero chart passes only when chartOptional is set.
+func (c *Client) releaseRequest(opts revkit.ReleaseOptions, chartOptional bool) (string, *rv1.Release, error) {
+	if err := c.usable(); err != nil {
+		return "", nil, err
+	}
+	if !chartOptional {
+		if err := opts.Chart.Validate("Chart"); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := opts.DryRun.Validate(); err != nil {
+		return "", nil, err
+	}
+	if opts.Release == "" {
+		return "", nil, &revkit.InvalidInputError{Field: "Release", Reason: "required"}
+	}
+	last, err := lastRelease(c.cfg, opts.Release)
+	return revkit.ControlPlaneNamespace(opts.Namespace), last, err
 }
