@@ -291,20 +291,13 @@ func waitObserved(ctx context.Context, kube kubernetes.Interface, ds *appsv1.Dae
 }
 
 func waitDaemonSet(ctx context.Context, kube kubernetes.Interface, op string, ds *appsv1.DaemonSet, interval, timeout time.Duration) error {
-	var why string
-	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
-		cur, err := kube.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
-		if err != nil {
-			if kubeutil.Transient(err) {
-				return false, nil
+	ref := revkit.ObjectRef{Kind: "DaemonSet", Namespace: ds.Namespace, Name: ds.Name}
+	return kubeutil.WaitAll(ctx, op, "rollout not complete", []revkit.ObjectRef{ref}, timeout, interval,
+		func(ctx context.Context, ref revkit.ObjectRef) (string, error) {
+			cur, err := kube.AppsV1().DaemonSets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				return "cannot read it", &revkit.OpError{Op: op, Verb: "get", Object: ref, Err: err}
 			}
-			return false, &revkit.OpError{Op: op, Verb: "get", Object: revkit.ObjectRef{Kind: "DaemonSet", Namespace: ds.Namespace, Name: ds.Name}, Err: err}
-		}
-		why, err = kubeutil.RolloutStatus(cur)
-		return why == "", err
-	})
-	if err != nil && why != "" {
-		return fmt.Errorf("%s: DaemonSet %s/%s: %s: %w", op, ds.Namespace, ds.Name, why, err)
-	}
-	return err
+			return kubeutil.RolloutStatus(cur)
+		})
 }

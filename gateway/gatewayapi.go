@@ -471,63 +471,29 @@ func selectGateways(objs []unstructured.Unstructured, opts MoveAPIOptions) ([]un
 // rev's istiod and has rolled out.
 func waitRerolled(ctx context.Context, kube kubernetes.Interface, gws []*unstructured.Unstructured, rev string, timeout, interval time.Duration) error {
 	const op = "gateway.MoveAPI"
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	pending := map[revkit.ObjectRef]string{}
 	byRef := map[revkit.ObjectRef]*unstructured.Unstructured{}
+	var refs []revkit.ObjectRef
 	for _, g := range gws {
 		ref := revkit.ObjectRef{Kind: "Gateway", Namespace: g.GetNamespace(), Name: g.GetName()}
-		pending[ref], byRef[ref] = "not checked yet", g
+		byRef[ref] = g
+		refs = append(refs, ref)
 	}
-	for len(pending) > 0 {
-		lists := map[string][]appsv1.Deployment{}
-		for ref := range pending {
-			deps, ok := lists[ref.Namespace]
-			if !ok {
-				list, err := kube.AppsV1().Deployments(ref.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelManaged})
-				if err != nil {
-					if ctx.Err() != nil {
-						break
-					}
-					if kubeutil.Transient(err) {
-						pending[ref] = "cannot read its Deployment: " + err.Error()
-						continue
-					}
-					return &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Deployment", Namespace: ref.Namespace}, Err: err}
-				}
-				deps, lists[ref.Namespace] = list.Items, list.Items
-			}
-			d := deploymentOf(deps, byRef[ref])
-			switch {
-			case d == nil:
-				pending[ref] = "istiod has not created its Deployment yet"
-			case d.Spec.Template.Annotations[mesh.LabelRev] != rev:
-				pending[ref] = fmt.Sprintf("Deployment %s still rendered by revision %q, not %q", d.Name, d.Spec.Template.Annotations[mesh.LabelRev], rev)
-			default:
-				why, err := kubeutil.RolloutStatus(d)
-				if err != nil {
-					return err
-				}
-				if why != "" {
-					pending[ref] = "Deployment " + d.Name + ": " + why
-				} else {
-					delete(pending, ref)
-				}
-			}
+	return kubeutil.WaitAll(ctx, op, "not re-rolled by revision "+rev, refs, timeout, interval, func(ctx context.Context, ref revkit.ObjectRef) (string, error) {
+		list, err := kube.AppsV1().Deployments(ref.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelManaged})
+		if err != nil {
+			return "cannot read its Deployment", &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Deployment", Namespace: ref.Namespace}, Err: err}
 		}
-		if len(pending) == 0 {
-			return nil
+		d := deploymentOf(list.Items, byRef[ref])
+		switch {
+		case d == nil:
+			return "istiod has not created its Deployment yet", nil
+		case d.Spec.Template.Annotations[mesh.LabelRev] != rev:
+			return fmt.Sprintf("Deployment %s still rendered by revision %q, not %q", d.Name, d.Spec.Template.Annotations[mesh.LabelRev], rev), nil
 		}
-		select {
-		case <-ctx.Done():
-			var list []string
-			for ref, why := range pending {
-				list = append(list, ref.String()+": "+why)
-			}
-			sort.Strings(list)
-			return fmt.Errorf("%s: not re-rolled by revision %s (%s): %w", op, rev, strings.Join(list, "; "), ctx.Err())
-		case <-time.After(interval):
+		why, err := kubeutil.RolloutStatus(d)
+		if why != "" {
+			why = "Deployment " + d.Name + ": " + why
 		}
-	}
-	return nil
+		return why, err
+	})
 }

@@ -552,28 +552,14 @@ func renderedDeployment(manifest, release, name string) (*appsv1.Deployment, err
 // rev.
 func waitInjected(ctx context.Context, kube kubernetes.Interface, op, ns, name, rev string, timeout, interval time.Duration) error {
 	ref := revkit.ObjectRef{Kind: "Deployment", Namespace: ns, Name: name}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	why := "not checked yet"
-	for {
-		d, err := kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case err != nil && ctx.Err() == nil && !kubeutil.Transient(err):
-			return &revkit.OpError{Op: op, Verb: "get", Object: ref, Err: err}
-		case err != nil:
-			why = "cannot read it: " + err.Error()
-		default:
-			if why, err = podsPending(ctx, kube, d, rev); err != nil {
-				return err
+	return kubeutil.WaitAll(ctx, op, "gateway not on revision "+rev, []revkit.ObjectRef{ref}, timeout, interval,
+		func(ctx context.Context, ref revkit.ObjectRef) (string, error) {
+			d, err := kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return "cannot read it", &revkit.OpError{Op: op, Verb: "get", Object: ref, Err: err}
 			}
-		}
-		if why == "" {
-			return nil
-		}
-		if err := kubeutil.Pause(ctx, interval); err != nil {
-			return fmt.Errorf("%s: gateway %s/%s: %s: %w", op, ns, name, why, context.DeadlineExceeded)
-		}
-	}
+			return podsPending(ctx, kube, d, rev)
+		})
 }
 
 // podsPending says why d is not yet on rev ("" when it is).
@@ -611,32 +597,23 @@ func podsPending(ctx context.Context, kube kubernetes.Interface, d *appsv1.Deplo
 // waitCanaryGone waits until the canary's Deployment is gone, and its pods
 // (those carrying podLabels).
 func waitCanaryGone(ctx context.Context, kube kubernetes.Interface, op, ns, canary string, podLabels labels.Set, timeout, interval time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	why := ""
-	for {
-		_, err := kube.AppsV1().Deployments(ns).Get(ctx, canary, metav1.GetOptions{})
-		switch {
-		case err == nil:
-			why = "its Deployment is still there"
-		case !isNotFound(err):
-			why = "cannot read it: " + err.Error()
-		default:
+	ref := revkit.ObjectRef{Kind: "Deployment", Namespace: ns, Name: canary}
+	return kubeutil.WaitAll(ctx, op, "canary release not gone", []revkit.ObjectRef{ref}, timeout, interval,
+		func(ctx context.Context, ref revkit.ObjectRef) (string, error) {
+			_, err := kube.AppsV1().Deployments(ns).Get(ctx, canary, metav1.GetOptions{})
+			switch {
+			case err == nil:
+				return "its Deployment is still there", nil
+			case !isNotFound(err):
+				return "cannot read it: " + err.Error(), nil
+			}
 			pods, err := kubeutil.ListPods(ctx, kube, ns, metav1.ListOptions{LabelSelector: podLabels.String()})
 			switch {
 			case err != nil:
-				why = "cannot list pods: " + err.Error()
+				return "cannot list pods: " + err.Error(), nil
 			case len(pods) > 0:
-				why = fmt.Sprintf("%d of its pods are still there (%s)", len(pods), pods[0].Name)
-			default:
-				why = ""
+				return fmt.Sprintf("%d of its pods are still there (%s)", len(pods), pods[0].Name), nil
 			}
-		}
-		if why == "" {
-			return nil
-		}
-		if err := kubeutil.Pause(ctx, interval); err != nil {
-			return fmt.Errorf("%s: canary release %s/%s: %s: %w", op, ns, canary, why, context.DeadlineExceeded)
-		}
-	}
+			return "", nil
+		})
 }
