@@ -25,6 +25,10 @@ func TestOperationsReturnAResultOnError(t *testing.T) {
 			r, err := tag.Set(ctx, kube, tag.SetOptions{Tag: "x", Revision: "9-9-9"})
 			return r != nil && !r.Changed(), err
 		},
+		"gateway.Move": func() (bool, error) {
+			r, err := gateway.Move(ctx, kube, gateway.MoveOptions{Target: "9-9-9"})
+			return r != nil && !r.Changed(), err
+		},
 		"gateway.MoveAPI": func() (bool, error) {
 			r, err := gateway.MoveAPI(ctx, kube, revkittest.NewCluster().Dynamic(), gateway.MoveAPIOptions{Target: "9-9-9"})
 			return r != nil && !r.Changed(), err

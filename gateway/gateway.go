@@ -251,33 +251,35 @@ func CanaryName(gateway, rev string) string { return gateway + "-" + rev }
 // way the result lists every gateway changed.
 func Move(ctx context.Context, kube kubernetes.Interface, opts MoveOptions) (*MoveResult, error) {
 	const op = "gateway.Move"
+	// A refusal still returns a result, of nothing changed.
+	res := &MoveResult{Target: opts.Target, DryRun: opts.DryRun}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return res, err
 	}
 	if opts.Mode == "" {
 		opts.Mode = InPlace
 	}
 	model, err := mesh.Load(ctx, kube, revkit.ControlPlaneNamespace(opts.ControlPlaneNamespace))
 	if err != nil {
-		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
+		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "control plane"}, Err: err}
 	}
 	rev, _, ok := model.Resolve(opts.Target)
 	if !ok {
-		return nil, &revkit.NotFoundError{Kind: "revision or tag", Name: opts.Target}
+		return res, &revkit.NotFoundError{Kind: "revision or tag", Name: opts.Target}
 	}
 	deps, err := gatewayDeployments(ctx, kube, opts.Namespaces, opts.Names)
 	if err != nil {
-		return nil, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Deployment"}, Err: err}
+		return res, &revkit.OpError{Op: op, Verb: "list", Object: revkit.ObjectRef{Kind: "Deployment"}, Err: err}
 	}
 	// A gateway a Helm release owns refuses the whole move, before any
 	// write: nothing is left half-moved.
 	for i := range deps {
 		if rel := helmRelease(&deps[i]); rel != "" && deps[i].Labels[LabelCanaryOf] == "" {
-			return nil, &HelmOwnedError{Namespace: deps[i].Namespace, Name: deps[i].Name, Release: rel}
+			return res, &HelmOwnedError{Namespace: deps[i].Namespace, Name: deps[i].Name, Release: rel}
 		}
 	}
 	rec := kubeutil.NewRecorder(op, opts.Common)
-	res := &MoveResult{Target: opts.Target, Revision: rev, DryRun: opts.DryRun}
+	res.Revision = rev
 	for i := range deps {
 		d := &deps[i]
 		if d.Labels[LabelCanaryOf] != "" {
