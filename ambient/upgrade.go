@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 
@@ -274,20 +273,19 @@ func daemonSetImage(manifest, name string) (string, error) {
 // that leaves the template as it was records no new revision, and Roll then
 // finds every node current.
 func waitObserved(ctx context.Context, kube kubernetes.Interface, ds *appsv1.DaemonSet, interval, timeout time.Duration) error {
-	var seen, want int64
-	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
-		cur, err := kube.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		seen, want = cur.Status.ObservedGeneration, cur.Generation
-		return seen >= want, nil
-	})
-	if err != nil {
-		return fmt.Errorf("ambient.Upgrade: DaemonSet %s/%s: its controller has not observed generation %d (at %d): %w",
-			ds.Namespace, ds.Name, want, seen, err)
-	}
-	return nil
+	const op = "ambient.Upgrade"
+	ref := revkit.ObjectRef{Kind: "DaemonSet", Namespace: ds.Namespace, Name: ds.Name}
+	return kubeutil.WaitAll(ctx, op, "its controller has not observed the release", []revkit.ObjectRef{ref}, timeout, interval,
+		func(ctx context.Context, ref revkit.ObjectRef) (string, error) {
+			cur, err := kube.AppsV1().DaemonSets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case err != nil:
+				return "cannot read it", &revkit.OpError{Op: op, Verb: "get", Object: ref, Err: err}
+			case cur.Status.ObservedGeneration < cur.Generation:
+				return fmt.Sprintf("generation %d observed, %d written", cur.Status.ObservedGeneration, cur.Generation), nil
+			}
+			return "", nil
+		})
 }
 
 func waitDaemonSet(ctx context.Context, kube kubernetes.Interface, op string, ds *appsv1.DaemonSet, interval, timeout time.Duration) error {

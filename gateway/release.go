@@ -381,18 +381,11 @@ func CanaryRelease(ctx context.Context, kube kubernetes.Interface, opts ReleaseO
 // rolling update keeps its old pods serving meanwhile). A canary already
 // gone is left alone; rerunning it changes nothing.
 func PromoteCanaryRelease(ctx context.Context, kube kubernetes.Interface, opts ReleaseOptions) (*ReleaseResult, error) {
-	const op = "gateway.PromoteCanaryRelease"
-	ri, err := opts.installer()
+	ri, t, res, err := canaryTarget(ctx, kube, "gateway.PromoteCanaryRelease", &opts)
 	if err != nil {
 		return nil, err
 	}
-	t, err := resolveRelease(ctx, kube, op, &opts)
-	if err != nil {
-		return nil, err
-	}
-	res := &ReleaseResult{Gateway: t.gw, Target: opts.Target, Revision: t.rev, Release: t.release,
-		Canary: CanaryReleaseName(t.release, t.rev), DryRun: opts.DryRun}
-	rec := kubeutil.NewRecorder(op, opts.Common)
+	rec := kubeutil.NewRecorder("gateway.PromoteCanaryRelease", opts.Common)
 	defer func() { res.Changes = rec.Changes }()
 	if err := upgradeInPlace(ctx, kube, rec, t, opts, res); err != nil {
 		return res, err
@@ -405,20 +398,29 @@ func PromoteCanaryRelease(ctx context.Context, kube kubernetes.Interface, opts R
 // are gone when it returns. The gateway itself, never changed by
 // CanaryRelease, keeps serving. A canary already gone is left alone.
 func RollbackCanaryRelease(ctx context.Context, kube kubernetes.Interface, opts ReleaseOptions) (*ReleaseResult, error) {
-	const op = "gateway.RollbackCanaryRelease"
-	ri, err := opts.installer()
+	ri, t, res, err := canaryTarget(ctx, kube, "gateway.RollbackCanaryRelease", &opts)
 	if err != nil {
 		return nil, err
 	}
-	t, err := resolveRelease(ctx, kube, op, &opts)
+	rec := kubeutil.NewRecorder("gateway.RollbackCanaryRelease", opts.Common)
+	defer func() { res.Changes = rec.Changes }()
+	return res, uninstallCanary(ctx, kube, ri, rec, t, res.Canary, opts)
+}
+
+// canaryTarget resolves what Promote- and RollbackCanaryRelease work on: the
+// installer, the gateway's release and the result naming its canary.
+func canaryTarget(ctx context.Context, kube kubernetes.Interface, op string, opts *ReleaseOptions) (ReleaseInstaller, *releaseTarget, *ReleaseResult, error) {
+	ri, err := opts.installer()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
+	}
+	t, err := resolveRelease(ctx, kube, op, opts)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	res := &ReleaseResult{Gateway: t.gw, Target: opts.Target, Revision: t.rev, Release: t.release,
 		Canary: CanaryReleaseName(t.release, t.rev), DryRun: opts.DryRun}
-	rec := kubeutil.NewRecorder(op, opts.Common)
-	defer func() { res.Changes = rec.Changes }()
-	return res, uninstallCanary(ctx, kube, ri, rec, t, res.Canary, opts)
+	return ri, t, res, nil
 }
 
 func uninstallCanary(ctx context.Context, kube kubernetes.Interface, ri ReleaseInstaller, rec *kubeutil.Recorder, t *releaseTarget, canary string, opts ReleaseOptions) error {

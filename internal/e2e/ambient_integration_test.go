@@ -12,9 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"helm.sh/helm/v4/pkg/action"
-	"helm.sh/helm/v4/pkg/chart/loader"
-	helmkube "helm.sh/helm/v4/pkg/kube"
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -184,15 +181,12 @@ func ztunnelValues(v testenv.IstioVersion) map[string]any {
 	return map[string]any{"hub": "registry.invalid/istio", "tag": v.Name, "revision": v.Revision}
 }
 
-// helmInstall installs a chart as a release in istio-system, as
-// `helm install` would.
+// helmInstall installs a chart as a release in istio-system, as `helm
+// install` would.
 func helmInstall(ctx context.Context, t *testing.T, hc *helm.Client, chartDir, name string, values map[string]any) {
 	t.Helper()
-	chrt, err := loader.Load(chartDir)
-	require.NoError(t, err)
-	in := action.NewInstall(hc.Configuration())
-	in.ReleaseName, in.Namespace, in.Timeout, in.WaitStrategy = name, "istio-system", 2*time.Minute, helmkube.HookOnlyStrategy
-	_, err = in.RunWithContext(ctx, chrt, values)
+	_, err := hc.InstallRelease(ctx, revkit.ReleaseOptions{Release: name, Chart: revkit.ChartSource{Path: chartDir},
+		Values: values, Timeout: 2 * time.Minute})
 	require.NoError(t, err, "helm install %s", name)
 }
 

@@ -58,12 +58,9 @@ func TestHelmGatewayThroughItsRelease(t *testing.T) {
 	hg, err := helm.New(env.Config, ns, nil) // the gateway's release is recorded in its namespace
 	require.NoError(t, err)
 	oldChart, newChart := env.VersionChartDir(from, "gateway"), env.VersionChartDir(to, "gateway")
-	chrt, err := loader.Load(oldChart)
-	require.NoError(t, err)
-	in := action.NewInstall(hg.Configuration())
-	in.ReleaseName, in.Namespace, in.Timeout, in.WaitStrategy = rel, ns, 2*time.Minute, helmkube.HookOnlyStrategy
-	_, err = in.RunWithContext(ctx, chrt, map[string]any{"revision": from.Revision, "replicaCount": 2,
-		"autoscaling": map[string]any{"enabled": false}})
+	_, err = hg.InstallRelease(ctx, revkit.ReleaseOptions{Namespace: ns, Release: rel, Chart: revkit.ChartSource{Path: oldChart},
+		Values:  map[string]any{"revision": from.Revision, "replicaCount": 2, "autoscaling": map[string]any{"enabled": false}},
+		Timeout: 2 * time.Minute})
 	require.NoError(t, err)
 	waitRolledOut(ctx, t, kube, ns, rel)
 	svc, err := kube.CoreV1().Services(ns).Get(ctx, rel, metav1.GetOptions{})

@@ -7,13 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v4/pkg/action"
-	"helm.sh/helm/v4/pkg/chart/loader"
-	helmkube "helm.sh/helm/v4/pkg/kube"
 	rv1 "helm.sh/helm/v4/pkg/release/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/revkit/revkit"
 	"github.com/revkit/revkit/gateway"
 	"github.com/revkit/revkit/helm"
 	"github.com/revkit/revkit/internal/testenv"
@@ -111,13 +109,9 @@ func (c *Cluster) SeedAmbient(ctx context.Context, hc *helm.Client, v testenv.Is
 // helmInstall installs a chart as a release in istio-system, as `helm
 // install` would.
 func helmInstall(ctx context.Context, hc *helm.Client, dir, name string, values map[string]any) error {
-	chrt, err := loader.Load(dir)
+	_, err := hc.InstallRelease(ctx, revkit.ReleaseOptions{Release: name, Chart: revkit.ChartSource{Path: dir},
+		Values: values, Timeout: 2 * time.Minute})
 	if err != nil {
-		return err
-	}
-	in := action.NewInstall(hc.Configuration())
-	in.ReleaseName, in.Namespace, in.Timeout, in.WaitStrategy = name, "istio-system", 2*time.Minute, helmkube.HookOnlyStrategy
-	if _, err := in.RunWithContext(ctx, chrt, values); err != nil {
 		return fmt.Errorf("helm install %s: %w", name, err)
 	}
 	return nil
@@ -161,14 +155,9 @@ func InstallGatewayRelease(t *testing.T, ctx context.Context, env *testenv.Env, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	chrt, err := loader.Load(env.VersionChartDir(v, "gateway"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := action.NewInstall(hg.Configuration())
-	in.ReleaseName, in.Namespace, in.Timeout, in.WaitStrategy = name, ns, 2*time.Minute, helmkube.HookOnlyStrategy
-	if _, err := in.RunWithContext(ctx, chrt, map[string]any{"revision": v.Revision, "replicaCount": 1,
-		"autoscaling": map[string]any{"enabled": false}}); err != nil {
+	if _, err := hg.InstallRelease(ctx, revkit.ReleaseOptions{Namespace: ns, Release: name,
+		Chart: revkit.ChartSource{Path: env.VersionChartDir(v, "gateway")}, Timeout: 2 * time.Minute,
+		Values: map[string]any{"revision": v.Revision, "replicaCount": 1, "autoscaling": map[string]any{"enabled": false}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(ctx, []string{ns}); err != nil {
